@@ -1,0 +1,61 @@
+# One entry point for people and CI. `make test` is what .ci/run calls.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+ENVS := dev staging prod
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: help install lint format test pytest synth demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(PY_STAMP): requirements.txt requirements-dev.txt containers/training/requirements.txt containers/inference/requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules
+
+lint: $(PY_STAMP)  ## ruff (lint + format check) and mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: $(PY_STAMP)  ## apply ruff fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+pytest: install  ## the test suite only
+	$(PY) -m pytest
+
+synth: install  ## synthesize every environment and print its stacks with their dependencies
+	@for env in $(ENVS); do \
+	  echo "== $$env"; \
+	  npx cdk synth --all --quiet -c env=$$env -o cdk.out/$$env >/dev/null || exit 1; \
+	  npx cdk list --show-dependencies --app cdk.out/$$env || exit 1; \
+	done
+
+test: install lint pytest synth  ## everything CI runs: lint, tests, synth of every environment
+
+demo: $(PY_STAMP)  ## train, promote and score locally against a local MLflow (no AWS account)
+	$(PY) local/demo.py
+
+bench: install  ## benchmarks (ratios against a baseline measured in the same run)
+	$(PY) benchmarks/synth.py
+	$(PY) benchmarks/inference.py
+
+clean:  ## remove build output (keeps .venv, node_modules and .local)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

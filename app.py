@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""CDK entry point: reads `-c env=NAME` (and overrides) once, builds the settings, adds the stacks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before jsii starts: keep synth output quiet on this Node version.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+import aws_cdk as cdk  # noqa: E402
+
+from mlops_cdk.config import DEFAULT_ENVIRONMENT, ConfigError, Settings  # noqa: E402
+from mlops_cdk.nag import add_nag_checks  # noqa: E402
+from mlops_cdk.platform import build_platform  # noqa: E402
+
+
+def main() -> None:
+    app = cdk.App()
+    context = app.node.get_all_context()
+    if "env" not in context:
+        print(f"no -c env=NAME given; using {DEFAULT_ENVIRONMENT}", file=sys.stderr)
+    try:
+        settings = Settings.from_context(context, os.environ)
+    except ConfigError as err:
+        sys.exit(f"config error: {err}")
+    build_platform(app, settings)
+    add_nag_checks(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A VPC whose workloads sit in private subnets, with flow logs and the endpoints they need."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlops_cdk.config import NetworkSettings, retention_days
+
+# What the later stacks call from private subnets when there is no NAT: SageMaker jobs and
+# Studio, MLflow on Fargate/EC2 (ECR pulls, logs, secrets, Session Manager), KMS and STS.
+INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
+    "sagemaker_api": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
+    "sagemaker_runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
+    "sagemaker_studio": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_STUDIO,
+    "sagemaker_notebook": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_NOTEBOOK,
+    "sagemaker_experiments": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_EXPERIMENTS,
+    "sts": ec2.InterfaceVpcEndpointAwsService.STS,
+    "logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
+    "monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    "ecr_api": ec2.InterfaceVpcEndpointAwsService.ECR,
+    "ecr_docker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
+    "secrets_manager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    "kms": ec2.InterfaceVpcEndpointAwsService.KMS,
+    "ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
+    "ssm_messages": ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
+    "ec2_messages": ec2.InterfaceVpcEndpointAwsService.EC2_MESSAGES,
+}
+
+
+class PrivateNetwork(Construct):
+    """VPC with private subnets; egress through VPC endpoints, a NAT gateway or a NAT instance."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: NetworkSettings,
+        removal: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id)
+        isolated = settings.egress == "endpoints"
+        private_type = (
+            ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS
+        )
+        subnets = [ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=20)]
+        if not isolated:
+            subnets.append(
+                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+            )
+        self.vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            ip_addresses=ec2.IpAddresses.cidr(settings.cidr),
+            max_azs=None if settings.availability_zones else settings.max_azs,
+            availability_zones=list(settings.availability_zones or []) or None,
+            subnet_configuration=subnets,
+            nat_gateways=0 if isolated else settings.nat_gateways,
+            nat_gateway_provider=self._nat_provider(settings),
+            restrict_default_security_group=True,
+        )
+        self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
+        self.private_subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
+        self.nat_instances: list[ec2.IConstruct] = [
+            child
+            for subnet in self.vpc.public_subnets
+            if (child := subnet.node.try_find_child("NatInstance")) is not None
+        ]
+
+        flow_logs = logs.LogGroup(
+            self,
+            "FlowLogs",
+            retention=retention_days(settings.flow_log_retention_days),
+            removal_policy=removal,
+        )
+        self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
+
+        # S3 is reached through a free gateway endpoint in every egress mode.
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.private_subnets]
+        )
+        self.endpoint_security_group = ec2.SecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc=self.vpc,
+            description="HTTPS from inside the VPC to the interface endpoints",
+            allow_all_outbound=False,
+        )
+        self.endpoint_security_group.add_ingress_rule(
+            ec2.Peer.ipv4(settings.cidr), ec2.Port.HTTPS, "HTTPS from the VPC"
+        )
+        if isolated:
+            for name in settings.interface_endpoints:
+                self.vpc.add_interface_endpoint(
+                    _construct_id(name),
+                    service=INTERFACE_ENDPOINTS[name],
+                    subnets=self.private_subnets,
+                    security_groups=[self.endpoint_security_group],
+                    private_dns_enabled=True,
+                    open=False,  # the shared security group already admits HTTPS from the VPC
+                )
+
+    @staticmethod
+    def _nat_provider(settings: NetworkSettings) -> ec2.NatProvider | None:
+        if settings.egress != "nat_instance":
+            return None
+        return ec2.NatProvider.instance_v2(
+            instance_type=ec2.InstanceType(settings.nat_instance_type),
+            # The public SSM parameter is resolved by CloudFormation at deploy time: no lookup at
+            # synth, so synthesis stays deterministic and offline.
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(
+                cpu_type=_cpu_type(settings.nat_instance_type)
+            ),
+            default_allowed_traffic=ec2.NatTrafficDirection.OUTBOUND_ONLY,
+        )
+
+
+def _cpu_type(instance_type: str) -> ec2.AmazonLinuxCpuType:
+    family = instance_type.split(".", 1)[0]
+    graviton = "g" in family[1:]  # t4g, m7g, c7gn, ...
+    return ec2.AmazonLinuxCpuType.ARM_64 if graviton else ec2.AmazonLinuxCpuType.X86_64
+
+
+def _construct_id(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) + "Endpoint"

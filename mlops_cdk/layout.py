@@ -1,0 +1,24 @@
+"""Where things live in S3: one definition shared by every stack and documented in the README."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Key prefixes in the data bucket (and the MLflow prefix in the artifacts bucket)."""
+
+    training: str = "iris/training/"
+    models: str = "iris/models/"
+    inference_input: str = "iris/inference-input/"
+    # Partitioned by run date: iris/inference-output/date=YYYY-MM-DD/
+    inference_output: str = "iris/inference-output/"
+    mlflow_artifacts: str = "mlflow/"
+
+    @property
+    def data_prefixes(self) -> tuple[str, ...]:
+        return (self.training, self.models, self.inference_input, self.inference_output)
+
+
+LAYOUT = DataLayout()

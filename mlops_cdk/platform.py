@@ -1,0 +1,58 @@
+"""Wires the stacks of one environment together: the only place that knows them all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Stack, Tags
+
+from mlops_cdk import nag
+from mlops_cdk.config import Settings
+from mlops_cdk.stacks.network import NetworkStack
+from mlops_cdk.stacks.storage import StorageStack
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The stacks one environment deploys, in dependency order."""
+
+    storage: StorageStack
+    network: NetworkStack | None
+
+    @property
+    def stacks(self) -> list[Stack]:
+        return [s for s in (self.storage, self.network) if s is not None]
+
+
+def build_platform(app: App, settings: Settings) -> Platform:
+    """Add every stack of ``settings.env_name`` to ``app``; references flow through arguments."""
+    common = {"env": settings.aws_env}
+    stateful = {**common, "termination_protection": settings.termination_protection}
+
+    storage = StorageStack(
+        app,
+        settings.stack_name("storage"),
+        description=f"{settings.name_prefix}: KMS key and S3 buckets for ML data and MLflow artifacts",
+        settings=settings.storage,
+        removal=settings.removal,
+        **stateful,
+    )
+    network = (
+        NetworkStack(
+            app,
+            settings.stack_name("network"),
+            description=f"{settings.name_prefix}: private VPC, endpoints and flow logs",
+            settings=settings.network,
+            removal=settings.removal,
+            **common,
+        )
+        if settings.needs_network
+        else None
+    )
+    platform = Platform(storage=storage, network=network)
+
+    tags = {"Project": settings.project, "Environment": settings.env_name, "ManagedBy": "cdk"}
+    for key, value in {**settings.tags, **tags}.items():
+        Tags.of(app).add(key, value)
+    nag.acknowledge(platform)
+    return platform

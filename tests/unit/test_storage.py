@@ -1,0 +1,157 @@
+"""Fine-grained assertions on the storage stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.synth import SynthesizedApp, synthesize
+
+
+def _buckets(app: SynthesizedApp) -> dict[str, dict[str, Any]]:
+    return app.template("storage").find_resources("AWS::S3::Bucket")
+
+
+def _logical_id(app: SynthesizedApp, prefix: str) -> str:
+    (logical_id,) = [k for k in _buckets(app) if k.startswith(prefix)]
+    return logical_id
+
+
+def test_key_rotates(any_env: SynthesizedApp) -> None:
+    any_env.template("storage").has_resource_properties(
+        "AWS::KMS::Key", {"EnableKeyRotation": True}
+    )
+
+
+@pytest.mark.parametrize("prefix", ["ArtifactsBucket", "DataBucket"])
+def test_ml_buckets_are_kms_encrypted_versioned_and_logged(
+    any_env: SynthesizedApp, prefix: str
+) -> None:
+    props = _buckets(any_env)[_logical_id(any_env, prefix)]["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    assert "KMSMasterKeyID" in rule["ServerSideEncryptionByDefault"]
+    assert rule["BucketKeyEnabled"] is True
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LoggingConfiguration"]["DestinationBucketName"]["Ref"].startswith(
+        "AccessLogsBucket"
+    )
+
+
+def test_every_bucket_blocks_public_access(any_env: SynthesizedApp) -> None:
+    buckets = _buckets(any_env)
+    assert len(buckets) == 3
+    for props in (b["Properties"] for b in buckets.values()):
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+
+
+def test_every_bucket_rejects_plain_http(any_env: SynthesizedApp) -> None:
+    policies = any_env.template("storage").find_resources("AWS::S3::BucketPolicy")
+    assert len(policies) == 3
+    for policy in policies.values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert {
+            "Action": "s3:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": Match.any_value(),
+        }.keys() <= next(s for s in statements if s.get("Effect") == "Deny").keys()
+        deny = next(s for s in statements if s.get("Effect") == "Deny")
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Action"] == "s3:*"
+
+
+def test_lifecycle_expires_old_versions_and_incomplete_uploads(staging: SynthesizedApp) -> None:
+    props = _buckets(staging)[_logical_id(staging, "DataBucket")]["Properties"]
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
+    assert rule["Status"] == "Enabled"
+
+
+def test_prod_keeps_longer_history(prod: SynthesizedApp) -> None:
+    props = _buckets(prod)[_logical_id(prod, "DataBucket")]["Properties"]
+    assert props["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": 365
+    }
+
+
+def test_dev_destroys_buckets_and_empties_them(dev: SynthesizedApp) -> None:
+    template = dev.template("storage")
+    for resource in [*_buckets(dev).values(), *template.find_resources("AWS::KMS::Key").values()]:
+        assert resource["DeletionPolicy"] == "Delete"
+        assert resource["UpdateReplacePolicy"] == "Delete"
+    assert len(template.find_resources("Custom::S3AutoDeleteObjects")) == 3
+
+
+def test_prod_retains_every_stateful_resource(prod: SynthesizedApp) -> None:
+    template = prod.template("storage")
+    stateful = {**_buckets(prod), **template.find_resources("AWS::KMS::Key")}
+    assert len(stateful) == 4
+    for resource in stateful.values():
+        assert resource["DeletionPolicy"] == "Retain"
+        assert resource["UpdateReplacePolicy"] == "Retain"
+    assert template.find_resources("Custom::S3AutoDeleteObjects") == {}
+
+
+def test_prod_stateful_stack_has_termination_protection(prod: SynthesizedApp) -> None:
+    assert prod.platform.storage.termination_protection is True
+
+
+def test_dev_stack_can_be_deleted(dev: SynthesizedApp) -> None:
+    assert dev.platform.storage.termination_protection is False
+
+
+def test_outputs_name_buckets_uris_and_key(any_env: SynthesizedApp) -> None:
+    outputs = any_env.template("storage").find_outputs("*")
+    assert {
+        "KmsKeyArn",
+        "ArtifactsBucketName",
+        "ArtifactsBucketArn",
+        "ArtifactStoreUri",
+        "DataBucketName",
+        "DataBucketArn",
+        "DataBucketUri",
+        "AccessLogsBucketName",
+    } <= outputs.keys()
+
+
+def test_artifact_uri_points_at_the_mlflow_prefix(staging: SynthesizedApp) -> None:
+    uri = staging.template_json("storage")["Outputs"]["ArtifactStoreUri"]["Value"]
+    assert uri["Fn::Join"][1][0] == "s3://"
+    assert uri["Fn::Join"][1][-1] == "/mlflow"
+
+
+def test_layout_prefixes_follow_the_design(dev: SynthesizedApp) -> None:
+    layout = dev.platform.storage.layout
+    assert layout.data_prefixes == (
+        "iris/training/",
+        "iris/models/",
+        "iris/inference-input/",
+        "iris/inference-output/",
+    )
+    assert layout.mlflow_artifacts == "mlflow/"
+
+
+def test_existing_bucket_is_used_instead_of_a_new_one() -> None:
+    app = synthesize(
+        "dev",
+        {
+            "storage.create_bucket": "false",
+            "storage.artifact_store_uri": "s3://team-shared-mlflow/experiments",
+        },
+    )
+    template = app.template_json("storage")
+    buckets = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket"]
+    assert not any(k.startswith("ArtifactsBucket") for k in buckets)
+    assert any(k.startswith("DataBucket") for k in buckets)
+    assert template["Outputs"]["ArtifactStoreUri"]["Value"] == "s3://team-shared-mlflow/experiments"
+    assert app.platform.storage.artifacts_key is None
