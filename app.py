@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CDK entry point: reads `-c env=NAME` (and overrides) once, builds the settings, adds the stacks."""
+"""CDK entry point: reads `-c env=NAME` and overrides once, builds settings, adds the stacks."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-import aws_cdk as cdk  # noqa: E402
+import aws_cdk as cdk
 
-from mlops_cdk.config import DEFAULT_ENVIRONMENT, ConfigError, Settings  # noqa: E402
-from mlops_cdk.nag import add_nag_checks  # noqa: E402
-from mlops_cdk.platform import build_platform  # noqa: E402
+from mlops_cdk.config import DEFAULT_ENVIRONMENT, ConfigError, Settings
+from mlops_cdk.nag import add_nag_checks
+from mlops_cdk.platform import build_platform
 
 
 def main() -> None:

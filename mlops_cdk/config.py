@@ -112,7 +112,10 @@ class StorageSettings(Section):
         default=90, ge=1, le=3650, description="Days a replaced object version is kept."
     )
     incomplete_upload_days: int = Field(
-        default=7, ge=1, le=365, description="Days before an unfinished multipart upload is aborted."
+        default=7,
+        ge=1,
+        le=365,
+        description="Days before an unfinished multipart upload is aborted.",
     )
     access_log_days: int = Field(
         default=365, ge=1, le=3650, description="Days S3 server access logs are kept."
@@ -219,6 +222,43 @@ class NetworkSettings(Section):
     flow_log_retention_days: LogRetentionDays = 90
 
 
+TrackingMode = Literal["serverless", "managed", "fargate", "ec2"]
+SELF_HOSTED_MODES: frozenset[str] = frozenset({"fargate", "ec2"})
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _check_maintenance_window(value: str) -> str:
+    match = re.fullmatch(r"(?P<day>[A-Za-z]{3}):(?P<hour>\d{2}):(?P<minute>\d{2})", value)
+    day = match["day"].capitalize() if match else ""
+    if not match or day not in _WEEKDAYS or int(match["hour"]) > 23 or int(match["minute"]) > 59:
+        raise ValueError(f"must be Day:HH:MM in UTC with Day one of {'|'.join(_WEEKDAYS)}")
+    return f"{day}:{match['hour']}:{match['minute']}"
+
+
+MaintenanceWindow = Annotated[str, AfterValidator(_check_maintenance_window)]
+
+
+class TrackingSettings(Section):
+    """MLflow: which of the four modes, and the settings every mode shares."""
+
+    mode: TrackingMode = Field(
+        default="serverless",
+        description="serverless (SageMaker MLflow App), managed (tracking server), fargate or ec2.",
+    )
+    mlflow_version: str = Field(
+        default="3.0",
+        pattern=r"^\d+\.\d+(\.\d+)?$",
+        description="MLflow version of the server (major.minor[.patch]).",
+    )
+    automatic_model_registration: bool = Field(
+        default=True, description="Register models logged by SageMaker automatically."
+    )
+    maintenance_window: MaintenanceWindow = Field(
+        default="Tue:03:30", description="Weekly maintenance start, Day:HH:MM UTC."
+    )
+
+
 class Settings(Section):
     """Everything one environment needs, validated once."""
 
@@ -241,6 +281,7 @@ class Settings(Section):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource.")
     storage: StorageSettings = StorageSettings()
     network: NetworkSettings = NetworkSettings()
+    tracking: TrackingSettings = TrackingSettings()
 
     @model_validator(mode="after")
     def _zones_are_in_the_region(self) -> Self:
@@ -257,6 +298,15 @@ class Settings(Section):
                     f"network.availability_zones entry {zone!r} is not a zone of region "
                     f"{self.region!r} (expected e.g. {self.region}a)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _network_is_there_when_needed(self) -> Self:
+        if self.network.enabled is False and self.tracking.mode in SELF_HOSTED_MODES:
+            raise ValueError(
+                f"tracking.mode={self.tracking.mode!r} runs in a VPC but network.enabled=false; "
+                "enable the network or pick tracking.mode serverless or managed"
+            )
         return self
 
     @computed_field  # type: ignore[prop-decorator]
@@ -283,9 +333,10 @@ class Settings(Section):
 
     @property
     def needs_network(self) -> bool:
-        if self.network.enabled is not None:
-            return self.network.enabled
-        return False
+        """Whether this environment deploys the network stack."""
+        return self.network.enabled is not False and (
+            self.network.enabled is True or self.tracking.mode in SELF_HOSTED_MODES
+        )
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any], environ: Mapping[str, str]) -> Self:

@@ -10,6 +10,7 @@ from mlops_cdk import nag
 from mlops_cdk.config import Settings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.stacks.tracking import TrackingStack
 
 
 @dataclass(frozen=True)
@@ -18,10 +19,11 @@ class Platform:
 
     storage: StorageStack
     network: NetworkStack | None
+    tracking: TrackingStack
 
     @property
     def stacks(self) -> list[Stack]:
-        return [s for s in (self.storage, self.network) if s is not None]
+        return [s for s in (self.storage, self.network, self.tracking) if s is not None]
 
 
 def build_platform(app: App, settings: Settings) -> Platform:
@@ -49,10 +51,20 @@ def build_platform(app: App, settings: Settings) -> Platform:
         if settings.needs_network
         else None
     )
-    platform = Platform(storage=storage, network=network)
+    tracking = TrackingStack(
+        app,
+        settings.stack_name("tracking"),
+        description=f"{settings.name_prefix}: MLflow tracking ({settings.tracking.mode})",
+        settings=settings.tracking,
+        name_prefix=settings.name_prefix,
+        storage=storage,
+        network=network,
+        **stateful,
+    )
+    platform = Platform(storage=storage, network=network, tracking=tracking)
 
     tags = {"Project": settings.project, "Environment": settings.env_name, "ManagedBy": "cdk"}
     for key, value in {**settings.tags, **tags}.items():
         Tags.of(app).add(key, value)
-    nag.acknowledge(platform)
+    nag.acknowledge(app, platform)
     return platform

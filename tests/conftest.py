@@ -8,9 +8,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize  # noqa: E402
+from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 
 _cache: dict[str, SynthesizedApp] = {}
 

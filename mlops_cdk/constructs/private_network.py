@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from mlops_cdk.config import NetworkSettings, retention_days
 
@@ -49,7 +49,9 @@ class PrivateNetwork(Construct):
         subnets = [ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=20)]
         if not isolated:
             subnets.append(
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24)
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                )
             )
         self.vpc = ec2.Vpc(
             self,
@@ -64,7 +66,7 @@ class PrivateNetwork(Construct):
         )
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
         self.private_subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
-        self.nat_instances: list[ec2.IConstruct] = [
+        self.nat_instances: list[IConstruct] = [
             child
             for subnet in self.vpc.public_subnets
             if (child := subnet.node.try_find_child("NatInstance")) is not None
@@ -76,7 +78,9 @@ class PrivateNetwork(Construct):
             retention=retention_days(settings.flow_log_retention_days),
             removal_policy=removal,
         )
-        self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
+        self.vpc.add_flow_log(
+            "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs)
+        )
 
         # S3 is reached through a free gateway endpoint in every egress mode.
         self.vpc.add_gateway_endpoint(

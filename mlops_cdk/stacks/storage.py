@@ -40,20 +40,25 @@ class StorageStack(Stack):
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", removal=removal, expire_after_days=settings.access_log_days
         ).bucket
-        bucket_options = {
-            "key": self.key,
-            "access_logs": self.access_logs,
-            "removal": removal,
-            "noncurrent_version_days": settings.noncurrent_version_days,
-            "incomplete_upload_days": settings.incomplete_upload_days,
-        }
-        self.data_bucket = SecureBucket(self, "Data", **bucket_options).bucket
+
+        def secure_bucket(bucket_id: str) -> s3.IBucket:
+            return SecureBucket(
+                self,
+                bucket_id,
+                key=self.key,
+                access_logs=self.access_logs,
+                removal=removal,
+                noncurrent_version_days=settings.noncurrent_version_days,
+                incomplete_upload_days=settings.incomplete_upload_days,
+            ).bucket
+
+        self.data_bucket = secure_bucket("Data")
 
         existing = settings.existing_bucket_name
         self.artifacts_bucket: s3.IBucket
         self.artifacts_key: kms.IKey | None
         if existing is None:
-            self.artifacts_bucket = SecureBucket(self, "Artifacts", **bucket_options).bucket
+            self.artifacts_bucket = secure_bucket("Artifacts")
             self.artifacts_key = self.key
             self.artifacts_prefix = LAYOUT.mlflow_artifacts.rstrip("/")
         else:
@@ -63,8 +68,8 @@ class StorageStack(Stack):
                 if settings.artifact_store_kms_key_arn
                 else None
             )
-            self.artifacts_prefix = settings.existing_bucket_prefix or LAYOUT.mlflow_artifacts.rstrip(
-                "/"
+            self.artifacts_prefix = (
+                settings.existing_bucket_prefix or LAYOUT.mlflow_artifacts.rstrip("/")
             )
         self._outputs()
 

@@ -32,7 +32,9 @@ def test_endpoint_egress_has_no_nat_and_no_public_subnet(staging: SynthesizedApp
 def test_endpoint_egress_creates_every_configured_endpoint(staging: SynthesizedApp) -> None:
     template = staging.template("network")
     endpoints = template.find_resources("AWS::EC2::VPCEndpoint")
-    interface = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"]
+    interface = [
+        e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"
+    ]
     gateway = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
     assert len(interface) == len(staging.settings.network.interface_endpoints)
     assert len(gateway) == 1  # S3
@@ -47,7 +49,9 @@ def test_every_configurable_endpoint_has_a_service() -> None:
 def test_endpoint_security_group_admits_only_https_from_the_vpc(staging: SynthesizedApp) -> None:
     template = staging.template("network")
     groups = template.find_resources("AWS::EC2::SecurityGroup")
-    (endpoint_group,) = [g for k, g in groups.items() if k.startswith("NetworkEndpointSecurityGroup")]
+    (endpoint_group,) = [
+        g for k, g in groups.items() if k.startswith("NetworkEndpointSecurityGroup")
+    ]
     assert endpoint_group["Properties"]["SecurityGroupIngress"] == [
         {
             "CidrIp": "10.0.0.0/16",

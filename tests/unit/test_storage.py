@@ -11,7 +11,9 @@ from tests.synth import SynthesizedApp, synthesize
 
 
 def _buckets(app: SynthesizedApp) -> dict[str, dict[str, Any]]:
-    return app.template("storage").find_resources("AWS::S3::Bucket")
+    return {
+        k: dict(v) for k, v in app.template("storage").find_resources("AWS::S3::Bucket").items()
+    }
 
 
 def _logical_id(app: SynthesizedApp, prefix: str) -> str:

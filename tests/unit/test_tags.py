@@ -17,9 +17,7 @@ def test_every_taggable_resource_is_tagged(any_env: SynthesizedApp) -> None:
             tags = resource.get("Properties", {}).get("Tags")
             if tags is None:
                 continue
-            found = (
-                {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else dict(tags)
-            )
+            found = {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else dict(tags)
             assert expected.items() <= found.items(), f"{stack.stack_name}/{logical_id}"
             tagged += 1
     assert tagged >= 3  # at least the key and the buckets

@@ -1,0 +1,48 @@
+"""The one interface every MLflow tracking mode offers to the other stacks."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+
+
+class TrackingBackend(Protocol):
+    """What a client of MLflow (Studio, training and inference jobs) needs to know and be granted.
+
+    SageMaker modes: ``tracking_uri`` is the server/app ARN; clients authenticate with SigV4
+    through the ``sagemaker-mlflow`` plugin. Self-hosted modes: an ``http(s)://`` URL inside
+    the VPC, reachable through ``connections``.
+    """
+
+    @property
+    def tracking_uri(self) -> str: ...
+
+    @property
+    def server_arn(self) -> str | None:
+        """ARN of the SageMaker MLflow App or tracking server; None when self-hosted."""
+        ...
+
+    @property
+    def server_name(self) -> str: ...
+
+    @property
+    def mlflow_version(self) -> str: ...
+
+    @property
+    def artifact_uri(self) -> str: ...
+
+    @property
+    def role(self) -> iam.IRole:
+        """The role the MLflow server itself runs as."""
+        ...
+
+    @property
+    def connections(self) -> ec2.Connections | None:
+        """Network access to a self-hosted server; None for the SageMaker modes."""
+        ...
+
+    def grant_use(self, grantee: iam.IGrantable) -> None:
+        """Give ``grantee`` exactly what an MLflow client needs: the API, artifacts and key."""
+        ...
