@@ -1,4 +1,4 @@
-"""Shared fixtures: one synthesized app per environment for the whole session."""
+"""Shared fixtures: one synthesized app per environment (and per override set) per session."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ import pytest
 
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 
-_cache: dict[str, SynthesizedApp] = {}
+_cache: dict[tuple[str, tuple[tuple[str, str], ...]], SynthesizedApp] = {}
 
 
-def synthesized(env: str) -> SynthesizedApp:
-    """Synthesize each environment at most once per test session."""
-    if env not in _cache:
-        _cache[env] = synthesize(env)
-    return _cache[env]
+def synthesized(env: str, **overrides: str) -> SynthesizedApp:
+    """Synthesize each (environment, overrides) at most once per test session.
+
+    Overrides are ``-c``-style dotted keys, e.g. ``synthesized("dev", **{"tracking.mode": "ec2"})``.
+    """
+    key = (env, tuple(sorted(overrides.items())))
+    if key not in _cache:
+        _cache[key] = synthesize(env, overrides)
+    return _cache[key]
 
 
 @pytest.fixture(scope="session")
@@ -39,5 +43,5 @@ def prod() -> SynthesizedApp:
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS)
 def any_env(request: pytest.FixtureRequest) -> SynthesizedApp:
-    """Each environment in turn: for checks that hold everywhere."""
+    """Each environment in turn, as configured in cdk.json: for checks that hold everywhere."""
     return synthesized(request.param)
