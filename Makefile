@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help install lint format test pytest synth demo bench clean
+.PHONY: help install lint format test pytest synth docs demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,11 +44,14 @@ pytest: install  ## the test suite only
 synth: install  ## synthesize every environment and print its stacks with their dependencies
 	@for env in $(ENVS); do \
 	  echo "== $$env"; \
-	  npx cdk synth --all --quiet -c env=$$env -o cdk.out/$$env >/dev/null || exit 1; \
+	  npx cdk synth --quiet -c env=$$env -o cdk.out/$$env >/dev/null || exit 1; \
 	  npx cdk list --show-dependencies --app cdk.out/$$env || exit 1; \
 	done
 
 test: install lint pytest synth  ## everything CI runs: lint, tests, synth of every environment
+
+docs: $(PY_STAMP)  ## regenerate the README's settings reference from config.py and cdk.json
+	$(PY) -m mlops_cdk.settings_reference --write
 
 demo: $(PY_STAMP)  ## train, promote and score locally against a local MLflow (no AWS account)
 	$(PY) local/demo.py
