@@ -1,0 +1,77 @@
+"""Command line: `python -m iris_training [train]`.
+
+SageMaker starts training images as `docker run IMAGE train`, so a lone `train` argument is
+accepted. Exit status 0 covers both gate outcomes (a rejected challenger is a normal result);
+any failure exits 1 after writing its reason to /opt/ml/output/failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+
+from iris_training.contract import TrainingPaths, read_hyperparameters, write_atomically
+from iris_training.errors import UserError
+from iris_training.hyperparameters import parse_hyperparameters
+from iris_training.settings import RunSettings
+
+log = logging.getLogger("iris_training")
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    _parser().parse_args(argv)
+    env = os.environ if env is None else env
+    _configure_logging()
+    paths = TrainingPaths.from_env(env)
+    try:
+        hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
+        settings = RunSettings.from_env(env)
+        log.info("hyperparameters: %s", json.dumps(hyperparameters.model_dump()))
+        from iris_training.train import run_training  # noqa: PLC0415 -- mlflow import is slow; bad input fails fast
+
+        result = run_training(hyperparameters=hyperparameters, settings=settings, paths=paths)
+    except UserError as err:
+        return _fail(paths, f"error: {err}")
+    except Exception as err:  # a bug or an outage: keep the traceback, SageMaker needs a reason
+        traceback.print_exc()
+        return _fail(paths, f"unexpected error: {type(err).__name__}: {err}")
+    print(json.dumps(result.to_json()), flush=True)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m iris_training",
+        description="Train the Iris RandomForest and promote it through the quality gate. "
+        "Hyperparameters come from $SAGEMAKER_BASE_DIR/input/config/hyperparameters.json "
+        "(default base /opt/ml); settings from MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, "
+        "MODEL_NAME, PIPELINE_EXECUTION_ID.",
+    )
+    parser.add_argument(
+        "command", nargs="?", choices=["train"], help="what SageMaker passes; optional"
+    )
+    return parser
+
+
+def _fail(paths: TrainingPaths, message: str) -> int:
+    print(message, file=sys.stderr, flush=True)
+    try:
+        # SageMaker shows the first 1024 characters as the job's FailureReason.
+        write_atomically(paths.failure_file, message + "\n")
+    except OSError as err:
+        print(f"could not write {paths.failure_file}: {err}", file=sys.stderr)
+    return 1
+
+
+def _configure_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

@@ -1,0 +1,209 @@
+"""Train, evaluate, log to MLflow, register, and promote through the quality gate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from importlib.metadata import version as installed_version
+from pathlib import Path
+
+import mlflow
+import mlflow.sklearn
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from sklearn.ensemble import RandomForestClassifier
+
+from iris_training.contract import TRAIN_CHANNEL, TrainingPaths, write_atomically
+from iris_training.data import Dataset, Split, load_dataset, split
+from iris_training.errors import UserError
+from iris_training.evaluate import (
+    Evaluation,
+    confusion_matrix_figure,
+    evaluate,
+    feature_importance_figure,
+)
+from iris_training.gate import GateDecision, decide
+from iris_training.hyperparameters import Hyperparameters
+from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
+from iris_training.settings import RunSettings
+
+log = logging.getLogger("iris_training")
+
+# skops is the safe format; a fitted forest needs its Tree type trusted explicitly.
+_SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# Explicit requirements: inferring them costs ~10x the whole log_model call.
+_MODEL_REQUIREMENTS = ["mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy"]
+MODEL_SUBDIR = "mlflow-model"
+EVALUATION_FILE = "evaluation.json"
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model_name: str
+    version: str
+    run_id: str
+    evaluation: Evaluation
+    decision: GateDecision
+    data_sha256: str
+    data_source: str
+
+    def to_json(self) -> dict[str, object]:
+        champion = self.decision.champion
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "accuracy": self.evaluation.accuracy,
+            "macro_f1": self.evaluation.macro_f1,
+            "gate": {
+                "decision": self.decision.verdict,
+                "reason": self.decision.reason,
+                "min_accuracy": self.decision.min_accuracy,
+                "champion_version": champion.version if champion else None,
+                "champion_accuracy": champion.accuracy if champion else None,
+            },
+            "alias": PRODUCTION_ALIAS if self.decision.promote else None,
+            "data": {"sha256": self.data_sha256, "source": self.data_source},
+        }
+
+
+def run_training(
+    *, hyperparameters: Hyperparameters, settings: RunSettings, paths: TrainingPaths
+) -> TrainingResult:
+    dataset = load_dataset(paths.channel(TRAIN_CHANNEL))
+    log.info("data: %d rows from %s (sha256 %s)", dataset.rows, dataset.source, dataset.sha256[:12])
+    parts = split(
+        dataset, test_size=hyperparameters.test_size, seed=hyperparameters.split_random_state
+    )
+    model = _fit(hyperparameters, parts)
+    evaluation = evaluate(model, parts.x_test, parts.y_test)
+    log.info(
+        "held-out: %d rows, accuracy=%.4f macro_f1=%.4f",
+        len(parts.y_test),
+        evaluation.accuracy,
+        evaluation.macro_f1,
+    )
+    _save_model_dir(model, parts, paths.model_dir)
+    try:
+        result = _track(
+            model, hyperparameters, settings, dataset=dataset, parts=parts, evaluation=evaluation
+        )
+    except MlflowException as err:
+        first_line = (err.message or str(err)).strip().splitlines()[0]
+        raise UserError(f"MLflow at {settings.tracking_uri} failed: {first_line}") from err
+    write_atomically(
+        paths.output_data_dir / EVALUATION_FILE, json.dumps(result.to_json(), indent=2) + "\n"
+    )
+    return result
+
+
+def _fit(hyperparameters: Hyperparameters, parts: Split) -> RandomForestClassifier:
+    model = RandomForestClassifier(
+        n_estimators=hyperparameters.n_estimators,
+        max_depth=hyperparameters.max_depth,
+        min_samples_leaf=hyperparameters.min_samples_leaf,
+        max_features=hyperparameters.sklearn_max_features,
+        criterion=hyperparameters.criterion,
+        random_state=hyperparameters.random_state,
+    )
+    return model.fit(parts.x_train, parts.y_train.to_numpy(dtype=object))
+
+
+def _model_kwargs(model: RandomForestClassifier, parts: Split) -> dict[str, object]:
+    example = parts.x_train.head(3)
+    return {
+        "signature": infer_signature(example, model.predict(example)),
+        "input_example": example,
+        "serialization_format": "skops",
+        "skops_trusted_types": _SKOPS_TRUSTED_TYPES,
+        "pip_requirements": [f"{name}=={installed_version(name)}" for name in _MODEL_REQUIREMENTS],
+    }
+
+
+def _save_model_dir(model: RandomForestClassifier, parts: Split, model_dir: Path) -> None:
+    """The MLflow model under /opt/ml/model, so SageMaker's model.tar.gz holds it too."""
+    target = model_dir / MODEL_SUBDIR
+    staging = model_dir / f".{MODEL_SUBDIR}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, parts))
+    shutil.rmtree(target, ignore_errors=True)  # a local re-run; SageMaker starts empty
+    staging.replace(target)
+
+
+def _track(
+    model: RandomForestClassifier,
+    hyperparameters: Hyperparameters,
+    settings: RunSettings,
+    *,
+    dataset: Dataset,
+    parts: Split,
+    evaluation: Evaluation,
+) -> TrainingResult:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if not settings.tracking_uri.startswith("arn:"):
+        # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a
+        # warning on each request when it is not one; it only matters for ARNs.
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    mlflow.set_experiment(settings.experiment_name)
+    client = MlflowClient()
+    lineage = {"data.sha256": dataset.sha256, "data.source": dataset.source}
+    if settings.pipeline_execution_id:
+        lineage["pipeline.execution_id"] = settings.pipeline_execution_id
+    if settings.training_job_name:
+        lineage["sagemaker.training_job_name"] = settings.training_job_name
+
+    with mlflow.start_run(run_name=settings.training_job_name) as run:
+        log.info("mlflow: run %s in experiment %r", run.info.run_id, settings.experiment_name)
+        mlflow.set_tags(lineage)
+        mlflow.log_params(hyperparameters.model_dump())
+        mlflow.log_params({"data.rows": dataset.rows, "data.test_rows": len(parts.y_test)})
+        mlflow.log_metrics(evaluation.metrics())
+        mlflow.log_figure(
+            confusion_matrix_figure(model, parts.x_test, parts.y_test),
+            "plots/confusion_matrix.png",
+        )
+        mlflow.log_figure(
+            feature_importance_figure(model.feature_importances_, list(parts.x_train.columns)),
+            "plots/feature_importance.png",
+        )
+
+        champion = score_champion(client, settings.model_name, parts.x_test, parts.y_test)
+        decision = decide(
+            challenger_accuracy=evaluation.accuracy,
+            min_accuracy=hyperparameters.min_accuracy,
+            champion=champion,
+        )
+        mlflow.set_tags(decision.tags())
+        if champion is not None and champion.accuracy is not None:
+            mlflow.log_metric("champion_accuracy", champion.accuracy)
+
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name=settings.model_name,
+            **_model_kwargs(model, parts),
+        )
+        version = str(info.registered_model_version)
+        tag_version(client, settings.model_name, version, {**lineage, **decision.tags()})
+        if decision.promote:
+            promote(client, settings.model_name, version)
+        log.info(
+            "gate: %s version %s of %r: %s",
+            decision.verdict,
+            version,
+            settings.model_name,
+            decision.reason,
+        )
+        return TrainingResult(
+            model_name=settings.model_name,
+            version=version,
+            run_id=run.info.run_id,
+            evaluation=evaluation,
+            decision=decision,
+            data_sha256=dataset.sha256,
+            data_source=dataset.source,
+        )
