@@ -1,0 +1,1 @@
+"""Score Iris rows with the production model under the SageMaker Processing contract."""

@@ -1,0 +1,57 @@
+"""Command line: `python -m iris_inference [--date YYYY-MM-DD] [--generate-rows N] ...`.
+
+Exit status 0 when the partition is published; 1 with one line on stderr when anything stops
+the run (nothing partial is left behind); 2 for unknown options.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+from iris_inference.errors import UserError
+from iris_inference.settings import load_settings
+
+log = logging.getLogger("iris_inference")
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    _configure_logging()
+    # StopProcessingJob sends SIGTERM: unwind so the staging directory is removed.
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        settings = load_settings(argv, env)
+        from iris_inference.score import run  # noqa: PLC0415 -- mlflow import is slow; bad settings fail fast
+
+        summary = run(settings)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as err:  # a bug or an outage: keep the traceback, end on one line
+        traceback.print_exc()
+        print(f"unexpected error: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _configure_logging() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

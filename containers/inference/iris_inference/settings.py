@@ -1,0 +1,133 @@
+"""Settings: command-line option, else environment variable, else default; validated once.
+
+SageMaker Processing passes `ContainerArguments` on the command line and `Environment` as
+variables, so every option accepts both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
+
+from iris_inference.errors import UserError
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # what the SageMaker toolkits use to move /opt/ml
+DEFAULT_BASE_DIR = Path("/opt/ml")
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    help: str
+
+
+# Field name -> how it is set. The README's options table follows this.
+OPTIONS = {
+    "input_dir": Option("--input-dir", "INPUT_DIR", "directory scanned for .csv/.parquet files"),
+    "output_dir": Option("--output-dir", "OUTPUT_DIR", "where date=YYYY-MM-DD/ is written"),
+    "date": Option("--date", "INFERENCE_DATE", "partition date YYYY-MM-DD (default: today, UTC)"),
+    "model_name": Option("--model-name", "MODEL_NAME", "registered model name"),
+    "model_alias": Option("--model-alias", "MODEL_ALIAS", "alias of the version to use"),
+    "generate_rows": Option(
+        "--generate-rows", "GENERATE_ROWS", "rows to generate when the input is empty (0: off)"
+    ),
+    "seed": Option("--seed", "GENERATE_SEED", "seed of generated rows (default: from the date)"),
+    "chunk_rows": Option("--chunk-rows", "CHUNK_ROWS", "rows read, scored and written at a time"),
+}
+
+
+class InferenceSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
+
+    tracking_uri: str = Field(
+        min_length=1, description="an MLflow tracking URI or SageMaker MLflow ARN"
+    )
+    input_dir: Path = Field(description="a directory path")
+    output_dir: Path = Field(description="a directory path")
+    date: dt.date = Field(description="a date written YYYY-MM-DD")
+    model_name: str = Field(
+        "iris-model",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="a name of letters, digits, '.', '_' or '-' (at most 100)",
+    )
+    model_alias: str = Field(
+        "production",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        description="an alias of letters, digits, '_' or '-'",
+    )
+    generate_rows: int = Field(
+        1000, ge=0, le=1_000_000_000, description="an integer between 0 and 1000000000"
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="an integer between 0 and 4294967295"
+    )
+    chunk_rows: int = Field(
+        100_000, ge=1, le=5_000_000, description="an integer between 1 and 5000000"
+    )
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _strict_date(cls, value: object) -> object:
+        # date.fromisoformat also takes 20240101 and 2024-W01-1; partitions need one spelling.
+        if isinstance(value, str):
+            parsed = dt.datetime.strptime(value, "%Y-%m-%d").date()
+            if parsed.isoformat() != value:
+                raise ValueError("not YYYY-MM-DD")
+            return parsed
+        return value
+
+    @property
+    def generation_seed(self) -> int:
+        """Explicit seed, else one per date: each day's generated rows differ, reruns repeat."""
+        return self.seed if self.seed is not None else int(self.date.strftime("%Y%m%d"))
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m iris_inference",
+        description="Score every CSV/Parquet file under the input directory (or generated rows "
+        "when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
+        "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,summary.json} atomically. "
+        "MLFLOW_TRACKING_URI must be set.",
+    )
+    for option in OPTIONS.values():
+        parser.add_argument(option.flag, metavar=option.env, help=f"{option.help} [${option.env}]")
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None, env: Mapping[str, str]) -> InferenceSettings:
+    args = vars(parser().parse_args(argv))
+    base = Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+    values: dict[str, object] = {
+        "input_dir": str(base / "processing" / "input"),
+        "output_dir": str(base / "processing" / "output"),
+        "date": dt.datetime.now(dt.UTC).date().isoformat(),
+    }
+    for field, option in OPTIONS.items():
+        given = args[field] if args[field] is not None else env.get(option.env)
+        if given not in (None, ""):
+            values[field] = given
+    if env.get("MLFLOW_TRACKING_URI"):
+        values["tracking_uri"] = env["MLFLOW_TRACKING_URI"]
+    try:
+        return InferenceSettings.model_validate(values)
+    except ValidationError as err:
+        raise UserError("; ".join(_describe(error, values) for error in err.errors())) from None
+
+
+def _describe(error: ErrorDetails, values: Mapping[str, object]) -> str:
+    field = str(error["loc"][0])
+    allowed = InferenceSettings.model_fields[field].description
+    if field == "tracking_uri":
+        if error["type"] == "missing":
+            return f"setting MLFLOW_TRACKING_URI is not set (expected {allowed})"
+        return f"setting MLFLOW_TRACKING_URI={values.get(field)!r} is not {allowed}"
+    option = OPTIONS[field]
+    return f"setting {option.flag}/{option.env}={values.get(field)!r} is not {allowed}"
