@@ -1,0 +1,173 @@
+"""The two images without a Docker engine: hadolint, the Dockerfile contract, pinned and
+sufficient requirements, and docs that match the code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions, version
+from pathlib import Path
+
+import pytest
+from iris_inference.settings import OPTIONS
+from iris_training.hyperparameters import Hyperparameters
+
+from tests.containers.conftest import INFERENCE_CODE, ROOT, TRAINING_CODE
+
+IMAGES = {
+    "training": (TRAINING_CODE, "iris_training"),
+    "inference": (INFERENCE_CODE, "iris_inference"),
+}
+HADOLINT = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
+
+
+def hadolint(dockerfile: Path) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [
+            HADOLINT,
+            "--no-color",
+            "--format",
+            "json",
+            "--failure-threshold",
+            "style",
+            str(dockerfile),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.stdout.strip(), result.stderr
+    return list(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_has_no_hadolint_findings(image: str) -> None:
+    assert hadolint(IMAGES[image][0] / "Dockerfile") == []
+
+
+def test_hadolint_does_flag_a_bad_dockerfile(tmp_path: Path) -> None:
+    """Guards the test above: an empty finding list must mean 'checked and clean'."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install mlflow\nENTRYPOINT python -m x\n")
+    codes = {finding["code"] for finding in hadolint(bad)}
+    assert {"DL3007", "DL3013", "DL3042", "DL3025"} <= codes
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_dockerfile_follows_the_container_contract(image: str) -> None:
+    context, package = IMAGES[image]
+    text = (context / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", text, re.MULTILINE)
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE)
+    copies = re.findall(r"^COPY (\S+) ", text, re.MULTILINE)
+
+    assert base is not None
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base.group(1)), "pinned 3.11 slim tag"
+    assert entrypoint is not None
+    assert json.loads(entrypoint.group(1)) == ["python", "-m", package]  # exec form
+    assert "PYTHONUNBUFFERED=1" in text
+    assert copies == ["requirements.txt", package]
+    assert all((context / source).exists() for source in copies)
+    assert (context / package / "__main__.py").exists()
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_requirements_are_pinned_to_what_the_tests_run(image: str) -> None:
+    pins = _pins(IMAGES[image][0] / "requirements.txt")
+    assert pins, "no requirements"
+    assert {name: version(name) for name in pins} == pins
+
+
+def test_dev_requirements_include_both_images() -> None:
+    dev = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert "-r containers/training/requirements.txt" in dev
+    assert "-r containers/inference/requirements.txt" in dev
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_every_import_is_provided_by_the_image_requirements(image: str) -> None:
+    """Each build context stands alone: no import from the other package, nothing unpinned."""
+    context, package = IMAGES[image]
+    provided = _closure(set(_pins(context / "requirements.txt")))
+    owners = packages_distributions()
+    missing = set()
+    for module in _imported_top_level_modules(context / package):
+        if module == package or module in sys.stdlib_module_names:
+            continue
+        dists = {_canonical(d) for d in owners.get(module, [module])}
+        if not dists & provided:
+            missing.add(module)
+    assert missing == set()
+
+
+# --- docs follow the code -------------------------------------------------------------------
+
+
+def _readme_section() -> str:
+    return (ROOT / "local" / "README-section.md").read_text()
+
+
+def test_readme_section_lists_every_hyperparameter_with_its_default() -> None:
+    text = _readme_section()
+    for name, field in Hyperparameters.model_fields.items():
+        default = "none" if field.default is None else str(field.default)
+        assert re.search(rf"^\| `{name}` \| `{re.escape(default)}` \|", text, re.MULTILINE), name
+
+
+def test_readme_section_lists_every_inference_option() -> None:
+    text = _readme_section()
+    for option in OPTIONS.values():
+        assert f"`{option.flag}`" in text and f"`{option.env}`" in text, option.flag
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pins(requirements: Path) -> dict[str, str]:
+    pins = {}
+    for raw in requirements.read_text().splitlines():
+        line = raw.split("#")[0].strip()
+        if line:
+            name, separator, pinned = line.partition("==")
+            assert separator, f"{requirements}: {line!r} is not pinned with =="
+            pins[_canonical(name)] = pinned
+    return pins
+
+
+def _closure(names: set[str]) -> set[str]:
+    """The pinned distributions and everything they require (what pip installs)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = distribution(name).requires or []
+        except PackageNotFoundError:
+            continue
+        for requirement in requires:
+            if "extra ==" in requirement:
+                continue
+            todo.append(_canonical(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0]))
+    return seen
+
+
+def _imported_top_level_modules(package: Path) -> set[str]:
+    modules = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules
