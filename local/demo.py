@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,7 @@ class Progress:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.update(_base_env())  # this process talks to MLflow too: no telemetry
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, like Ctrl-C
     state = State(Path(args.state_dir).resolve())
     progress = Progress()
     if args.reset:
@@ -114,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class DemoError(Exception):
     pass
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -335,6 +341,8 @@ def _run(command: list[str], env: dict[str, str], prefix: str) -> None:
     ) as child:
         assert child.stdout is not None
         for line in child.stdout:
+            if line.startswith("{"):
+                continue  # the entry point's JSON result: the summary below shows it
             print(f"    {prefix} {line.rstrip()[:220]}", flush=True)
     if child.returncode != 0:
         raise DemoError(f"{' '.join(command[1:3])} exited with status {child.returncode}")

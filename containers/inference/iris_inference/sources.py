@@ -94,7 +94,7 @@ def _csv_batches(
         columns = _columns_for(header, features, name)
         first_row = 1
         for chunk in pd.read_csv(path, usecols=columns, chunksize=chunk_rows):
-            values = _as_numbers(chunk[columns], features, name, first_row, csv=True)
+            values = _as_numbers(chunk[columns], features, name, first_row, lines=True)
             yield Batch(name, first_row, values)
             first_row += len(chunk)
     except pd.errors.EmptyDataError as err:
@@ -136,7 +136,7 @@ def _parquet_batches(
         first_row = 1
         for record_batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
             chunk = record_batch.to_pandas()
-            values = _as_numbers(chunk[columns], features, name, first_row, csv=False)
+            values = _as_numbers(chunk[columns], features, name, first_row, lines=False)
             yield Batch(name, first_row, values)
             first_row += record_batch.num_rows
     except (pa.ArrowException, OSError) as err:
@@ -144,7 +144,7 @@ def _parquet_batches(
 
 
 def _as_numbers(
-    chunk: pd.DataFrame, features: Sequence[str], name: str, first_row: int, *, csv: bool
+    chunk: pd.DataFrame, features: Sequence[str], name: str, first_row: int, *, lines: bool
 ) -> np.ndarray:
     """The chunk as a float64 matrix; the first empty or non-numeric cell is a UserError."""
     columns = []
@@ -158,12 +158,10 @@ def _as_numbers(
     if not finite.all():
         row, col = (int(i[0]) for i in np.nonzero(~finite))
         raw = chunk.iloc[row, col]
-        where = f"row {first_row + row}" + (f" (line {first_row + row + 1})" if csv else "")
-        problem = (
-            "is empty"
-            if pd.isna(raw) or str(raw).strip() == ""
-            else (f"value {raw!r} is not a finite number")
-        )
+        # CSV: data row N is line N + 1 after the header (no blank or multi-line rows assumed).
+        where = f"row {first_row + row}" + (f" (line {first_row + row + 1})" if lines else "")
+        empty = pd.isna(raw) or str(raw).strip() == ""
+        problem = "is empty" if empty else f"value {raw!r} is not a finite number"
         raise UserError(f"input file {name} {where}: column {features[col]} {problem}")
     return matrix
 
