@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from mlops_cdk.config import TrackingSettings
+from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
+from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
 from mlops_cdk.constructs.mlflow_app import MlflowApp
+from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import TrackingBackend
@@ -26,20 +31,57 @@ class TrackingStack(Stack):
         name_prefix: str,
         storage: StorageStack,
         network: NetworkStack | None,
+        removal: RemovalPolicy,
+        log_retention: logs.RetentionDays,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
         self.mode = settings.mode
         self.backend: TrackingBackend
+        name = f"{name_prefix}-mlflow"
         if settings.mode == "serverless":
             self.backend = MlflowApp(
-                self, "MlflowApp", name=f"{name_prefix}-mlflow", settings=settings, storage=storage
+                self, "MlflowApp", name=name, settings=settings, storage=storage
+            )
+        elif settings.mode == "managed":
+            self.backend = MlflowTrackingServer(
+                self, "TrackingServer", name=name, settings=settings, storage=storage
             )
         else:
-            raise NotImplementedError(f"tracking.mode={settings.mode!r} is not built yet")
-        self._outputs()
+            if network is None:  # Settings.needs_network guarantees it; this guards misuse
+                raise ValueError(f"tracking.mode={settings.mode!r} needs the network stack")
+            if settings.mode == "fargate":
+                self.backend = FargateMlflow(
+                    self,
+                    "Fargate",
+                    name=name,
+                    settings=settings,
+                    storage=storage,
+                    network=network,
+                    removal=removal,
+                    log_retention=log_retention,
+                )
+            else:
+                self.backend = Ec2Mlflow(
+                    self,
+                    "Ec2",
+                    name=name,
+                    settings=settings,
+                    storage=storage,
+                    network=network,
+                    removal=removal,
+                    log_retention=log_retention,
+                )
+        self.aws_managed_policy_arns = [
+            arn for arn in settings.extra_policy_arns if ":iam::aws:policy/" in arn
+        ]
+        for index, arn in enumerate(settings.extra_policy_arns):
+            self.backend.role.add_managed_policy(
+                iam.ManagedPolicy.from_managed_policy_arn(self, f"ExtraPolicy{index}", arn)
+            )
+        self._outputs(storage)
 
-    def _outputs(self) -> None:
+    def _outputs(self, storage: StorageStack) -> None:
         backend = self.backend
         CfnOutput(self, "TrackingMode", value=self.mode)
         CfnOutput(self, "TrackingUri", value=backend.tracking_uri)
@@ -48,5 +90,6 @@ class TrackingStack(Stack):
             CfnOutput(self, "ServerArn", value=backend.server_arn)
         CfnOutput(self, "MlflowVersion", value=backend.mlflow_version)
         CfnOutput(self, "ArtifactStoreUri", value=backend.artifact_uri)
+        CfnOutput(self, "ArtifactsBucketName", value=storage.artifacts_bucket.bucket_name)
         CfnOutput(self, "ServerRoleArn", value=backend.role.role_arn)
         CfnOutput(self, "ServerRoleName", value=backend.role.role_name)

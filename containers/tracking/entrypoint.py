@@ -1,0 +1,174 @@
+"""Start a self-hosted MLflow tracking server: migrate the database safely, then serve.
+
+Reads its configuration from the environment, where ECS (fargate mode) or the systemd unit
+(ec2 mode) put it. Database and user credentials come from Secrets Manager: ECS injects them as
+container secrets; they never appear in a template or task definition.
+
+    DB_ENGINE            postgresql (default) or mysql
+    DB_HOST DB_PORT DB_NAME DB_USERNAME DB_PASSWORD
+    MLFLOW_ARTIFACTS_DESTINATION   s3://bucket/prefix the server proxies artifacts to
+    MLFLOW_AUTH          basic (MLflow basic auth) or none (e.g. behind ALB OIDC)
+    MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD   bootstrap admin (basic auth)
+    MLFLOW_CLIENT_USERNAME MLFLOW_CLIENT_PASSWORD           the shared client user (basic auth)
+    MLFLOW_PORT (5000)  MLFLOW_WORKERS (2)
+
+Several tasks may start at once (rolling deploys, autoscaling): schema creation and migration
+run under a database-wide lock, so exactly one process migrates and the others wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from urllib.parse import quote_plus
+
+LOCK_NAME = "mlflow-schema-migration"
+LOCK_KEY = 727_274_001  # any fixed 64-bit integer: the PostgreSQL advisory lock id
+DRIVERS = {"postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql"}
+
+log = logging.getLogger("mlflow-entrypoint")
+
+
+class ConfigurationError(Exception):
+    """A required environment variable is missing or wrong."""
+
+
+def require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is required")
+    return value
+
+
+def database_uri(env: Mapping[str, str]) -> str:
+    """SQLAlchemy URI from the DB_* variables (user and password URL-quoted)."""
+    engine = env.get("DB_ENGINE", "postgresql")
+    if engine not in DRIVERS:
+        raise ConfigurationError(f"DB_ENGINE={engine!r} is not one of {', '.join(DRIVERS)}")
+    user = quote_plus(require(env, "DB_USERNAME"))
+    password = quote_plus(require(env, "DB_PASSWORD"))
+    host, port, name = require(env, "DB_HOST"), require(env, "DB_PORT"), require(env, "DB_NAME")
+    return f"{DRIVERS[engine]}://{user}:{password}@{host}:{port}/{name}"
+
+
+def server_command(env: Mapping[str, str], backend_uri: str) -> list[str]:
+    """The ``mlflow server`` command line: artifacts proxied to S3, optional basic auth."""
+    auth = env.get("MLFLOW_AUTH", "basic")
+    if auth not in ("basic", "none"):
+        raise ConfigurationError(f"MLFLOW_AUTH={auth!r} is not one of basic, none")
+    command = [
+        sys.executable,  # the interpreter MLflow is installed in (image or venv), no PATH needed
+        "-m",
+        "mlflow",
+        "server",
+        "--host=0.0.0.0",
+        f"--port={env.get('MLFLOW_PORT', '5000')}",
+        f"--workers={env.get('MLFLOW_WORKERS', '2')}",
+        f"--backend-store-uri={backend_uri}",
+        "--serve-artifacts",
+        f"--artifacts-destination={require(env, 'MLFLOW_ARTIFACTS_DESTINATION')}",
+    ]
+    if auth == "basic":
+        command.append("--app-name=basic-auth")
+    return command
+
+
+def auth_config(backend_uri: str) -> str:
+    """basic_auth.ini: users live in the same database (own tables, own alembic version table)."""
+    return (
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = {backend_uri.replace('%', '%%')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+@contextlib.contextmanager
+def migration_lock(engine: object, dialect: str) -> Iterator[None]:
+    """Hold a database-wide lock (PostgreSQL advisory lock, MySQL GET_LOCK) while migrating."""
+    import sqlalchemy  # noqa: PLC0415 (lazy: the pure helpers need no database libraries)
+
+    assert isinstance(engine, sqlalchemy.engine.Engine)
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            connection.execute(sqlalchemy.text(f"SELECT pg_advisory_lock({LOCK_KEY})"))
+        else:
+            connection.execute(sqlalchemy.text(f"SELECT GET_LOCK('{LOCK_NAME}', 600)"))
+        try:
+            yield
+        finally:
+            if dialect == "postgresql":
+                connection.execute(sqlalchemy.text(f"SELECT pg_advisory_unlock({LOCK_KEY})"))
+            else:
+                connection.execute(sqlalchemy.text(f"SELECT RELEASE_LOCK('{LOCK_NAME}')"))
+
+
+def migrate(backend_uri: str, env: Mapping[str, str]) -> None:
+    """Create or upgrade the tracking schema (and the auth schema and users) under the lock."""
+    from mlflow.store.db.utils import (  # noqa: PLC0415 (lazy, as above)
+        _all_tables_exist,
+        _initialize_tables,
+        _upgrade_db,
+        create_sqlalchemy_engine_with_retry,
+    )
+
+    engine = create_sqlalchemy_engine_with_retry(backend_uri)  # waits for a paused database
+    with migration_lock(engine, engine.dialect.name):
+        if _all_tables_exist(engine):
+            log.info("upgrading the MLflow schema (a no-op when current)")
+            _upgrade_db(engine)  # what `mlflow db upgrade` runs
+        else:
+            log.info("creating the MLflow schema")
+            _initialize_tables(engine)
+        if env.get("MLFLOW_AUTH", "basic") == "basic":
+            bootstrap_users(backend_uri, env)
+    engine.dispose()
+
+
+def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
+    """Create the admin and the client user, or reset their passwords to the secrets' values."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore  # noqa: PLC0415
+
+    store = SqlAlchemyStore()
+    store.init_db(backend_uri)  # runs the auth migrations
+    users = [
+        (
+            require(env, "MLFLOW_AUTH_ADMIN_USERNAME"),
+            require(env, "MLFLOW_AUTH_ADMIN_PASSWORD"),
+            True,
+        ),
+        (require(env, "MLFLOW_CLIENT_USERNAME"), require(env, "MLFLOW_CLIENT_PASSWORD"), False),
+    ]
+    for username, password, is_admin in users:
+        if not store.has_user(username):
+            store.create_user(username, password, is_admin=is_admin)
+            log.info("created user %s", username)
+        elif not store.authenticate_user(username, password):
+            store.update_user(username, password=password)  # the secret was rotated
+            log.info("updated the password of user %s", username)
+
+
+def main(env: Mapping[str, str] = os.environ) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        backend_uri = database_uri(env)
+        command = server_command(env, backend_uri)
+    except ConfigurationError as err:
+        sys.exit(f"mlflow-entrypoint: {err}")
+    migrate(backend_uri, env)
+    child_env = dict(env)
+    if env.get("MLFLOW_AUTH", "basic") == "basic":
+        fd, path = tempfile.mkstemp(prefix="basic_auth", suffix=".ini")  # mode 0600
+        with os.fdopen(fd, "w") as handle:
+            handle.write(auth_config(backend_uri))
+        child_env["MLFLOW_AUTH_CONFIG_PATH"] = path
+    log.info("starting: %s", " ".join(c for c in command if "store-uri" not in c))
+    os.execvpe(command[0], command, child_env)  # noqa: S606 (replace this process: signals reach MLflow)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""Self-hosted tracking on one EC2 instance (auto-scaling group of 1) with RDS MySQL."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from mlops_cdk.config import TrackingSettings
+from mlops_cdk.constructs.fargate_mlflow import (
+    CLIENT_USERNAME,
+    CONTAINER_DIR,
+    DATABASE_NAME,
+    MLFLOW_PORT,
+    generated_user_secret,
+)
+from mlops_cdk.stacks.network import NetworkStack
+from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.tracking import ClientConnections
+
+# AWS's minimal managed policies for Session Manager and the CloudWatch agent.
+SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
+CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
+
+
+def _cpu_type(instance_type: str) -> ec2.AmazonLinuxCpuType:
+    family = instance_type.split(".", 1)[0]
+    return ec2.AmazonLinuxCpuType.ARM_64 if "g" in family[1:] else ec2.AmazonLinuxCpuType.X86_64
+
+
+class Ec2Mlflow(Construct):
+    """MLflow as a systemd service on Amazon Linux 2023, found at a private DNS name.
+
+    The instance registers its private IP in a private hosted zone at boot, so the tracking
+    URI survives a replacement. It installs the pinned MLflow from PyPI (needs NAT egress) and
+    runs containers/tracking/entrypoint.py, the same start-up as the Fargate image.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        settings: TrackingSettings,
+        storage: StorageStack,
+        network: NetworkStack,
+        removal: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, id)
+        cfg = settings.ec2
+        vpc, subnets = network.vpc, network.private_subnets
+        retain = removal == RemovalPolicy.RETAIN
+        self.deletion_protection = retain
+        self.multi_az = cfg.db_multi_az
+        self._name = name
+        self._storage = storage
+        self._version = settings.server_mlflow_version
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="MLflow server instance",
+            allow_all_outbound=True,  # PyPI and AWS APIs through NAT
+        )
+        self._connections = ClientConnections(
+            security_groups=[self.security_group], default_port=ec2.Port.tcp(MLFLOW_PORT)
+        )
+
+        # Database: RDS MySQL.
+        self.database = rds.DatabaseInstance(
+            self,
+            "Database",
+            engine=rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7),
+            instance_type=ec2.InstanceType(cfg.db_instance_type.removeprefix("db.")),
+            credentials=rds.Credentials.from_generated_secret("mlflow"),
+            database_name=DATABASE_NAME,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            multi_az=cfg.db_multi_az,
+            allocated_storage=cfg.db_storage_gib,
+            storage_type=rds.StorageType.GP3,
+            storage_encrypted=True,
+            iam_authentication=True,
+            backup_retention=Duration.days(cfg.db_backup_days),
+            deletion_protection=retain,
+            removal_policy=RemovalPolicy.SNAPSHOT if retain else RemovalPolicy.DESTROY,
+            publicly_accessible=False,
+        )
+        self.database.connections.allow_default_port_from(self.security_group, "MLflow server")
+        db_secret = self.database.secret
+        assert db_secret is not None
+        self.admin_secret: secretsmanager.ISecret = generated_user_secret(
+            self,
+            "AdminSecret",
+            username="admin",
+            removal=removal,
+            description=f"{name}: MLflow basic-auth admin (username, password)",
+        )
+        self.client_secret: secretsmanager.ISecret = generated_user_secret(
+            self,
+            "ClientSecret",
+            username=CLIENT_USERNAME,
+            removal=removal,
+            description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
+        )
+
+        # A stable private name for a replaceable instance.
+        self.zone = route53.PrivateHostedZone(self, "Zone", zone_name=f"{name}.internal", vpc=vpc)
+        self.host_name = f"mlflow.{name}.internal"
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="MLflow server instance: artifacts, its secrets, its DNS record, SSM",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name(SSM_CORE_POLICY),
+                iam.ManagedPolicy.from_aws_managed_policy_name(CLOUDWATCH_AGENT_POLICY),
+            ],
+        )
+        storage.grant_artifacts_read_write(self.role)
+        for secret in (db_secret, self.admin_secret, self.client_secret):
+            secret.grant_read(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["route53:ChangeResourceRecordSets"], resources=[self.zone.hosted_zone_arn]
+            )
+        )
+        entrypoint = s3_assets.Asset(self, "Entrypoint", path=str(CONTAINER_DIR / "entrypoint.py"))
+        entrypoint.grant_read(self.role)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=removal
+        )
+
+        user_data = ec2.UserData.for_linux()
+        user_data.add_commands(
+            *self._install_commands(
+                entrypoint=entrypoint,
+                db_secret=db_secret,
+                region=Stack.of(self).region,
+            ),
+            *self._agent_commands(),
+        )
+        self.group = autoscaling.AutoScalingGroup(
+            self,
+            "Group",
+            vpc=vpc,
+            vpc_subnets=subnets,
+            instance_type=ec2.InstanceType(cfg.instance_type),
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(
+                cpu_type=_cpu_type(cfg.instance_type)
+            ),
+            min_capacity=1,
+            max_capacity=1,
+            role=self.role,
+            security_group=self.security_group,
+            user_data=user_data,
+            require_imdsv2=True,
+            instance_monitoring=autoscaling.Monitoring.DETAILED,
+            key_pair=ec2.KeyPair.from_key_pair_name(self, "KeyPair", cfg.key_pair_name)
+            if cfg.key_pair_name
+            else None,
+            block_devices=[
+                autoscaling.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=autoscaling.BlockDeviceVolume.ebs(
+                        cfg.volume_gib,
+                        encrypted=True,
+                        volume_type=autoscaling.EbsDeviceVolumeType.GP3,
+                    ),
+                )
+            ],
+            health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(10)),
+        )
+        self.group.node.add_dependency(self.database)
+        self.alarms = self._alarms(cfg.cpu_alarm_percent, cfg.disk_alarm_percent)
+
+        CfnOutput(self, "HostName", value=self.host_name)
+        CfnOutput(self, "AutoScalingGroupName", value=self.group.auto_scaling_group_name)
+        CfnOutput(self, "DatabaseSecretArn", value=db_secret.secret_arn)
+        CfnOutput(self, "ClientCredentialsSecretArn", value=self.client_secret.secret_arn)
+        CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
+
+    def _install_commands(
+        self, *, entrypoint: s3_assets.Asset, db_secret: secretsmanager.ISecret, region: str
+    ) -> list[str]:
+        secrets = {
+            "DB": db_secret.secret_arn,
+            "ADMIN": self.admin_secret.secret_arn,
+            "CLIENT": self.client_secret.secret_arn,
+        }
+        # Fetches the secrets into a root-only tmpfs file at every (re)start; nothing on disk.
+        start = "\n".join(
+            [
+                "#!/bin/bash",
+                "set -euo pipefail",
+                "umask 077",
+                f"export AWS_DEFAULT_REGION={region}",
+                *[
+                    f'{key}=$(aws secretsmanager get-secret-value --secret-id "{arn}" --query SecretString --output text)'
+                    for key, arn in secrets.items()
+                ],
+                "{",
+                "  echo DB_ENGINE=mysql",
+                f"  echo DB_NAME={DATABASE_NAME}",
+                '  echo "DB_HOST=$(jq -r .host <<<"$DB")"',
+                '  echo "DB_PORT=$(jq -r .port <<<"$DB")"',
+                '  echo "DB_USERNAME=$(jq -r .username <<<"$DB")"',
+                '  echo "DB_PASSWORD=$(jq -r .password <<<"$DB")"',
+                '  echo "MLFLOW_AUTH_ADMIN_USERNAME=$(jq -r .username <<<"$ADMIN")"',
+                '  echo "MLFLOW_AUTH_ADMIN_PASSWORD=$(jq -r .password <<<"$ADMIN")"',
+                '  echo "MLFLOW_CLIENT_USERNAME=$(jq -r .username <<<"$CLIENT")"',
+                '  echo "MLFLOW_CLIENT_PASSWORD=$(jq -r .password <<<"$CLIENT")"',
+                "} > /run/mlflow/env",
+            ]
+        )
+        register = "\n".join(
+            [
+                "#!/bin/bash",
+                "set -euo pipefail",
+                "TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')",
+                'IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/local-ipv4)',
+                'CHANGE=\'{"Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":30,"ResourceRecords":[{"Value":"%s"}]}}]}\'',
+                f'aws route53 change-resource-record-sets --hosted-zone-id "{self.zone.hosted_zone_id}" '
+                f'--change-batch "$(printf "$CHANGE" "{self.host_name}" "$IP")"',
+            ]
+        )
+        unit = "\n".join(
+            [
+                "[Unit]",
+                "Description=MLflow tracking server",
+                "After=network-online.target",
+                "Wants=network-online.target",
+                "[Service]",
+                "User=mlflow",
+                "RuntimeDirectory=mlflow",
+                "RuntimeDirectoryMode=0700",
+                # "+": fetch as root into the root-only file systemd reads before ExecStart.
+                "ExecStartPre=+/opt/mlflow/bin/fetch-secrets",
+                "EnvironmentFile=-/run/mlflow/env",
+                f"Environment=MLFLOW_ARTIFACTS_DESTINATION={self._storage.artifact_uri}",
+                f"Environment=MLFLOW_PORT={MLFLOW_PORT}",
+                "Environment=MLFLOW_AUTH=basic",
+                f"Environment=MLFLOW_SERVER_ALLOWED_HOSTS={self.host_name},{self.host_name}:{MLFLOW_PORT}",
+                "Environment=MLFLOW_DISABLE_TELEMETRY=true",
+                f"Environment=AWS_DEFAULT_REGION={Stack.of(self).region}",
+                "ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/entrypoint.py",
+                "Restart=always",
+                "RestartSec=10",
+                "StandardOutput=append:/var/log/mlflow/mlflow.log",
+                "StandardError=append:/var/log/mlflow/mlflow.log",
+                "[Install]",
+                "WantedBy=multi-user.target",
+            ]
+        )
+        return [
+            "set -euxo pipefail",
+            "dnf install -y python3.11 python3.11-pip jq amazon-cloudwatch-agent",
+            "useradd --system --home-dir /opt/mlflow mlflow || true",
+            "mkdir -p /opt/mlflow/bin /var/log/mlflow && chown mlflow /opt/mlflow /var/log/mlflow",
+            "python3.11 -m venv /opt/mlflow/venv",
+            f'/opt/mlflow/venv/bin/pip install --no-cache-dir "mlflow[auth]=={self._version}" '
+            '"PyMySQL==1.1.2" "boto3==1.44.8"',
+            f"aws s3 cp {entrypoint.s3_object_url} /opt/mlflow/entrypoint.py",
+            f"cat > /opt/mlflow/bin/fetch-secrets <<'EOF'\n{start}\nEOF",
+            f"cat > /opt/mlflow/bin/register-dns <<'EOF'\n{register}\nEOF",
+            "chmod 0755 /opt/mlflow/bin/fetch-secrets /opt/mlflow/bin/register-dns",
+            "/opt/mlflow/bin/register-dns",
+            f"cat > /etc/systemd/system/mlflow.service <<'EOF'\n{unit}\nEOF",
+            "systemctl daemon-reload",
+            "systemctl enable --now mlflow.service",
+        ]
+
+    def _agent_commands(self) -> list[str]:
+        config = {
+            "agent": {"metrics_collection_interval": 60},
+            "metrics": {
+                "namespace": "CWAgent",
+                "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+                "aggregation_dimensions": [["AutoScalingGroupName"]],
+                "metrics_collected": {
+                    "disk": {"measurement": ["used_percent"], "resources": ["/"]},
+                    "mem": {"measurement": ["used_percent"]},
+                },
+            },
+            "logs": {
+                "logs_collected": {
+                    "files": {
+                        "collect_list": [
+                            {
+                                "file_path": "/var/log/mlflow/mlflow.log",
+                                "log_group_name": self.log_group.log_group_name,
+                                "log_stream_name": "{instance_id}/mlflow",
+                            },
+                            {
+                                "file_path": "/var/log/cloud-init-output.log",
+                                "log_group_name": self.log_group.log_group_name,
+                                "log_stream_name": "{instance_id}/cloud-init",
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+        path = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+        return [
+            f"cat > {path} <<'EOF'\n{Stack.of(self).to_json_string(config)}\nEOF",
+            "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config "
+            f"-m ec2 -s -c file:{path}",
+        ]
+
+    def _alarms(self, cpu_percent: int, disk_percent: int) -> list[cloudwatch.Alarm]:
+        group = {"AutoScalingGroupName": self.group.auto_scaling_group_name}
+
+        def alarm(
+            id: str, metric: cloudwatch.Metric, threshold: float, description: str
+        ) -> cloudwatch.Alarm:
+            return metric.create_alarm(
+                self,
+                id,
+                threshold=threshold,
+                evaluation_periods=3,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+
+        return [
+            alarm(
+                "StatusCheckAlarm",
+                cloudwatch.Metric(
+                    namespace="AWS/EC2",
+                    metric_name="StatusCheckFailed",
+                    dimensions_map=group,
+                    statistic="Maximum",
+                    period=Duration.minutes(1),
+                ),
+                1,
+                "The MLflow instance fails its EC2 status checks (the group replaces it).",
+            ),
+            alarm(
+                "CpuAlarm",
+                cloudwatch.Metric(
+                    namespace="AWS/EC2",
+                    metric_name="CPUUtilization",
+                    dimensions_map=group,
+                    statistic="Average",
+                    period=Duration.minutes(5),
+                ),
+                cpu_percent,
+                "The MLflow instance is CPU-bound; consider a larger tracking.ec2.instance_type.",
+            ),
+            alarm(
+                "DiskAlarm",
+                cloudwatch.Metric(
+                    namespace="CWAgent",
+                    metric_name="disk_used_percent",
+                    dimensions_map=group,
+                    statistic="Maximum",
+                    period=Duration.minutes(5),
+                ),
+                disk_percent,
+                "The MLflow instance's root volume is filling up (tracking.ec2.volume_gib).",
+            ),
+        ]
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host_name}:{MLFLOW_PORT}"
+
+    @property
+    def server_arn(self) -> str | None:
+        return None
+
+    @property
+    def server_name(self) -> str:
+        return self._name
+
+    @property
+    def mlflow_version(self) -> str:
+        return self._version
+
+    @property
+    def artifact_uri(self) -> str:
+        return self._storage.artifact_uri
+
+    @property
+    def connections(self) -> ec2.Connections | None:
+        """The instance: ``connections.allow_default_port_from(peer)`` lets a client in."""
+        return self._connections
+
+    def grant_use(self, grantee: iam.IGrantable) -> None:
+        """Read the client credentials secret and the artifacts prefix and key."""
+        self.client_secret.grant_read(grantee)
+        self._storage.grant_artifacts_read_write(grantee)
