@@ -1,0 +1,256 @@
+"""A SageMaker Studio domain wired to MLflow: users, apps with idle shutdown, a scoped role."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+
+from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlops_cdk.config import StudioSettings
+from mlops_cdk.tracking import TrackingBackend
+
+# Runs at every start of a JupyterLab or Code Editor app (the domain's built-in lifecycle
+# configuration, which users cannot switch off): notebooks, kernels and terminals get
+# MLFLOW_TRACKING_URI without anyone copying it. Idempotent; rewrites the value each start.
+MLFLOW_ENV_SCRIPT = """#!/bin/bash
+# Written by mlops-cdk (Studio stack): point MLflow clients at this environment's server.
+set -eu
+uri='{uri}'
+startup="$HOME/.ipython/profile_default/startup"
+mkdir -p "$startup"
+cat > "$startup/00-mlflow-tracking-uri.py" <<PY
+import os
+os.environ.setdefault("MLFLOW_TRACKING_URI", "$uri")
+PY
+printf 'export MLFLOW_TRACKING_URI=%q\\n' "$uri" > "$HOME/.mlflow-tracking-uri.sh"
+touch "$HOME/.bashrc"
+grep -qs 'mlflow-tracking-uri.sh' "$HOME/.bashrc" \\
+  || echo '[ -f "$HOME/.mlflow-tracking-uri.sh" ] && . "$HOME/.mlflow-tracking-uri.sh"' >> "$HOME/.bashrc"
+echo "MLFLOW_TRACKING_URI=$uri"
+"""
+
+# What the Studio web UI does with the user's execution role inside this domain.
+STUDIO_SPACE_ACTIONS = [
+    "sagemaker:CreateSpace",
+    "sagemaker:UpdateSpace",
+    "sagemaker:DeleteSpace",
+    "sagemaker:DescribeSpace",
+]
+STUDIO_APP_ACTIONS = ["sagemaker:CreateApp", "sagemaker:DeleteApp", "sagemaker:DescribeApp"]
+STUDIO_LIST_ACTIONS = ["sagemaker:ListSpaces", "sagemaker:ListApps", "sagemaker:ListUserProfiles"]
+
+
+class StudioDomain(Construct):
+    """``AWS::SageMaker::Domain`` with its execution role, security group and user profiles."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        settings: StudioSettings,
+        vpc: ec2.IVpc,
+        subnet_ids: Sequence[str],
+        key: kms.IKey,
+        tracking: TrackingBackend,
+        tracking_uri_fingerprint: str,
+        grant_data: Callable[[iam.IGrantable], None],
+    ) -> None:
+        super().__init__(scope, id)
+        self.network_access = settings.network_access
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="SageMaker Studio apps: their own traffic, HTTPS out, MLflow",
+            allow_all_outbound=False,
+        )
+        self.security_group.connections.allow_internally(
+            ec2.Port.all_tcp(), "Studio apps talk to each other (kernels, EFS, UI)"
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.HTTPS, "AWS APIs through the VPC endpoints or NAT"
+        )
+        if tracking.connections is not None:  # self-hosted MLflow inside the VPC
+            tracking.connections.allow_default_port_from(
+                self.security_group, "Studio notebooks to MLflow"
+            )
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Studio users: MLflow, the data prefixes, and their own spaces and apps",
+        )
+        tracking.grant_use(self.role)
+        grant_data(self.role)
+
+        lifecycle = {
+            app_type: self._lifecycle_config(
+                name, app_type, tracking.tracking_uri, tracking_uri_fingerprint
+            )
+            for app_type in ("JupyterLab", "CodeEditor")
+        }
+        idle = sagemaker.CfnDomain.AppLifecycleManagementProperty(
+            idle_settings=sagemaker.CfnDomain.IdleSettingsProperty(
+                lifecycle_management="ENABLED",
+                idle_timeout_in_minutes=settings.idle_timeout_minutes,
+                min_idle_timeout_in_minutes=60,
+                max_idle_timeout_in_minutes=settings.max_idle_timeout_minutes,
+            )
+        )
+        jupyter_lab = sagemaker.CfnDomain.JupyterLabAppSettingsProperty(
+            app_lifecycle_management=idle,
+            built_in_lifecycle_config_arn=lifecycle["JupyterLab"].attr_studio_lifecycle_config_arn,
+            default_resource_spec=sagemaker.CfnDomain.ResourceSpecProperty(
+                instance_type=settings.jupyterlab_instance_type
+            ),
+        )
+        code_editor = sagemaker.CfnDomain.CodeEditorAppSettingsProperty(
+            app_lifecycle_management=idle,
+            built_in_lifecycle_config_arn=lifecycle["CodeEditor"].attr_studio_lifecycle_config_arn,
+            default_resource_spec=sagemaker.CfnDomain.ResourceSpecProperty(
+                instance_type=settings.code_editor_instance_type
+            ),
+        )
+        ebs = sagemaker.CfnDomain.DefaultSpaceStorageSettingsProperty(
+            default_ebs_storage_settings=sagemaker.CfnDomain.DefaultEbsStorageSettingsProperty(
+                default_ebs_volume_size_in_gb=settings.default_ebs_volume_gb,
+                maximum_ebs_volume_size_in_gb=settings.max_ebs_volume_gb,
+            )
+        )
+        self.domain = sagemaker.CfnDomain(
+            self,
+            "Resource",
+            domain_name=name,
+            auth_mode="IAM",
+            app_network_access_type=settings.network_access,
+            vpc_id=vpc.vpc_id,
+            subnet_ids=list(subnet_ids),
+            kms_key_id=key.key_arn,
+            default_user_settings=sagemaker.CfnDomain.UserSettingsProperty(
+                execution_role=self.role.role_arn,
+                security_groups=[self.security_group.security_group_id],
+                studio_web_portal="ENABLED",
+                default_landing_uri="studio::",
+                jupyter_lab_app_settings=jupyter_lab,
+                code_editor_app_settings=code_editor,
+                space_storage_settings=ebs,
+                sharing_settings=sagemaker.CfnDomain.SharingSettingsProperty(
+                    notebook_output_option="Disabled"
+                ),
+            ),
+            default_space_settings=sagemaker.CfnDomain.DefaultSpaceSettingsProperty(
+                execution_role=self.role.role_arn,
+                security_groups=[self.security_group.security_group_id],
+                jupyter_lab_app_settings=jupyter_lab,
+                space_storage_settings=ebs,
+            ),
+        )
+        # The domain itself holds no data: its EFS home file system does, and StudioCleanup
+        # deletes or keeps that by the removal policy. The domain must go with the stack.
+        self.domain.apply_removal_policy(RemovalPolicy.DESTROY)
+
+        self.user_profiles = [
+            sagemaker.CfnUserProfile(
+                self,
+                f"User-{user}",
+                domain_id=self.domain.attr_domain_id,
+                user_profile_name=user,
+            )
+            for user in settings.user_profiles
+        ]
+        for profile in self.user_profiles:
+            profile.apply_removal_policy(RemovalPolicy.DESTROY)
+        self._grant_studio_use(key)
+
+    @property
+    def domain_id(self) -> str:
+        return self.domain.attr_domain_id
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.domain_id}.studio.{Stack.of(self).region}.sagemaker.aws"
+
+    def domain_scoped_arn(self, resource: str) -> str:
+        """``arn:...:<resource>/<domain-id>/*``: every ``resource`` of this domain."""
+        return Stack.of(self).format_arn(
+            service="sagemaker", resource=resource, resource_name=f"{self.domain_id}/*"
+        )
+
+    def _grant_studio_use(self, key: kms.IKey) -> None:
+        """What Studio's UI needs from the role: spaces and apps of this domain only."""
+        stack = Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeDomain"], resources=[self.domain.attr_domain_arn]
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeUserProfile"],
+                resources=[self.domain_scoped_arn("user-profile")],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[*STUDIO_SPACE_ACTIONS, "sagemaker:AddTags"],
+                resources=[self.domain_scoped_arn("space")],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[*STUDIO_APP_ACTIONS, "sagemaker:AddTags"],
+                resources=[self.domain_scoped_arn("app")],
+            )
+        )
+        # The List* calls support no resource-level permissions.
+        self.role.add_to_policy(iam.PolicyStatement(actions=STUDIO_LIST_ACTIONS, resources=["*"]))
+        # Spaces' EBS volumes are encrypted with the domain key: AWS services may attach them.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+        # The lifecycle configuration's output (Studio writes it with this role).
+        self.studio_log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/studio:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.studio_log_group_arn],
+            )
+        )
+
+    def _lifecycle_config(
+        self, name: str, app_type: str, tracking_uri: str, fingerprint: str
+    ) -> sagemaker.CfnStudioLifecycleConfig:
+        # Every property replaces the resource, and the name is fixed: a new script (or a new
+        # server) needs a new name, so the name carries a digest of both.
+        digest = hashlib.sha256(json.dumps([MLFLOW_ENV_SCRIPT, fingerprint]).encode()).hexdigest()[
+            :8
+        ]
+        short = {"JupyterLab": "jl", "CodeEditor": "ce"}[app_type]
+        config = sagemaker.CfnStudioLifecycleConfig(
+            self,
+            f"{app_type}MlflowEnv",
+            studio_lifecycle_config_name=f"{name}-mlflow-{short}-{digest}",
+            studio_lifecycle_config_app_type=app_type,
+            studio_lifecycle_config_content=Fn.base64(MLFLOW_ENV_SCRIPT.format(uri=tracking_uri)),
+        )
+        config.apply_removal_policy(RemovalPolicy.DESTROY)
+        return config

@@ -1,0 +1,80 @@
+"""Studio: a SageMaker Studio domain wired to MLflow, with a teardown that empties it first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from mlops_cdk.config import StudioSettings
+from mlops_cdk.constructs.studio_cleanup import StudioCleanup
+from mlops_cdk.constructs.studio_domain import StudioDomain
+from mlops_cdk.stacks.network import NetworkStack
+from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.stacks.tracking import TrackingStack
+
+
+class StudioStack(Stack):
+    """The domain, its user profiles and execution role, and the cleanup custom resource."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: StudioSettings,
+        name_prefix: str,
+        storage: StorageStack,
+        network: NetworkStack,
+        tracking: TrackingStack,
+        removal: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        layout = storage.layout
+        self.read_prefixes = (layout.models, layout.inference_output)
+        self.read_write_prefixes = (layout.training, layout.inference_input)
+
+        def grant_data(grantee: iam.IGrantable) -> None:
+            for prefix in self.read_prefixes:
+                storage.grant_data_read(grantee, prefix)
+            for prefix in self.read_write_prefixes:
+                storage.grant_data_read_write(grantee, prefix)
+
+        self.studio = StudioDomain(
+            self,
+            "Domain",
+            name=f"{name_prefix}-studio",
+            settings=settings,
+            vpc=network.vpc,
+            subnet_ids=network.private_subnet_ids,
+            key=storage.key,
+            tracking=tracking.backend,
+            tracking_uri_fingerprint=json.dumps(
+                tracking.resolve(tracking.backend.tracking_uri), sort_keys=True
+            ),
+            grant_data=grant_data,
+        )
+        self.cleanup = StudioCleanup(
+            self,
+            "Cleanup",
+            domain=self.studio.domain,
+            depends_on=list(self.studio.user_profiles),
+            vpc=network.vpc,
+            delete_home_efs=removal == RemovalPolicy.DESTROY,
+            log_retention=log_retention,
+            removal=removal,
+        )
+        self.execution_role = self.studio.role
+
+        CfnOutput(self, "DomainId", value=self.studio.domain_id)
+        CfnOutput(self, "StudioUrl", value=self.studio.url)
+        CfnOutput(self, "NetworkAccess", value=settings.network_access)
+        CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        if settings.user_profiles:
+            CfnOutput(self, "UserProfileNames", value=",".join(settings.user_profiles))
