@@ -1,0 +1,83 @@
+"""The inference pipeline: one processing step running the iris_inference container.
+
+The container loads ``models:/<model>@<alias>`` from MLflow, scores everything under the input
+prefix (or generated rows when it holds no data file) and writes
+``<output>/date=YYYY-MM-DD/`` itself; SageMaker uploads that when the job ends.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlops_cdk.config import PipelinesSettings
+from mlops_cdk.constructs.job_requests import InferenceValues, JobContext, processing_job_request
+from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
+from mlops_cdk.constructs.pipeline_ref import SageMakerPipelineRef
+
+SCORE_STEP = "Score"
+
+
+class InferencePipeline(Construct):
+    """``AWS::SageMaker::Pipeline`` named ``name`` with overridable parameters."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        settings: PipelinesSettings,
+        context: JobContext,
+        input_uri: str,
+        output_uri: str,
+        role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, id)
+        inference = settings.inference
+        self.parameters = {
+            "input": Parameter("InputDataUri", "String", input_uri),
+            "output": Parameter("OutputDataUri", "String", output_uri),
+            "instance_type": Parameter("InferenceInstanceType", "String", inference.instance_type),
+            "model_alias": Parameter("ModelAlias", "String", inference.model_alias),
+            # YYYY-MM-DD to (re)score a past day; empty: today in UTC.
+            "date": Parameter("InferenceDate", "String", ""),
+        }
+        p = self.parameters
+        self.arguments = processing_job_request(
+            inference,
+            context=context,
+            values=InferenceValues(
+                input_uri=p["input"].ref,
+                output_uri=p["output"].ref,
+                instance_type=p["instance_type"].ref,
+                model_alias=p["model_alias"].ref,
+                inference_date=p["date"].ref,
+            ),
+        )
+        self.definition = PipelineDefinition(
+            parameters=tuple(p.values()),
+            steps=(
+                Step(
+                    name=SCORE_STEP,
+                    type="Processing",
+                    arguments=self.arguments,
+                    description="Score the day's input with the production model",
+                ),
+            ),
+        )
+        self.resource = sagemaker.CfnPipeline(
+            self,
+            "Resource",
+            pipeline_name=name,  # users type it: aws sagemaker start-pipeline-execution
+            pipeline_display_name=name,
+            pipeline_description=(
+                f"Scores the day's input with {settings.model_name}@{inference.model_alias}"
+            ),
+            role_arn=role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": self.definition.render(self)},
+        )
+        self.resource.node.add_dependency(role)
+        self.pipeline = SageMakerPipelineRef(self, "Ref", pipeline=self.resource)
+        self.name = name

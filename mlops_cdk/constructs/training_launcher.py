@@ -1,0 +1,79 @@
+"""The Lambda launcher: a schedule invokes it; it starts one plain training job per scheduled time.
+
+Runtime code: ``lambda/launcher/launcher.py`` (boto3 only, no bundling).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlops_cdk.config import LambdaLauncherSettings
+
+CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "launcher"
+
+
+class TrainingLauncher(Construct):
+    """Function, its role and its log group (explicit, with retention)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        settings: LambdaLauncherSettings,
+        job_name_prefix: str,
+        pipeline: sagemaker.IPipeline,
+        step_name: str,
+        log_retention: logs.RetentionDays,
+        removal: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id)
+        self.job_name_prefix = job_name_prefix
+        latest = max(
+            (r.name for r in lambda_.Runtime.ALL if r.family == lambda_.RuntimeFamily.PYTHON),
+            key=lambda name: tuple(int(n) for n in name.removeprefix("python").split(".")),
+        )
+        self.runtime_is_pinned_below_latest = settings.runtime != latest
+        self.log_group = logs.LogGroup(
+            self, "LogGroup", retention=log_retention, removal_policy=removal
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Lets the training launcher start its training jobs and write its logs",
+        )
+        self.log_group.grant_write(self.role)
+        # The job is the pipeline's training step at its defaults, read from the definition.
+        iam.Grant.add_to_principal(
+            grantee=self.role,
+            actions=["sagemaker:DescribePipeline"],
+            resource_arns=[pipeline.pipeline_arn],
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime(settings.runtime, lambda_.RuntimeFamily.PYTHON),
+            handler=settings.handler,
+            code=lambda_.Code.from_asset(
+                str(CODE_DIR), exclude=["__pycache__", "*.pyc", "test_*.py"]
+            ),
+            timeout=Duration.seconds(settings.timeout_seconds),
+            memory_size=settings.memory_mb,
+            role=self.role,
+            log_group=self.log_group,
+            description="Starts the scheduled training job (pipelines.launcher=lambda)",
+            environment={
+                **settings.environment,
+                "JOB_NAME_PREFIX": job_name_prefix,
+                "PIPELINE_NAME": pipeline.pipeline_name,
+                "STEP_NAME": step_name,
+            },
+        )

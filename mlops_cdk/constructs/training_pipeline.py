@@ -1,0 +1,96 @@
+"""The training pipeline: one training step running the iris_training container.
+
+The container trains, evaluates, logs to MLflow, registers the model and moves the
+``production`` alias only through its quality gate, so the pipeline is a single step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from mlops_cdk.config import PipelinesSettings
+from mlops_cdk.constructs.job_requests import JobContext, TrainingValues, training_job_request
+from mlops_cdk.constructs.pipeline_definition import (
+    EXECUTION_ID,
+    Parameter,
+    PipelineDefinition,
+    Step,
+)
+from mlops_cdk.constructs.pipeline_ref import SageMakerPipelineRef
+
+TRAIN_STEP = "Train"
+
+
+class TrainingPipeline(Construct):
+    """``AWS::SageMaker::Pipeline`` named ``name`` with overridable parameters."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        settings: PipelinesSettings,
+        context: JobContext,
+        training_uri: str,
+        model_uri: str,
+        checkpoint_uri: str | None,
+        extra_channel_uris: Mapping[str, str],
+        role: iam.IRole,
+    ) -> None:
+        super().__init__(scope, id)
+        training = settings.training
+        self.parameters = {
+            "input": Parameter("TrainingDataUri", "String", training_uri),
+            "output": Parameter("ModelOutputUri", "String", model_uri),
+            "instance_type": Parameter("TrainingInstanceType", "String", training.instance_type),
+            "instance_count": Parameter(
+                "TrainingInstanceCount", "Integer", training.instance_count
+            ),
+            "min_accuracy": Parameter("MinAccuracy", "Float", training.min_accuracy),
+        }
+        p = self.parameters
+        self.arguments = training_job_request(
+            training,
+            context=context,
+            values=TrainingValues(
+                input_uri=p["input"].ref,
+                output_uri=p["output"].ref,
+                instance_type=p["instance_type"].ref,
+                instance_count=p["instance_count"].ref,
+                min_accuracy=p["min_accuracy"].as_string(),
+                checkpoint_uri=checkpoint_uri,
+                extra_channel_uris=extra_channel_uris,
+                execution_id=EXECUTION_ID,
+            ),
+            experiment_name=settings.experiment_name,
+        )
+        self.definition = PipelineDefinition(
+            parameters=tuple(p.values()),
+            steps=(
+                Step(
+                    name=TRAIN_STEP,
+                    type="Training",
+                    arguments=self.arguments,
+                    description="Train, evaluate, register; promote through the quality gate",
+                ),
+            ),
+        )
+        self.resource = sagemaker.CfnPipeline(
+            self,
+            "Resource",
+            pipeline_name=name,  # users type it: aws sagemaker start-pipeline-execution
+            pipeline_display_name=name,
+            pipeline_description=(
+                f"Trains {settings.model_name} and promotes it in MLflow through the quality gate"
+            ),
+            role_arn=role.role_arn,
+            pipeline_definition={"PipelineDefinitionBody": self.definition.render(self)},
+        )
+        self.resource.node.add_dependency(role)  # the role's policy must exist before a run
+        self.pipeline = SageMakerPipelineRef(self, "Ref", pipeline=self.resource)
+        self.name = name

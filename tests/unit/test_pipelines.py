@@ -1,0 +1,517 @@
+"""Fine-grained assertions on the pipelines stack, and every job request against botocore's shapes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
+from mlops_cdk.stacks.pipelines import PipelinesStack
+from tests.conftest import synthesized
+from tests.synth import ENVIRONMENTS, SynthesizedApp
+
+SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
+OPERATION = {"Training": "CreateTrainingJob", "Processing": "CreateProcessingJob"}
+JOB_NAME = {"Training": "TrainingJobName", "Processing": "ProcessingJobName"}
+PARAMETER_SHAPE_TYPES = {
+    "String": {"string"},
+    "Integer": {"integer", "long"},
+    "Float": {"float", "double"},
+    "Boolean": {"boolean"},
+}
+PLACEHOLDER = {"string": "placeholder", "integer": 1, "long": 1, "float": 0.5, "double": 0.5,
+               "boolean": True}  # fmt: skip
+TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")
+
+
+# A launcher-enabled environment with most options switched on, synthesized once.
+FULL_OPTIONS = {
+    "pipelines.launcher": "lambda",
+    "pipelines.vpc": "true",
+    "pipelines.alarm_email": "ml-team@example.com",
+    "pipelines.training.spot": "true",
+    "pipelines.training.max_wait_minutes": "60",
+    "pipelines.training.profiler.enabled": "true",
+    "pipelines.training.debugger.enabled": "true",
+    "pipelines.training.debugger.collections": '["metrics"]',
+    "pipelines.training.hyperparameters": '{"n_estimators": 200, "max_features": "log2"}',
+    "pipelines.training.environment": '{"LOG_LEVEL": "debug"}',
+    "pipelines.training.extra_channels": '[{"name": "extra", "prefix": "iris/extra/"}]',
+    "pipelines.schedules.training.enabled": "true",
+    "pipelines.schedules.training.time_zone": "Europe/Berlin",
+    "pipelines.schedules.inference.enabled": "true",
+}
+
+
+@pytest.fixture(scope="module")
+def full() -> SynthesizedApp:
+    return synthesized("staging", **FULL_OPTIONS)
+
+
+def _stack(app: SynthesizedApp) -> PipelinesStack:
+    assert app.platform.pipelines is not None
+    return app.platform.pipelines
+
+
+def _resources(app: SynthesizedApp, resource_type: str) -> dict[str, Any]:
+    return dict(app.template("pipelines").find_resources(resource_type))
+
+
+def _statements(app: SynthesizedApp, role_prefix: str) -> list[dict[str, Any]]:
+    template = app.template_json("pipelines")["Resources"]
+    (role_id,) = [
+        k
+        for k, v in template.items()
+        if v["Type"] == "AWS::IAM::Role" and k.startswith(role_prefix)
+    ]
+    return [
+        statement
+        for resource in template.values()
+        if resource["Type"] == "AWS::IAM::Policy"
+        and {"Ref": role_id} in resource["Properties"]["Roles"]
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+# --- botocore shapes -----------------------------------------------------------------------------
+
+
+def _is_reference(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) in ({"Get"}, {"Std:Join"})
+
+
+def _substitute(value: Any, shape: Any, parameters: Mapping[str, Parameter], path: str) -> Any:
+    """Pipeline references -> placeholders of the shape's type (checking the parameter's type)."""
+    if _is_reference(value):
+        assert shape.type_name in PLACEHOLDER, f"{path}: reference where a {shape.type_name} goes"
+        if "Get" in value and value["Get"].startswith("Parameters."):
+            parameter = parameters[value["Get"].removeprefix("Parameters.")]
+            assert shape.type_name in PARAMETER_SHAPE_TYPES[parameter.type], (
+                f"{path}: parameter {parameter.name} is {parameter.type}, "
+                f"the API wants {shape.type_name}"
+            )
+        if "Std:Join" in value:
+            assert shape.type_name == "string", f"{path}: Std:Join yields a string"
+        return PLACEHOLDER[shape.type_name]
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        return {
+            k: _substitute(v, shape.members[k], parameters, f"{path}.{k}")
+            if k in shape.members
+            else v
+            for k, v in value.items()
+        }
+    if shape.type_name == "list" and isinstance(value, list):
+        return [
+            _substitute(v, shape.member, parameters, f"{path}[{i}]") for i, v in enumerate(value)
+        ]
+    if shape.type_name == "map" and isinstance(value, Mapping):
+        return {k: _substitute(v, shape.value, parameters, f"{path}.{k}") for k, v in value.items()}
+    return value
+
+
+def _strict_problems(value: Any, shape: Any, path: str = "") -> Iterator[str]:  # noqa: PLR0912
+    """What ParamValidator leaves out: maximum lengths/values and string patterns."""
+    meta = shape.metadata
+    if shape.type_name == "structure" and isinstance(value, Mapping):
+        for k, v in value.items():
+            if k in shape.members:  # unknown keys are ParamValidator's finding
+                yield from _strict_problems(v, shape.members[k], f"{path}.{k}")
+    elif shape.type_name == "list" and isinstance(value, list):
+        if "max" in meta and len(value) > meta["max"]:
+            yield f"{path}: {len(value)} items > {meta['max']}"
+        for i, v in enumerate(value):
+            yield from _strict_problems(v, shape.member, f"{path}[{i}]")
+    elif shape.type_name == "map" and isinstance(value, Mapping):
+        if "max" in meta and len(value) > meta["max"]:
+            yield f"{path}: {len(value)} entries > {meta['max']}"
+        for k, v in value.items():
+            yield from _strict_problems(k, shape.key, f"{path} key")
+            yield from _strict_problems(v, shape.value, f"{path}.{k}")
+    elif shape.type_name == "string" and isinstance(value, str):
+        if TOKEN.search(value) or value == PLACEHOLDER["string"]:
+            return  # deploy-time values: their type is checked, their text is AWS's own
+        if "max" in meta and len(value) > meta["max"]:
+            yield f"{path}: {len(value)} characters > {meta['max']}"
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value, re.DOTALL):
+            yield f"{path}: {value!r} does not match {meta['pattern']}"
+        if shape.enum and value not in shape.enum:
+            yield f"{path}: {value!r} is not one of {shape.enum}"
+    elif (
+        shape.type_name in {"integer", "long"}
+        and isinstance(value, int)
+        and value > meta.get("max", value)
+    ):
+        yield f"{path}: {value} > {meta['max']}"
+
+
+def _validate(step_type: str, arguments: Mapping[str, Any], parameters: tuple[Parameter, ...]):  # type: ignore[no-untyped-def]
+    shape = SAGEMAKER.operation_model(OPERATION[step_type]).input_shape
+    request = {JOB_NAME[step_type]: "placeholder-job", **arguments}
+    request = _substitute(request, shape, {p.name: p for p in parameters}, "")
+    report = ParamValidator().validate(request, shape)
+    strict = list(_strict_problems(request, shape))
+    return report.generate_report(), strict
+
+
+def _launcher_request(app: SynthesizedApp) -> dict[str, Any]:
+    """What the Lambda launcher submits: the deployed training step at its defaults."""
+    import launcher  # noqa: PLC0415 -- lambda/launcher is on the test path
+
+    definition = json.loads(json.dumps(_stack(app).training.definition.to_dict()))
+    return launcher.training_request(definition, "Train")
+
+
+def _definitions(app: SynthesizedApp) -> list[PipelineDefinition]:
+    stack = _stack(app)
+    return [stack.training.definition, stack.inference.definition]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_step_validates_against_the_sagemaker_api(env: str) -> None:
+    for definition in _definitions(synthesized(env)):
+        for step in definition.steps:
+            report, strict = _validate(step.type, step.arguments, definition.parameters)
+            assert report == "", f"{env} {step.name}: {report}"
+            assert strict == [], f"{env} {step.name}"
+
+
+def test_every_option_still_validates_against_the_sagemaker_api(full: SynthesizedApp) -> None:
+    for definition in _definitions(full):
+        for step in definition.steps:
+            report, strict = _validate(step.type, step.arguments, definition.parameters)
+            assert report == "", f"{step.name}: {report}"
+            assert strict == [], step.name
+    report, strict = _validate("Training", _launcher_request(full), ())
+    assert (report, strict) == ("", [])
+
+
+def test_the_shape_check_catches_a_wrong_argument() -> None:
+    # The check above must be able to fail: a parameter of the wrong type and an unknown key.
+    count = Parameter("Count", "String", "1")
+    arguments = {"ResourceConfig": {"InstanceCount": count.ref, "VolumeSizeInGB": 1}}
+    with pytest.raises(AssertionError, match="parameter Count is String"):
+        _validate("Training", arguments, (count,))
+    report, _ = _validate("Training", {"NoSuchArgument": 1}, ())
+    assert "Unknown parameter" in report and "NoSuchArgument" in report
+    _, strict = _validate("Training", {"RoleArn": "not-an-arn"}, ())
+    assert any("RoleArn" in problem for problem in strict)
+
+
+def test_definition_body_is_json_with_every_parameter_declared(staging: SynthesizedApp) -> None:
+    for definition in _definitions(staging):
+        body = definition.to_dict()
+        assert body["Version"] == "2020-12-01"
+        json.dumps(body)  # plain JSON (tokens are strings until CloudFormation renders them)
+        declared = {p["Name"] for p in body["Parameters"]}
+        used = set(re.findall(r'"Parameters\.(\w+)"', json.dumps(body["Steps"])))
+        assert used <= declared and used
+
+
+def test_builder_rejects_unknown_references_and_duplicates() -> None:
+    step = Step("S", "Training", {"RoleArn": {"Get": "Parameters.Missing"}})
+    with pytest.raises(ValueError, match=r"unknown 'Parameters\.Missing'"):
+        PipelineDefinition(parameters=(), steps=(step,))
+    with pytest.raises(ValueError, match="duplicate pipeline parameter"):
+        PipelineDefinition(
+            parameters=(Parameter("A", "String", "x"), Parameter("A", "String", "y")), steps=()
+        )
+    with pytest.raises(TypeError, match="is not Integer"):
+        Parameter("N", "Integer", "1")
+
+
+# --- what the pipelines run -----------------------------------------------------------------------
+
+
+def test_training_step_runs_the_spec(dev: SynthesizedApp) -> None:
+    stack = _stack(dev)
+    parameters = {p.name: p for p in stack.training.definition.parameters}
+    arguments = stack.training.arguments
+    assert parameters["TrainingInstanceType"].default == "ml.m5.large"
+    assert arguments["ResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
+    assert arguments["StoppingCondition"] == {"MaxRuntimeInSeconds": 30 * 60}
+    assert str(parameters["TrainingDataUri"].default).endswith("/iris/training/")
+    assert str(parameters["ModelOutputUri"].default).endswith("/iris/models/")
+    (channel,) = arguments["InputDataConfig"]
+    assert channel["ChannelName"] == "train"  # iris_training reads the train channel
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Parameters.TrainingDataUri"}
+    environment = arguments["Environment"]
+    assert environment["MLFLOW_TRACKING_URI"] == dev.platform.tracking.backend.tracking_uri
+    assert environment["PIPELINE_EXECUTION_ID"] == {"Get": "Execution.PipelineExecutionId"}
+    assert arguments["HyperParameters"]["min_accuracy"] == {
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.MinAccuracy"}]}
+    }
+    assert arguments["EnableNetworkIsolation"] is False
+    assert arguments["ProfilerConfig"] == {"DisableProfiler": True}
+
+
+def test_inference_step_runs_the_spec(dev: SynthesizedApp) -> None:
+    stack = _stack(dev)
+    parameters = {p.name: p for p in stack.inference.definition.parameters}
+    arguments = stack.inference.arguments
+    assert arguments["StoppingCondition"] == {"MaxRuntimeInSeconds": 20 * 60}
+    assert str(parameters["InputDataUri"].default).endswith("/iris/inference-input/")
+    assert str(parameters["OutputDataUri"].default).endswith("/iris/inference-output/")
+    (source,) = arguments["ProcessingInputs"]
+    assert source["S3Input"]["LocalPath"] == "/opt/ml/processing/input"
+    (output,) = arguments["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
+    assert arguments["Environment"]["MODEL_ALIAS"] == {"Get": "Parameters.ModelAlias"}
+    assert parameters["ModelAlias"].default == "production"
+
+
+def test_job_settings_match_what_the_containers_read(full: SynthesizedApp) -> None:
+    from iris_inference.settings import OPTIONS  # noqa: PLC0415
+    from iris_training.hyperparameters import parse_hyperparameters  # noqa: PLC0415
+    from iris_training.settings import ENVIRONMENT  # noqa: PLC0415
+
+    stack = _stack(full)
+    request = _launcher_request(full)
+    parsed = parse_hyperparameters(request["HyperParameters"])  # raises on an unknown name
+    assert parsed.n_estimators == 200 and parsed.min_accuracy == 0.85
+    ours = set(stack.training.arguments["Environment"]) - {"LOG_LEVEL"}
+    assert ours <= set(ENVIRONMENT)
+    inference_env = set(stack.inference.arguments["Environment"]) - {"MLFLOW_TRACKING_URI"}
+    assert inference_env <= {option.env for option in OPTIONS.values()}
+
+
+def test_pipelines_are_named_for_users_and_run_as_their_own_role(dev: SynthesizedApp) -> None:
+    pipelines = _resources(dev, "AWS::SageMaker::Pipeline")
+    names = sorted(p["Properties"]["PipelineName"] for p in pipelines.values())
+    assert names == ["mlops-dev-inference", "mlops-dev-training"]
+    for pipeline in pipelines.values():
+        assert pipeline["Properties"]["RoleArn"]["Fn::GetAtt"][0].startswith("RolesOrchestration")
+
+
+def test_pipeline_role_starts_only_pipeline_jobs_and_passes_only_the_job_role(
+    dev: SynthesizedApp,
+) -> None:
+    statements = _statements(dev, "RolesOrchestration")
+    passes = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert passes == [
+        {
+            "Action": "iam:PassRole",
+            "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [passes[0]["Resource"]["Fn::GetAtt"][0], "Arn"]},
+        }
+    ]
+    assert passes[0]["Resource"]["Fn::GetAtt"][0].startswith("RolesExecution")
+    (jobs,) = [s for s in statements if "sagemaker:CreateTrainingJob" in s["Action"]]
+    rendered = json.dumps(jobs["Resource"])
+    assert "training-job/pipelines-*" in rendered and "processing-job/pipelines-*" in rendered
+
+
+def test_job_role_reaches_only_its_data_prefixes(dev: SynthesizedApp) -> None:
+    rendered = json.dumps(_statements(dev, "RolesExecution"))
+    for prefix in ("iris/training/*", "iris/models/*", "iris/inference-input/*",
+                   "iris/inference-output/*", "mlflow/*"):  # fmt: skip
+        assert f"/{prefix}" in rendered
+    assert "sagemaker-mlflow:*" in rendered  # through the tracking backend's grant_use
+    assert "ecr:BatchGetImage" in rendered
+    assert "s3:PutObject" in rendered  # models and inference output are written
+    writes = [
+        s for s in _statements(dev, "RolesExecution") if "s3:PutObject" in json.dumps(s["Action"])
+    ]
+    written = json.dumps([s["Resource"] for s in writes])
+    assert "iris/training/" not in written and "iris/inference-input/" not in written
+
+
+# --- schedules --------------------------------------------------------------------------------
+
+
+def test_dev_has_no_schedules(dev: SynthesizedApp) -> None:
+    assert _resources(dev, "AWS::Scheduler::Schedule") == {}
+    assert _resources(dev, "AWS::SQS::Queue") == {}
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_staging_and_prod_schedule_both_pipelines(env: str) -> None:
+    app = synthesized(env)
+    schedules = {
+        s["Properties"]["ScheduleExpression"]: s["Properties"]
+        for s in _resources(app, "AWS::Scheduler::Schedule").values()
+    }
+    assert set(schedules) == {"cron(0 2 ? * SUN *)", "cron(0 6 * * ? *)"}
+    for name, cron in (("training", "cron(0 2 ? * SUN *)"), ("inference", "cron(0 6 * * ? *)")):
+        schedule = schedules[cron]
+        assert schedule["ScheduleExpressionTimezone"] == "UTC"
+        assert schedule["State"] == "ENABLED"
+        assert schedule["Target"]["RetryPolicy"] == {
+            "MaximumEventAgeInSeconds": 3600,
+            "MaximumRetryAttempts": 3,
+        }
+        assert "DeadLetterConfig" in schedule["Target"]
+        target = json.dumps(schedule["Target"]["Arn"])
+        assert ":pipeline/" in target and name.capitalize() in target
+    (queue,) = _resources(app, "AWS::SQS::Queue").values()
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    (policy,) = _resources(app, "AWS::SQS::QueuePolicy").values()
+    assert '"aws:SecureTransport": "false"' in json.dumps(policy)
+
+
+def test_scheduler_role_may_start_exactly_these_pipelines(staging: SynthesizedApp) -> None:
+    statements = _statements(staging, "SchedulesRole")
+    actions = sorted(s["Action"] for s in statements)
+    assert actions == ["sagemaker:StartPipelineExecution", "sqs:SendMessage"]
+    (start,) = [s for s in statements if s["Action"] == "sagemaker:StartPipelineExecution"]
+    pipelines = sorted(
+        part["Ref"]
+        for arn in start["Resource"]
+        for part in arn["Fn::Join"][1]
+        if isinstance(part, dict) and not part.get("Ref", "AWS::").startswith("AWS::")
+    )
+    assert len(pipelines) == 2
+    assert pipelines[0].startswith("InferencePipeline")
+    assert pipelines[1].startswith("TrainingPipeline")
+    (role,) = [
+        r for k, r in _resources(staging, "AWS::IAM::Role").items() if k.startswith("SchedulesRole")
+    ]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_schedule_time_zone_comes_from_config(full: SynthesizedApp) -> None:
+    zones = {
+        s["Properties"]["ScheduleExpression"]: s["Properties"]["ScheduleExpressionTimezone"]
+        for s in _resources(full, "AWS::Scheduler::Schedule").values()
+    }
+    assert zones == {"cron(0 2 ? * SUN *)": "Europe/Berlin", "cron(0 6 * * ? *)": "UTC"}
+
+
+# --- the Lambda launcher ----------------------------------------------------------------------
+
+
+def test_launcher_schedule_invokes_the_function_with_the_scheduled_time(
+    full: SynthesizedApp,
+) -> None:
+    (function_id,) = _resources(full, "AWS::Lambda::Function")
+    (training,) = [
+        s["Properties"]
+        for s in _resources(full, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["ScheduleExpression"] == "cron(0 2 ? * SUN *)"
+    ]
+    assert training["Target"]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert json.loads(training["Target"]["Input"])["scheduled_time"] == (
+        "<aws.scheduler.scheduled-time>"
+    )
+
+
+def test_launcher_function_settings_and_log_group(full: SynthesizedApp) -> None:
+    (function,) = _resources(full, "AWS::Lambda::Function").values()
+    props = function["Properties"]
+    assert props["Runtime"] == "python3.14"
+    assert props["Handler"] == "launcher.handler"
+    assert props["Timeout"] == 30
+    variables = props["Environment"]["Variables"]
+    assert variables["JOB_NAME_PREFIX"] == "mlops-staging-train"
+    assert variables["PIPELINE_NAME"]["Ref"].startswith("TrainingPipeline")
+    assert variables["STEP_NAME"] == "Train"
+    (log_group_id, log_group), *_ = [
+        (k, r)
+        for k, r in _resources(full, "AWS::Logs::LogGroup").items()
+        if k.startswith("LauncherLogGroup")
+    ]
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert props["LoggingConfig"]["LogGroup"] == {"Ref": log_group_id}
+
+
+def test_launcher_role_starts_only_its_named_jobs(full: SynthesizedApp) -> None:
+    statements = _statements(full, "LauncherRole")
+    (jobs,) = [s for s in statements if "sagemaker:CreateTrainingJob" in s["Action"]]
+    assert "training-job/mlops-staging-train-*" in json.dumps(jobs["Resource"])
+    assert "sagemaker:CreateProcessingJob" not in jobs["Action"]
+    (describe,) = [s for s in statements if s["Action"] == "sagemaker:DescribePipeline"]
+    assert ":pipeline/" in json.dumps(describe["Resource"])
+
+
+def test_launcher_job_is_the_pipeline_step_at_its_defaults(full: SynthesizedApp) -> None:
+    request = _launcher_request(full)
+    assert request["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+    assert request["HyperParameters"]["min_accuracy"] == "0.85"
+    assert "PIPELINE_EXECUTION_ID" not in request["Environment"]
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 1800,
+        "MaxWaitTimeInSeconds": 3600,
+    }
+    assert request["CheckpointConfig"]["S3Uri"].endswith("/iris/checkpoints/")
+    assert {c["ChannelName"] for c in request["InputDataConfig"]} == {"train", "extra"}
+    assert set(request["VpcConfig"]) == {"SecurityGroupIds", "Subnets"}
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def test_failed_or_stopped_executions_notify_the_encrypted_topic(dev: SynthesizedApp) -> None:
+    (rule,) = _resources(dev, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["SageMaker Model Building Pipeline Execution Status Change"]
+    assert pattern["detail"]["currentPipelineExecutionStatus"] == ["Failed", "Stopped"]
+    assert len(pattern["detail"]["pipelineArn"]) == 2
+    ((topic_id, topic),) = _resources(dev, "AWS::SNS::Topic").items()
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Ref": topic_id}
+    assert topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0].startswith("AlarmsKey")
+    (key,) = _resources(dev, "AWS::KMS::Key").values()
+    principals = json.dumps(key["Properties"]["KeyPolicy"])
+    assert "events.amazonaws.com" in principals and "cloudwatch.amazonaws.com" in principals
+
+
+def test_dead_letters_and_launcher_errors_raise_alarms(full: SynthesizedApp) -> None:
+    alarms = _resources(full, "AWS::CloudWatch::Alarm")
+    metrics = sorted(a["Properties"]["MetricName"] for a in alarms.values())
+    assert metrics == ["ApproximateNumberOfMessagesVisible", "Errors"]
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"][0]["Ref"].startswith("AlarmsTopic")
+    (subscription,) = _resources(full, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == "ml-team@example.com"
+    rules = _resources(full, "AWS::Events::Rule").values()
+    job_rules = [r for r in rules if "TrainingJobName" in json.dumps(r)]
+    (job_rule,) = job_rules
+    assert job_rule["Properties"]["EventPattern"]["detail"]["TrainingJobName"] == [
+        {"prefix": "mlops-staging-train-"}
+    ]
+
+
+def test_outputs_name_pipelines_roles_schedules_and_launcher(full: SynthesizedApp) -> None:
+    outputs = set(full.template_json("pipelines")["Outputs"])
+    expected = {
+        "TrainingPipelineName", "TrainingPipelineArn", "InferencePipelineName",
+        "InferencePipelineArn", "ExecutionRoleArn", "PipelineRoleArn", "SchedulerRoleArn",
+        "TrainingScheduleArn", "InferenceScheduleArn", "LauncherFunctionArn", "LauncherRoleArn",
+        "AlarmTopicArn",
+    }  # fmt: skip
+    assert expected <= outputs
+
+
+# --- network ----------------------------------------------------------------------------------
+
+
+def test_jobs_run_in_the_private_subnets_and_reach_a_self_hosted_mlflow(
+    prod: SynthesizedApp,
+) -> None:
+    stack = _stack(prod)
+    assert stack.job_security_group is not None
+    vpc_config = stack.training.arguments["VpcConfig"]
+    assert len(vpc_config["Subnets"]) == 2
+    assert stack.inference.arguments["NetworkConfig"]["VpcConfig"] == vpc_config
+    ingress = [
+        r["Properties"]
+        for r in _resources(prod, "AWS::EC2::SecurityGroupIngress").values()
+        if "tracking" in json.dumps(r["Properties"]["GroupId"])
+    ]
+    (rule,) = ingress  # into the MLflow load balancer, from the job security group
+    assert rule["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("JobSecurityGroup")
+
+
+def test_jobs_outside_a_vpc_have_no_vpc_config(dev: SynthesizedApp) -> None:
+    stack = _stack(dev)
+    assert stack.job_security_group is None
+    assert "VpcConfig" not in stack.training.arguments
+    assert "VpcConfig" not in stack.inference.arguments["NetworkConfig"]
