@@ -54,7 +54,7 @@ docs: $(PY_STAMP)  ## regenerate the README's settings reference from config.py 
 	$(PY) -m mlops_cdk.settings_reference --write
 
 demo: $(PY_STAMP)  ## train, promote and score locally against a local MLflow (no AWS account)
-	$(PY) local/demo.py
+	$(PY) local/demo.py $(ARGS)
 
 bench: install  ## benchmarks (ratios against a baseline measured in the same run)
 	$(PY) benchmarks/synth.py

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self, get_args
 
@@ -24,6 +25,7 @@ from aws_cdk import aws_logs as logs
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -80,14 +82,14 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-def _check_log_retention(days: int) -> int:
+def check_log_retention(days: int) -> int:
     if days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
         raise ValueError(f"must be one of {allowed}")
     return days
 
 
-LogRetentionDays = Annotated[int, AfterValidator(_check_log_retention)]
+LogRetentionDays = Annotated[int, AfterValidator(check_log_retention)]
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
@@ -194,7 +196,9 @@ class NetworkSettings(Section):
         default="endpoints",
         description="endpoints (no NAT, VPC endpoints), nat_gateway or nat_instance.",
     )
-    cidr: Annotated[str, AfterValidator(_check_cidr)] = "10.0.0.0/16"
+    cidr: Annotated[str, AfterValidator(_check_cidr)] = Field(
+        default="10.0.0.0/16", description="IPv4 range of the VPC, /16 to /24."
+    )
     max_azs: int = Field(
         default=2,
         ge=2,
@@ -219,7 +223,9 @@ class NetworkSettings(Section):
         default=INTERFACE_ENDPOINT_NAMES,
         description="Interface endpoints created in endpoints egress (each costs per hour and AZ).",
     )
-    flow_log_retention_days: LogRetentionDays = 90
+    flow_log_retention_days: LogRetentionDays = Field(
+        default=90, description="Retention of the VPC flow logs (a CloudWatch Logs period)."
+    )
 
 
 TrackingMode = Literal["serverless", "managed", "fargate", "ec2"]
@@ -238,6 +244,142 @@ def _check_maintenance_window(value: str) -> str:
 
 MaintenanceWindow = Annotated[str, AfterValidator(_check_maintenance_window)]
 
+# MLflow server versions: SageMaker takes major.minor; self-hosted modes pin an exact release
+# (keep SELF_HOSTED_MLFLOW_VERSION equal to the ARG default in containers/tracking/Dockerfile).
+MANAGED_MLFLOW_VERSION = "3.0"
+SELF_HOSTED_MLFLOW_VERSION = "3.17.2"
+
+_IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}|aws):policy/[\w+=,.@/-]{1,512}$")
+_HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s]*)?$"
+_WORK_DAY = r"(MON|TUE|WED|THU|FRI|SAT|SUN)"
+_FARGATE_MEMORY_MIB = {  # Fargate's allowed memory for each CPU size
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+
+
+def _check_policy_arn(value: str) -> str:
+    if not _IAM_POLICY_ARN.match(value):
+        raise ValueError("must be an IAM policy ARN such as arn:aws:iam::123456789012:policy/Name")
+    if value.endswith("FullAccess"):
+        raise ValueError("*FullAccess policies are not allowed; attach a scoped policy instead")
+    return value
+
+
+PolicyArn = Annotated[str, AfterValidator(_check_policy_arn)]
+
+
+class OidcSettings(Section):
+    """ALB OpenID Connect authentication in front of the Fargate MLflow server."""
+
+    issuer: str = Field(pattern=_HTTPS_URL, description="OIDC issuer URL (https).")
+    authorization_endpoint: str = Field(pattern=_HTTPS_URL, description="Authorization endpoint.")
+    token_endpoint: str = Field(pattern=_HTTPS_URL, description="Token endpoint.")
+    user_info_endpoint: str = Field(pattern=_HTTPS_URL, description="User-info endpoint.")
+    client_id: str = Field(min_length=1, description="OIDC client (application) id.")
+    client_secret_name: str = Field(
+        pattern=r"^[A-Za-z0-9_/+=.@:-]+$",
+        description="Secrets Manager secret (name or ARN) holding the client secret as plain text.",
+    )
+    scope: str = Field(default="openid email", description="Scopes the ALB requests.")
+
+
+class FargateTrackingSettings(Section):
+    """Self-hosted MLflow on ECS Fargate (tracking.mode=fargate)."""
+
+    cpu: Literal[256, 512, 1024, 2048, 4096] = Field(
+        default=1024, description="Task CPU units (256, 512, 1024, 2048, 4096)."
+    )
+    memory_mib: int = Field(default=2048, description="Task memory; must fit the CPU size.")
+    min_tasks: int = Field(default=1, ge=1, le=10, description="Tasks during working hours.")
+    max_tasks: int = Field(default=2, ge=1, le=10, description="Upper bound of CPU autoscaling.")
+    target_cpu_percent: int = Field(default=70, ge=10, le=95, description="Autoscaling target.")
+    scale_to_zero: bool = Field(
+        default=False, description="Stop every task outside the working hours below."
+    )
+    working_days: str = Field(
+        default="MON-FRI",
+        pattern=rf"^{_WORK_DAY}(-{_WORK_DAY})?(,{_WORK_DAY}(-{_WORK_DAY})?)*$",
+        description="Days with tasks running when scale_to_zero (cron day-of-week, UTC).",
+    )
+    working_hours_start: int = Field(default=7, ge=0, le=23, description="Start hour, UTC.")
+    working_hours_end: int = Field(default=19, ge=1, le=23, description="End hour, UTC.")
+    certificate_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$",
+        description="ACM certificate: serve HTTPS on 443 (else HTTP on 80, inside the VPC).",
+    )
+    oidc: OidcSettings | None = Field(
+        default=None, description="ALB OIDC authentication (needs certificate_arn)."
+    )
+    allowed_hosts: tuple[str, ...] = Field(
+        default=(), description="Extra Host names MLflow accepts besides the ALB's DNS name."
+    )
+    db_min_capacity: float = Field(
+        default=0, ge=0, le=256, description="Aurora ACUs when idle; 0 pauses the database."
+    )
+    db_max_capacity: float = Field(default=2, ge=1, le=256, description="Aurora ACU ceiling.")
+    db_multi_az: bool = Field(default=False, description="Add a reader in a second zone.")
+    db_backup_days: int = Field(default=7, ge=1, le=35, description="Automated backup retention.")
+
+    @model_validator(mode="after")
+    def _is_consistent(self) -> Self:
+        allowed = _FARGATE_MEMORY_MIB[self.cpu]
+        if self.memory_mib not in allowed:
+            raise ValueError(
+                f"tracking.fargate.memory_mib={self.memory_mib} does not fit cpu={self.cpu}: "
+                f"use {allowed[0]}..{allowed[-1]} in steps of {allowed[1] - allowed[0]}"
+            )
+        if self.max_tasks < self.min_tasks:
+            raise ValueError(
+                f"tracking.fargate.max_tasks={self.max_tasks} is below min_tasks={self.min_tasks}"
+            )
+        if self.working_hours_end <= self.working_hours_start:
+            raise ValueError(
+                f"tracking.fargate.working_hours_end={self.working_hours_end} must be after "
+                f"working_hours_start={self.working_hours_start} (UTC, same day)"
+            )
+        if self.db_max_capacity < self.db_min_capacity:
+            raise ValueError(
+                f"tracking.fargate.db_max_capacity={self.db_max_capacity} is below "
+                f"db_min_capacity={self.db_min_capacity}"
+            )
+        if self.oidc is not None and self.certificate_arn is None:
+            raise ValueError(
+                "tracking.fargate.oidc needs tracking.fargate.certificate_arn "
+                "(the ALB authenticates only on HTTPS listeners)"
+            )
+        return self
+
+
+class Ec2TrackingSettings(Section):
+    """Self-hosted MLflow on one EC2 instance with RDS MySQL (tracking.mode=ec2)."""
+
+    instance_type: str = Field(
+        default="t3.small",
+        pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        description="Instance type of the MLflow server (x86_64 or Graviton).",
+    )
+    volume_gib: int = Field(default=30, ge=30, le=1000, description="Encrypted root volume.")
+    key_pair_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_ .@/+=-]{1,255}$",
+        description="Optional existing EC2 key pair; shell access is through SSM without it.",
+    )
+    db_instance_type: str = Field(
+        default="db.t3.micro",
+        pattern=r"^db\.[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        description="RDS MySQL instance class.",
+    )
+    db_storage_gib: int = Field(default=20, ge=20, le=1000, description="RDS storage (gp3).")
+    db_multi_az: bool = Field(default=False, description="RDS standby in a second zone.")
+    db_backup_days: int = Field(default=7, ge=1, le=35, description="Automated backup retention.")
+    cpu_alarm_percent: int = Field(default=80, ge=1, le=100, description="CPU alarm threshold.")
+    disk_alarm_percent: int = Field(default=80, ge=1, le=100, description="Disk alarm threshold.")
+
 
 class TrackingSettings(Section):
     """MLflow: which of the four modes, and the settings every mode shares."""
@@ -246,10 +388,13 @@ class TrackingSettings(Section):
         default="serverless",
         description="serverless (SageMaker MLflow App), managed (tracking server), fargate or ec2.",
     )
-    mlflow_version: str = Field(
-        default="3.0",
+    mlflow_version: str | None = Field(
+        default=None,
         pattern=r"^\d+\.\d+(\.\d+)?$",
-        description="MLflow version of the server (major.minor[.patch]).",
+        description=(
+            f"MLflow server version; null: {MANAGED_MLFLOW_VERSION} (managed), "
+            f"{SELF_HOSTED_MLFLOW_VERSION} (fargate, ec2: an exact release). The App picks its own."
+        ),
     )
     automatic_model_registration: bool = Field(
         default=True, description="Register models logged by SageMaker automatically."
@@ -257,6 +402,423 @@ class TrackingSettings(Section):
     maintenance_window: MaintenanceWindow = Field(
         default="Tue:03:30", description="Weekly maintenance start, Day:HH:MM UTC."
     )
+    size: Literal["Small", "Medium", "Large"] = Field(
+        default="Small", description="Managed tracking server size (tracking.mode=managed)."
+    )
+    extra_policy_arns: tuple[PolicyArn, ...] = Field(
+        default=(), description="Managed policies added to the MLflow server's role (any mode)."
+    )
+    fargate: FargateTrackingSettings = Field(
+        default=FargateTrackingSettings(), description="Settings of tracking.mode=fargate."
+    )
+    ec2: Ec2TrackingSettings = Field(
+        default=Ec2TrackingSettings(), description="Settings of tracking.mode=ec2."
+    )
+
+    @model_validator(mode="after")
+    def _version_fits_the_mode(self) -> Self:
+        version = self.mlflow_version
+        if version is None or self.mode not in SELF_HOSTED_MODES:
+            return self
+        if not re.fullmatch(r"3\.\d+\.\d+", version):
+            raise ValueError(
+                f"tracking.mlflow_version={version!r}: tracking.mode={self.mode!r} installs an "
+                "exact MLflow 3 release, e.g. 3.17.2"
+            )
+        return self
+
+    @property
+    def server_mlflow_version(self) -> str:
+        """The version the server runs (for serverless the App reports its own at deploy)."""
+        if self.mlflow_version is not None:
+            return self.mlflow_version
+        return (
+            SELF_HOSTED_MLFLOW_VERSION if self.mode in SELF_HOSTED_MODES else MANAGED_MLFLOW_VERSION
+        )
+
+
+# SageMaker's rule for user profile (and domain, space, app) names.
+_STUDIO_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def _check_user_profile_name(value: str) -> str:
+    if not _STUDIO_NAME.match(value):
+        raise ValueError(
+            "must be 1-63 letters, digits and hyphens, starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _split_names(value: Any) -> Any:
+    """``-c studio.user_profiles=alice,bob`` arrives as one string: accept it as a list."""
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(",") if name.strip())
+    return value
+
+
+UserProfileName = Annotated[str, AfterValidator(_check_user_profile_name)]
+# Studio's idle-shutdown bounds (AWS::SageMaker::Domain IdleSettings).
+IdleMinutes = Annotated[int, Field(ge=60, le=525600)]
+StudioInstanceType = Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")]
+
+
+class StudioSettings(Section):
+    """The SageMaker Studio domain: users, apps, idle shutdown and storage."""
+
+    enabled: bool = Field(default=False, description="Deploy the Studio stack.")
+    user_profiles: Annotated[tuple[UserProfileName, ...], BeforeValidator(_split_names)] = Field(
+        default=(),
+        description="User profiles to create (SageMaker names: letters, digits, hyphens; max 63).",
+    )
+    network_access: Literal["VpcOnly", "PublicInternetOnly"] = Field(
+        default="VpcOnly",
+        description="VpcOnly: all app traffic through the VPC; PublicInternetOnly: SageMaker's internet.",
+    )
+    idle_timeout_minutes: IdleMinutes = Field(
+        default=60, description="JupyterLab/Code Editor apps stop after this many idle minutes."
+    )
+    max_idle_timeout_minutes: IdleMinutes = Field(
+        default=480, description="The longest idle timeout a user may choose (minutes)."
+    )
+    jupyterlab_instance_type: StudioInstanceType = Field(
+        default="ml.t3.medium", description="Default instance type of JupyterLab spaces."
+    )
+    code_editor_instance_type: StudioInstanceType = Field(
+        default="ml.t3.medium", description="Default instance type of Code Editor spaces."
+    )
+    default_ebs_volume_gb: int = Field(
+        default=5, ge=5, le=16384, description="EBS size of a new space (GB)."
+    )
+    max_ebs_volume_gb: int = Field(
+        default=100, ge=5, le=16384, description="Largest EBS size a user may give a space (GB)."
+    )
+
+    @model_validator(mode="after")
+    def _limits_are_consistent(self) -> Self:
+        duplicates = sorted({n for n in self.user_profiles if self.user_profiles.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"studio.user_profiles lists {', '.join(duplicates)} more than once; "
+                "each profile name must be unique"
+            )
+        if self.idle_timeout_minutes > self.max_idle_timeout_minutes:
+            raise ValueError(
+                f"studio.idle_timeout_minutes={self.idle_timeout_minutes} is above "
+                f"studio.max_idle_timeout_minutes={self.max_idle_timeout_minutes}"
+            )
+        if self.default_ebs_volume_gb > self.max_ebs_volume_gb:
+            raise ValueError(
+                f"studio.default_ebs_volume_gb={self.default_ebs_volume_gb} is above "
+                f"studio.max_ebs_volume_gb={self.max_ebs_volume_gb}"
+            )
+        return self
+
+
+# --- pipelines -------------------------------------------------------------------------------
+
+_SAGEMAKER_INSTANCE_TYPE = r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"
+# EventBridge cron fields: minutes hours day-of-month month day-of-week year.
+_CRON_FIELD_PATTERNS = (
+    ("minutes", r"[0-9*,/-]+"),
+    ("hours", r"[0-9*,/-]+"),
+    ("day-of-month", r"(\?|[0-9*,/-]+|L|LW|[0-9]{1,2}W)"),
+    ("month", r"([0-9*,/-]|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC)+"),
+    ("day-of-week", r"(\?|([1-7*,/#-]|L|SUN|MON|TUE|WED|THU|FRI|SAT)+)"),
+    ("year", r"[0-9*,/-]+"),
+)
+_CRON_RANGES = {"minutes": (0, 59), "hours": (0, 23), "day-of-month": (1, 31), "month": (1, 12),
+                "day-of-week": (1, 7), "year": (1970, 2199)}  # fmt: skip
+_CRON_HELP = (
+    "must be cron(minutes hours day-of-month month day-of-week year): 6 fields in EventBridge "
+    "syntax with ? in day-of-month or day-of-week, e.g. cron(0 2 ? * SUN *)"
+)
+
+
+def _check_cron(value: str) -> str:
+    match = re.fullmatch(r"cron\((?P<fields>[^()]+)\)", value.strip())
+    fields = match["fields"].split() if match else []
+    if len(fields) != len(_CRON_FIELD_PATTERNS):
+        raise ValueError(_CRON_HELP)
+    for (name, pattern), field in zip(_CRON_FIELD_PATTERNS, fields, strict=True):
+        if not re.fullmatch(pattern, field.upper()):
+            raise ValueError(f"{name} field {field!r} is not valid; {_CRON_HELP}")
+        low, high = _CRON_RANGES[name]
+        for number in re.findall(r"(?<![/#])\b\d+", field):
+            if not low <= int(number) <= high:
+                raise ValueError(f"{name} field {field!r} is outside {low}-{high}; {_CRON_HELP}")
+    if (fields[2] == "?") == (fields[4] == "?"):
+        raise ValueError(f"exactly one of day-of-month and day-of-week must be ?; {_CRON_HELP}")
+    return f"cron({' '.join(fields)})"
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name such as UTC or Europe/Berlin") from None
+    return value
+
+
+CronExpression = Annotated[str, AfterValidator(_check_cron)]
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+SageMakerInstanceType = Annotated[str, Field(pattern=_SAGEMAKER_INSTANCE_TYPE)]
+# A key prefix in the data bucket: relative, ends with "/".
+DataPrefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()=-]+)*/$")]
+EnvironmentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")]
+EnvironmentValue = Annotated[str, Field(max_length=256)]
+# Set by the pipelines themselves; config may not override them.
+RESERVED_JOB_ENVIRONMENT = frozenset(
+    {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MODEL_NAME", "MODEL_ALIAS",
+     "PIPELINE_EXECUTION_ID", "TRAINING_JOB_NAME", "INFERENCE_DATE", "INPUT_DIR", "OUTPUT_DIR"}
+)  # fmt: skip
+
+
+def _check_job_environment(value: dict[str, str]) -> dict[str, str]:
+    reserved = sorted(RESERVED_JOB_ENVIRONMENT & set(value))
+    if reserved:
+        raise ValueError(
+            f"{', '.join(reserved)} is set by the pipeline; remove it from environment"
+        )
+    return value
+
+
+JobEnvironment = Annotated[
+    dict[EnvironmentName, EnvironmentValue], AfterValidator(_check_job_environment)
+]
+
+
+class ScheduleSettings(Section):
+    """One EventBridge Scheduler schedule."""
+
+    enabled: bool = Field(default=False, description="Create the schedule in this environment.")
+    cron: CronExpression = Field(description="cron(...) in EventBridge syntax, 6 fields.")
+    time_zone: TimeZoneName = Field(default="UTC", description="IANA time zone of the cron.")
+
+
+class TrainingScheduleSettings(ScheduleSettings):
+    cron: CronExpression = Field(
+        default="cron(0 2 ? * SUN *)", description="Weekly, Sunday 02:00 (in time_zone)."
+    )
+
+
+class InferenceScheduleSettings(ScheduleSettings):
+    cron: CronExpression = Field(
+        default="cron(0 6 * * ? *)", description="Daily at 06:00 (in time_zone)."
+    )
+
+
+class SchedulesSettings(Section):
+    """When the pipelines run on their own, and how failed starts are retried."""
+
+    training: TrainingScheduleSettings = TrainingScheduleSettings()
+    inference: InferenceScheduleSettings = InferenceScheduleSettings()
+    retry_attempts: int = Field(
+        default=3,
+        ge=0,
+        le=185,
+        description="Retries of a failed start before the dead-letter queue.",
+    )
+    max_event_age_minutes: int = Field(
+        default=60, ge=1, le=1440, description="Give up retrying a start after this many minutes."
+    )
+
+
+class ProfilerSettings(Section):
+    """SageMaker Profiler system metrics of the training job."""
+
+    enabled: bool = Field(default=False, description="Collect system metrics (ProfilerConfig).")
+    interval_ms: Literal[100, 200, 500, 1000, 5000, 60000] = Field(
+        default=500, description="Sampling interval: 100, 200, 500, 1000, 5000 or 60000 ms."
+    )
+
+
+class DebuggerSettings(Section):
+    """SageMaker Debugger hook of the training job (tensors are saved under iris/models/)."""
+
+    enabled: bool = Field(default=False, description="Add a DebugHookConfig.")
+    collections: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,256}$")], ...] = Field(
+        default=(), description="Debugger collections to save, e.g. [metrics, feature_importance]."
+    )
+
+
+class ChannelSettings(Section):
+    """An extra training input channel read from the data bucket."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9.\-_]{1,64}$", description="Channel name.")
+    prefix: DataPrefix = Field(description="Key prefix in the data bucket, e.g. iris/extra/.")
+    content_type: str | None = Field(default=None, max_length=256, description="MIME type.")
+
+
+def _check_network_isolation(value: bool) -> bool:
+    if value:
+        raise ValueError(
+            "network isolation is not supported: an isolated job cannot reach MLflow (tracking and "
+            "model registry); use pipelines.vpc=true for private networking instead"
+        )
+    return value
+
+
+NetworkIsolation = Annotated[bool, AfterValidator(_check_network_isolation)]
+
+
+class TrainingJobSettings(Section):
+    """The training step (and the launcher's training job)."""
+
+    instance_type: SageMakerInstanceType = Field(default="ml.m5.large", description="ml.* type.")
+    instance_count: int = Field(default=1, ge=1, le=20, description="Training instances.")
+    volume_gb: int = Field(default=30, ge=1, le=16384, description="EBS volume per instance (GB).")
+    encrypt_volume: bool = Field(
+        default=True,
+        description="Encrypt the volume with the storage key; false for instance types with "
+        "local NVMe storage (ml.*d.*, ml.g4dn...), which SageMaker encrypts itself.",
+    )
+    max_runtime_minutes: int = Field(default=30, ge=1, le=40320, description="Stop after this.")
+    spot: bool = Field(default=False, description="Managed spot training.")
+    max_wait_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=40320,
+        description="Spot: total wait incl. interruptions (>= max_runtime_minutes); "
+        "null: max_runtime_minutes.",
+    )
+    checkpoint_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="Spot checkpoints (s3://...); null: the data bucket's iris/checkpoints/.",
+    )
+    network_isolation: NetworkIsolation = Field(
+        default=False, description="Must stay false: the job talks to MLflow."
+    )
+    min_accuracy: float = Field(
+        default=0.85, ge=0, le=1, description="Quality gate (the MinAccuracy parameter's default)."
+    )
+    hyperparameters: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")], str | int | float
+    ] = Field(default_factory=dict, description="Hyperparameters of iris_training.")
+    environment: JobEnvironment = Field(
+        default_factory=dict, description="Extra environment variables of the container."
+    )
+    profiler: ProfilerSettings = ProfilerSettings()
+    debugger: DebuggerSettings = DebuggerSettings()
+    extra_channels: tuple[ChannelSettings, ...] = Field(
+        default=(), max_length=19, description="Channels besides train, from the data bucket."
+    )
+
+    @model_validator(mode="after")
+    def _is_consistent(self) -> Self:
+        if "min_accuracy" in self.hyperparameters:
+            raise ValueError(
+                "pipelines.training.hyperparameters.min_accuracy is set by the MinAccuracy "
+                "pipeline parameter; use pipelines.training.min_accuracy"
+            )
+        if self.max_wait_minutes is not None and not self.spot:
+            raise ValueError(
+                "pipelines.training.max_wait_minutes applies to spot training only; "
+                "set pipelines.training.spot=true or remove it"
+            )
+        if self.max_wait_minutes is not None and self.max_wait_minutes < self.max_runtime_minutes:
+            raise ValueError(
+                f"pipelines.training.max_wait_minutes={self.max_wait_minutes} is below "
+                f"max_runtime_minutes={self.max_runtime_minutes}"
+            )
+        if self.checkpoint_uri is not None and not self.spot:
+            raise ValueError(
+                "pipelines.training.checkpoint_uri is used by spot training only; "
+                "set pipelines.training.spot=true or remove it"
+            )
+        names = [c.name for c in self.extra_channels]
+        duplicates = sorted({n for n in names if names.count(n) > 1 or n == "train"})
+        if duplicates:
+            raise ValueError(
+                f"pipelines.training.extra_channels name {duplicates[0]!r} is used twice "
+                "(train is the built-in channel)"
+            )
+        return self
+
+
+class InferenceJobSettings(Section):
+    """The inference processing step."""
+
+    instance_type: SageMakerInstanceType = Field(default="ml.m5.large", description="ml.* type.")
+    volume_gb: int = Field(default=30, ge=1, le=16384, description="EBS volume (GB).")
+    encrypt_volume: bool = Field(
+        default=True, description="Encrypt the volume with the storage key (see training)."
+    )
+    max_runtime_minutes: int = Field(default=20, ge=1, le=10080, description="Stop after this.")
+    model_alias: str = Field(
+        default="production",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$",
+        description="Alias of the model version that scores (the ModelAlias parameter's default).",
+    )
+    network_isolation: NetworkIsolation = Field(
+        default=False, description="Must stay false: the job talks to MLflow."
+    )
+    environment: JobEnvironment = Field(
+        default_factory=dict,
+        description="Extra environment variables, e.g. GENERATE_ROWS, CHUNK_ROWS.",
+    )
+
+
+class LambdaLauncherSettings(Section):
+    """The Lambda function a schedule invokes when pipelines.launcher=lambda."""
+
+    runtime: Literal["python3.12", "python3.13", "python3.14"] = Field(
+        default="python3.14", description="Lambda Python runtime."
+    )
+    handler: str = Field(
+        default="launcher.handler",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$",
+        description="module.function in lambda/launcher/.",
+    )
+    timeout_seconds: int = Field(default=30, ge=3, le=900, description="Function timeout.")
+    memory_mb: int = Field(default=256, ge=128, le=10240, description="Function memory (MB).")
+    environment: dict[EnvironmentName, EnvironmentValue] = Field(
+        default_factory=dict, description="Extra environment variables of the function."
+    )
+    job_name_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,48}$",
+        description="Training job names are <prefix>-<yyyymmddHHMM>; null: <project>-<env>-train.",
+    )
+
+
+def _check_email(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", value):
+        raise ValueError("must be an e-mail address such as ml-team@example.com")
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(_check_email)]
+
+
+class PipelinesSettings(Section):
+    """Training and inference pipelines, their schedules, the launcher and failure alarms."""
+
+    model_name: str = Field(
+        default="iris-model",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Registered model name in MLflow.",
+    )
+    experiment_name: str = Field(
+        default="iris", min_length=1, max_length=256, description="MLflow experiment of training."
+    )
+    launcher: Literal["pipeline", "lambda"] = Field(
+        default="pipeline",
+        description="pipeline: the training schedule starts the pipeline; lambda: it invokes the "
+        "launcher function, which starts a plain training job.",
+    )
+    vpc: bool | None = Field(
+        default=None,
+        description="Run jobs in the private subnets; null: when tracking is self-hosted.",
+    )
+    alarm_email: EmailAddress | None = Field(
+        default=None,
+        description="E-mail subscribed to failure alarms (confirm the first message).",
+    )
+    training: TrainingJobSettings = TrainingJobSettings()
+    inference: InferenceJobSettings = InferenceJobSettings()
+    schedules: SchedulesSettings = SchedulesSettings()
+    lambda_launcher: LambdaLauncherSettings = LambdaLauncherSettings()
 
 
 class Settings(Section):
@@ -268,8 +830,16 @@ class Settings(Section):
         pattern=r"^[a-z][a-z0-9-]{1,18}[a-z0-9]$",
         description="Prefix of every stack and resource name.",
     )
-    account: str | None = Field(default=None, pattern=r"^\d{12}$")
-    region: str | None = Field(default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    account: str | None = Field(
+        default=None,
+        pattern=r"^\d{12}$",
+        description="Target account; default CDK_DEFAULT_ACCOUNT, else environment-agnostic.",
+    )
+    region: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="Target region; default CDK_DEFAULT_REGION, else environment-agnostic.",
+    )
     removal_policy: Literal["destroy", "retain"] = Field(
         default="retain",
         description="destroy: stateful resources go with the stack; retain: they stay.",
@@ -277,11 +847,15 @@ class Settings(Section):
     termination_protection: bool = Field(
         default=False, description="Protect the stateful stacks from deletion."
     )
-    log_retention_days: LogRetentionDays = 30
+    log_retention_days: LogRetentionDays = Field(
+        default=30, description="Retention of every log group (a CloudWatch Logs period)."
+    )
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource.")
     storage: StorageSettings = StorageSettings()
     network: NetworkSettings = NetworkSettings()
     tracking: TrackingSettings = TrackingSettings()
+    studio: StudioSettings = StudioSettings()
+    pipelines: PipelinesSettings = PipelinesSettings()
 
     @model_validator(mode="after")
     def _zones_are_in_the_region(self) -> Self:
@@ -306,6 +880,79 @@ class Settings(Section):
             raise ValueError(
                 f"tracking.mode={self.tracking.mode!r} runs in a VPC but network.enabled=false; "
                 "enable the network or pick tracking.mode serverless or managed"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ec2_tracking_defaults_to_nat(cls, data: Any) -> Any:
+        """The ec2 mode installs MLflow from PyPI at boot: without an explicit egress, use NAT."""
+        if not isinstance(data, dict):
+            return data
+        tracking, network = data.get("tracking"), data.get("network")
+        if isinstance(tracking, Mapping) and tracking.get("mode") == "ec2":
+            network = dict(network) if isinstance(network, Mapping) else {}
+            network.setdefault("egress", "nat_instance")
+            return {**data, "network": network}
+        return data
+
+    @model_validator(mode="after")
+    def _self_hosted_tracking_can_reach_aws(self) -> Self:
+        mode, network = self.tracking.mode, self.network
+        if mode == "ec2" and network.egress == "endpoints":
+            raise ValueError(
+                "tracking.mode='ec2' installs MLflow from PyPI at boot and needs internet "
+                "egress, but network.egress='endpoints'; set network.egress to nat_instance or "
+                "nat_gateway, or use tracking.mode=fargate"
+            )
+        needed = ("ecr_api", "ecr_docker", "logs", "secrets_manager")
+        missing = [e for e in needed if e not in network.interface_endpoints]
+        if mode == "fargate" and network.egress == "endpoints" and missing:
+            raise ValueError(
+                f"tracking.mode='fargate' with network.egress='endpoints' needs interface "
+                f"endpoints {', '.join(missing)} in network.interface_endpoints"
+            )
+        if mode == "fargate" and self.tracking.fargate.oidc and network.egress == "endpoints":
+            raise ValueError(
+                "tracking.fargate.oidc needs the load balancer to reach the identity provider, "
+                "but network.egress='endpoints' has no internet; set network.egress to "
+                "nat_gateway or nat_instance"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _studio_can_reach_what_it_needs(self) -> Self:
+        if not self.studio.enabled:
+            return self
+        if self.network.enabled is False:
+            raise ValueError(
+                "studio.enabled=true needs the VPC (a Studio domain's home file system lives in "
+                "its subnets) but network.enabled=false; enable the network or disable studio"
+            )
+        if self.tracking.mode in SELF_HOSTED_MODES and self.studio.network_access != "VpcOnly":
+            raise ValueError(
+                f"studio.network_access={self.studio.network_access!r} cannot reach the private "
+                f"MLflow of tracking.mode={self.tracking.mode!r}; use VpcOnly"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pipelines_can_reach_mlflow(self) -> Self:
+        if self.pipelines.vpc is True and self.network.enabled is False:
+            raise ValueError(
+                "pipelines.vpc=true runs jobs in the private subnets but network.enabled=false; "
+                "enable the network or set pipelines.vpc=false"
+            )
+        if self.pipelines.vpc is False and self.tracking.mode in SELF_HOSTED_MODES:
+            raise ValueError(
+                f"pipelines.vpc=false cannot reach the private MLflow of tracking.mode="
+                f"{self.tracking.mode!r}; set pipelines.vpc=true (or leave it null)"
+            )
+        prefix = self.pipelines.lambda_launcher.job_name_prefix or f"{self.name_prefix}-train"
+        if len(prefix) > 50:
+            raise ValueError(
+                f"pipelines.lambda_launcher.job_name_prefix={prefix!r} is longer than 50 "
+                "characters (job names add -yyyymmddHHMM and stop at 63)"
             )
         return self
 
@@ -335,8 +982,18 @@ class Settings(Section):
     def needs_network(self) -> bool:
         """Whether this environment deploys the network stack."""
         return self.network.enabled is not False and (
-            self.network.enabled is True or self.tracking.mode in SELF_HOSTED_MODES
+            self.network.enabled is True
+            or self.tracking.mode in SELF_HOSTED_MODES
+            or self.studio.enabled
+            or self.pipelines.vpc is True
         )
+
+    @property
+    def jobs_in_vpc(self) -> bool:
+        """Whether SageMaker jobs run in the private subnets (pipelines.vpc, null: auto)."""
+        if self.pipelines.vpc is not None:
+            return self.pipelines.vpc
+        return self.tracking.mode in SELF_HOSTED_MODES
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any], environ: Mapping[str, str]) -> Self:

@@ -24,6 +24,10 @@ from aws_cdk import (
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
+from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
+from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
+from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
+
 if TYPE_CHECKING:
     from mlops_cdk.platform import Platform
 
@@ -108,7 +112,7 @@ S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
 KMS_ENCRYPT_DECRYPT = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
-def _flatten_cfn_reference(node: Any) -> str:  # noqa: PLR0911 (one return per intrinsic)
+def _flatten_cfn_reference(node: Any) -> str:
     """The string cdk-nag uses to name a resource finding (port of its flattenCfnReference)."""
     if node is None:
         return ""
@@ -140,6 +144,8 @@ def acknowledge(app: App, platform: Platform) -> None:
     _acknowledge_storage(platform)
     _acknowledge_network(platform)
     _acknowledge_tracking(platform, deferred)
+    _acknowledge_studio(platform, deferred)
+    _acknowledge_pipelines(platform, deferred)
     Validations.of(app).add_plugins(deferred)
 
 
@@ -184,3 +190,258 @@ def _acknowledge_tracking(platform: Platform, deferred: DeferredAcknowledgments)
         resources=[f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*"],
         reason="MLflow writes run artifacts as objects of any name under its own prefix only.",
     )
+    _acknowledge_tracking_mode(platform, deferred)
+
+
+def _acknowledge_tracking_mode(platform: Platform, deferred: DeferredAcknowledgments) -> None:
+    """What each tracking mode adds beyond the shared artifact-prefix grant."""
+    tracking = platform.tracking
+    backend = tracking.backend
+    for arn in tracking.aws_managed_policy_arns:
+        ack(
+            backend.role,
+            f"AwsSolutions-IAM4[Policy::{arn}]",
+            "Attached by the operator through tracking.extra_policy_arns, reviewed in cdk.json.",
+        )
+    if isinstance(backend, MlflowTrackingServer):
+        for arn in backend.model_registry_arns:
+            deferred.add(
+                backend.role,
+                arn,
+                "Automatic model registration creates a model package group per MLflow model "
+                "name, which is only known at run time.",
+            )
+    if isinstance(backend, FargateMlflow):
+        _acknowledge_fargate_tracking(backend)
+    if isinstance(backend, Ec2Mlflow):
+        _acknowledge_ec2_tracking(backend)
+
+
+def _acknowledge_ec2_tracking(backend: Ec2Mlflow) -> None:
+    for policy in ("AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"):
+        ack(
+            backend.role,
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+            "AWS's minimal policy for Session Manager shell access and the CloudWatch agent, "
+            "kept current by AWS as those agents change.",
+        )
+    ack(
+        backend.role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+        "CDK's asset grant: the instance downloads its entrypoint script from the bootstrap "
+        "assets bucket, whose object keys are content hashes.",
+    )
+    for secret in (backend.database, backend.admin_secret, backend.client_secret):
+        ack(
+            secret,
+            "AwsSolutions-SMG4",
+            "The MLflow service reads credentials only at start; rotate by updating the secret "
+            "and restarting the service (docs/tracking.md), not by a rotation Lambda.",
+        )
+    ack(
+        backend.database,
+        "AwsSolutions-RDS11",
+        "The database admits only the MLflow instance's security group; a non-standard port "
+        "would add no protection to a private database.",
+    )
+    if not backend.multi_az:
+        ack(
+            backend.database,
+            "AwsSolutions-RDS3",
+            "Single-AZ by choice outside prod to halve the cost; tracking.ec2.db_multi_az "
+            "turns the standby on (prod sets it).",
+        )
+    if not backend.deletion_protection:
+        ack(
+            backend.database,
+            "AwsSolutions-RDS10",
+            "Deletion protection is on where removal_policy is retain (prod); this environment "
+            "tears its tracking database down with the stack on purpose.",
+        )
+    ack(
+        backend.group,
+        "AwsSolutions-AS3",
+        "A group of one: its only scaling events are replacements of an unhealthy instance, "
+        "which the status-check alarm already reports.",
+    )
+
+
+def _acknowledge_fargate_tracking(backend: FargateMlflow) -> None:
+    ack(
+        backend.task_definition,
+        "AwsSolutions-ECS2",
+        "Only non-secret settings (artifact URI, port, auth mode, host names) are plain "
+        "environment; every credential is injected from Secrets Manager as an ECS secret.",
+    )
+    ack(
+        backend.task_definition.obtain_execution_role(),
+        "AwsSolutions-IAM5[Resource::*]",
+        "CDK's execution role: ecr:GetAuthorizationToken has no resource-level permissions.",
+    )
+    ack(
+        backend.load_balancer,
+        "AwsSolutions-ELB2",
+        "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
+        "logs need a region at synth and this app synthesizes environment-agnostic.",
+    )
+    for secret in (backend.database, backend.admin_secret, backend.client_secret):
+        if secret is not None:
+            ack(
+                secret,
+                "AwsSolutions-SMG4",
+                "MLflow tasks read credentials only at start; rotate by updating the secret and "
+                "forcing a new deployment (docs/tracking.md), not by a rotation Lambda.",
+            )
+    if not backend.deletion_protection:
+        ack(
+            backend.database,
+            "AwsSolutions-RDS10",
+            "Deletion protection is on where removal_policy is retain (prod); this environment "
+            "tears its tracking database down with the stack on purpose.",
+        )
+
+
+def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -> None:
+    """The Studio execution role (MLflow, data prefixes, its own domain) and the cleanup role."""
+    studio = platform.studio
+    if studio is None:
+        return
+    storage = platform.storage
+    domain = studio.studio
+    role = domain.role
+    ack_grant_wildcards(
+        role,
+        deferred=deferred,
+        actions=S3_READ_WRITE + KMS_ENCRYPT_DECRYPT,
+        resources=[
+            f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*",
+            *(
+                f"{storage.data_bucket.bucket_arn}/{prefix}*"
+                for prefix in studio.read_prefixes + studio.read_write_prefixes
+            ),
+        ],
+        reason="Notebooks read and write objects of any name, but only under the MLflow "
+        "artifact prefix and the data prefixes the Studio stack grants.",
+    )
+    if platform.tracking.backend.server_arn is not None:
+        ack(
+            role,
+            "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
+            "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
+            "server/app ARN: an MLflow client calls all of it.",
+        )
+    ack(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "sagemaker:ListSpaces/ListApps/ListUserProfiles support no resource-level "
+        "permissions; the Studio UI lists with them, every change is domain-scoped.",
+    )
+    for resource in ("space", "user-profile", "app"):
+        deferred.add(
+            role,
+            domain.domain_scoped_arn(resource),
+            f"The Studio UI manages the user's {resource}s: limited to those of this one domain.",
+        )
+    deferred.add(
+        role,
+        domain.studio_log_group_arn,
+        "Studio writes lifecycle-configuration output to streams of its fixed log group only.",
+    )
+
+    cleanup = studio.cleanup
+    ack(
+        cleanup.role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "List* on SageMaker and ec2:DescribeSecurityGroups support no resource-level "
+        "permissions; every delete is scoped to this domain or its VPC.",
+    )
+    for resource in cleanup.scoped_resources:
+        deferred.add(
+            cleanup.role,
+            resource,
+            "Teardown deletes every app, space and user profile, limited to this one domain.",
+        )
+    if cleanup.deletes_home_efs:
+        for resource in cleanup.home_efs_resources:
+            deferred.add(
+                cleanup.role,
+                resource,
+                "File system and security group IDs are created by SageMaker; conditions "
+                "limit them to this domain's tag and this VPC.",
+            )
+
+
+def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments) -> None:
+    """The SageMaker job role, the pipelines' own role and the launcher's role."""
+    pipelines = platform.pipelines
+    if pipelines is None:
+        return
+    storage = platform.storage
+    roles = pipelines.roles
+    execution = roles.execution
+    ack_grant_wildcards(
+        execution,
+        deferred=deferred,
+        actions=S3_READ_WRITE + KMS_ENCRYPT_DECRYPT,
+        resources=[
+            f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*",
+            *(f"{storage.data_bucket.bucket_arn}/{prefix}*" for prefix in pipelines.data_prefixes),
+        ],
+        reason="Jobs read and write objects of any name (one file per run or date), but only "
+        "under the MLflow artifact prefix and the data prefixes each job uses.",
+    )
+    if platform.tracking.backend.server_arn is not None:
+        ack(
+            execution,
+            "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
+            "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
+            "server/app ARN: training logs and registers, inference loads the model.",
+        )
+    ack(
+        execution,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken, cloudwatch:PutMetricData (namespace-limited) and the EC2 "
+        "calls that attach a job to the VPC (VPC-limited) have no resource-level permissions.",
+    )
+    for log_group in roles.job_log_groups:
+        deferred.add(
+            execution,
+            log_group,
+            "SageMaker writes one log stream per job into its fixed job log group only.",
+        )
+    for grantee, reason in (
+        (roles.orchestration, "SageMaker Pipelines names its jobs pipelines-<execution>-<step>-*"),
+        *(
+            ((pipelines.launcher.role, "The launcher names its jobs <prefix>-<yyyymmddHHMM>"),)
+            if pipelines.launcher is not None
+            else ()
+        ),
+    ):
+        for arn in roles.started_job_arns(grantee):
+            deferred.add(grantee, arn, f"{reason}; only jobs with that name prefix.")
+    if pipelines.schedules is not None:
+        ack(
+            pipelines.schedules.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter queue of the EventBridge schedules; it has no "
+            "consumer and so needs no dead-letter queue of its own.",
+        )
+    if pipelines.launcher is not None:
+        launcher = pipelines.launcher
+        deferred.add(
+            launcher.role,
+            launcher.log_group.log_group_arn,  # CDK's log-group ARN ends with :*
+            "The function writes log streams (named by Lambda) into its own log group only.",
+        )
+        if pipelines.schedules is not None:
+            deferred.add(
+                pipelines.schedules.role,
+                f"{launcher.function.function_arn}:*",
+                "CDK's Lambda target: invoking the launcher function's own versions and aliases.",
+            )
+        if launcher.runtime_is_pinned_below_latest:
+            ack(
+                launcher.function,
+                "AwsSolutions-L1",
+                "The runtime is pinned on purpose by pipelines.lambda_launcher.runtime in cdk.json.",
+            )

@@ -9,7 +9,9 @@ from aws_cdk import App, Stack, Tags
 from mlops_cdk import nag
 from mlops_cdk.config import Settings
 from mlops_cdk.stacks.network import NetworkStack
+from mlops_cdk.stacks.pipelines import PipelinesStack
 from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.stacks.studio import StudioStack
 from mlops_cdk.stacks.tracking import TrackingStack
 
 
@@ -20,10 +22,16 @@ class Platform:
     storage: StorageStack
     network: NetworkStack | None
     tracking: TrackingStack
+    studio: StudioStack | None = None
+    pipelines: PipelinesStack | None = None
 
     @property
     def stacks(self) -> list[Stack]:
-        return [s for s in (self.storage, self.network, self.tracking) if s is not None]
+        return [
+            s
+            for s in (self.storage, self.network, self.tracking, self.studio, self.pipelines)
+            if s is not None
+        ]
 
 
 def build_platform(app: App, settings: Settings) -> Platform:
@@ -59,9 +67,44 @@ def build_platform(app: App, settings: Settings) -> Platform:
         name_prefix=settings.name_prefix,
         storage=storage,
         network=network,
+        removal=settings.removal,
+        log_retention=settings.log_retention,
         **stateful,
     )
-    platform = Platform(storage=storage, network=network, tracking=tracking)
+    studio = (
+        StudioStack(
+            app,
+            settings.stack_name("studio"),
+            description=f"{settings.name_prefix}: SageMaker Studio domain wired to MLflow",
+            settings=settings.studio,
+            name_prefix=settings.name_prefix,
+            storage=storage,
+            network=network,
+            tracking=tracking,
+            removal=settings.removal,
+            log_retention=settings.log_retention,
+            **stateful,
+        )
+        if settings.studio.enabled and network is not None
+        else None
+    )
+    pipelines = PipelinesStack(
+        app,
+        settings.stack_name("pipelines"),
+        description=f"{settings.name_prefix}: scheduled SageMaker training and inference pipelines",
+        settings=settings.pipelines,
+        name_prefix=settings.name_prefix,
+        in_vpc=settings.jobs_in_vpc,
+        storage=storage,
+        network=network,
+        tracking=tracking.backend,
+        removal=settings.removal,
+        log_retention=settings.log_retention,
+        **common,
+    )
+    platform = Platform(
+        storage=storage, network=network, tracking=tracking, studio=studio, pipelines=pipelines
+    )
 
     tags = {"Project": settings.project, "Environment": settings.env_name, "ManagedBy": "cdk"}
     for key, value in {**settings.tags, **tags}.items():

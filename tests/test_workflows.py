@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -13,7 +15,8 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 
 
 def test_workflows_pass_actionlint() -> None:
-    actionlint = shutil.which("actionlint")
+    # Installed into the virtualenv by requirements-dev.txt, beside this interpreter.
+    actionlint = shutil.which("actionlint", path=str(Path(sys.executable).parent))
     assert actionlint, "actionlint is installed by requirements-dev.txt"
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert len(files) == 2
