@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+
+# What an MLflow client process reads (jobs, notebooks); ``client_environment`` fills them.
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+# A Secrets Manager secret {"username", "password"} for MLflow basic auth: clients read it at
+# start and set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (never in a template).
+CREDENTIALS_SECRET_ENV = "MLFLOW_CREDENTIALS_SECRET_ARN"  # noqa: S105 -- a variable name
 
 
 class TrackingBackend(Protocol):
@@ -18,6 +25,12 @@ class TrackingBackend(Protocol):
 
     @property
     def tracking_uri(self) -> str: ...
+
+    @property
+    def client_environment(self) -> Mapping[str, str]:
+        """Environment an MLflow client needs: always ``MLFLOW_TRACKING_URI``; with basic auth
+        also ``MLFLOW_CREDENTIALS_SECRET_ARN`` (the secret's ARN, nothing secret itself)."""
+        ...
 
     @property
     def server_arn(self) -> str | None:

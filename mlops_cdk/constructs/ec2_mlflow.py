@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -24,7 +26,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
 )
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import ClientConnections
+from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV, ClientConnections
 
 # AWS's minimal managed policies for Session Manager and the CloudWatch agent.
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
@@ -378,6 +380,14 @@ class Ec2Mlflow(Construct):
     @property
     def tracking_uri(self) -> str:
         return f"http://{self.host_name}:{MLFLOW_PORT}"
+
+    @property
+    def client_environment(self) -> Mapping[str, str]:
+        """The URI and the basic-auth client credentials secret."""
+        return {
+            TRACKING_URI_ENV: self.tracking_uri,
+            CREDENTIALS_SECRET_ENV: self.client_secret.secret_arn,
+        }
 
     @property
     def server_arn(self) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue
@@ -20,7 +21,7 @@ from constructs import Construct
 from mlops_cdk.config import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import ClientConnections
+from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV, ClientConnections
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2] / "containers" / "tracking"
 MLFLOW_PORT = 5000
@@ -316,6 +317,14 @@ class FargateMlflow(Construct):
     @property
     def tracking_uri(self) -> str:
         return f"{self.scheme}://{self.load_balancer.load_balancer_dns_name}"
+
+    @property
+    def client_environment(self) -> Mapping[str, str]:
+        """The URI, and with basic auth the client credentials secret (not with ALB OIDC)."""
+        environment = {TRACKING_URI_ENV: self.tracking_uri}
+        if self.client_secret is not None:
+            environment[CREDENTIALS_SECRET_ENV] = self.client_secret.secret_arn
+        return environment
 
     @property
     def server_arn(self) -> str | None:

@@ -39,7 +39,7 @@ class JobContext:
     image_uri: str
     role_arn: str
     key_arn: str
-    tracking_uri: str
+    tracking_environment: Mapping[str, str]  # TrackingBackend.client_environment
     model_name: str
     network: JobNetwork | None
 
@@ -91,7 +91,7 @@ def training_job_request(
 ) -> dict[str, Any]:
     """The CreateTrainingJob request without TrainingJobName (the caller names the job)."""
     environment: dict[str, Value] = {
-        "MLFLOW_TRACKING_URI": context.tracking_uri,
+        **context.tracking_environment,
         "MLFLOW_EXPERIMENT_NAME": experiment_name,
         "MODEL_NAME": context.model_name,
     }
@@ -181,7 +181,7 @@ def processing_job_request(
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_minutes * 60},
         "AppSpecification": {"ImageUri": context.image_uri},
         "Environment": {
-            "MLFLOW_TRACKING_URI": context.tracking_uri,
+            **context.tracking_environment,
             "MODEL_NAME": context.model_name,
             "MODEL_ALIAS": values.model_alias,
             "INFERENCE_DATE": values.inference_date,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -10,6 +12,7 @@ from constructs import Construct
 
 from mlops_cdk.config import TrackingSettings
 from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.tracking import TRACKING_URI_ENV
 
 # What the server's role needs to mirror MLflow registered models into the SageMaker Model
 # Registry (automatic model registration), per the SageMaker developer guide.
@@ -75,6 +78,11 @@ class MlflowTrackingServer(Construct):
     @property
     def tracking_uri(self) -> str:
         return self.server.attr_tracking_server_arn
+
+    @property
+    def client_environment(self) -> Mapping[str, str]:
+        """SigV4 through ``sagemaker-mlflow``: the URI (an ARN) is all a client needs."""
+        return {TRACKING_URI_ENV: self.tracking_uri}
 
     @property
     def server_arn(self) -> str | None:

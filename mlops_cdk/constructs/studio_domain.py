@@ -14,15 +14,20 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk.config import StudioSettings
-from mlops_cdk.tracking import TrackingBackend
+from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TrackingBackend
 
 # Runs at every start of a JupyterLab or Code Editor app (the domain's built-in lifecycle
 # configuration, which users cannot switch off): notebooks, kernels and terminals get
-# MLFLOW_TRACKING_URI without anyone copying it. Idempotent; rewrites the value each start.
+# MLFLOW_TRACKING_URI without anyone copying it. Idempotent; rewrites the values each start.
+# Self-hosted MLflow with basic auth: secret_arn names the client credentials secret; each
+# IPython kernel reads it at start (the execution role may) and sets MLFLOW_TRACKING_USERNAME
+# and MLFLOW_TRACKING_PASSWORD in its own environment, so no password is written to disk.
+# Terminals get MLFLOW_CREDENTIALS_SECRET_ARN and the shell function mlflow_login.
 MLFLOW_ENV_SCRIPT = """#!/bin/bash
 # Written by mlops-cdk (Studio stack): point MLflow clients at this environment's server.
 set -eu
 uri='{uri}'
+secret_arn='{secret_arn}'
 startup="$HOME/.ipython/profile_default/startup"
 mkdir -p "$startup"
 cat > "$startup/00-mlflow-tracking-uri.py" <<PY
@@ -30,6 +35,46 @@ import os
 os.environ.setdefault("MLFLOW_TRACKING_URI", "$uri")
 PY
 printf 'export MLFLOW_TRACKING_URI=%q\\n' "$uri" > "$HOME/.mlflow-tracking-uri.sh"
+if [ -n "$secret_arn" ]; then
+  cat >> "$startup/00-mlflow-tracking-uri.py" <<PY
+os.environ.setdefault("MLFLOW_CREDENTIALS_SECRET_ARN", "$secret_arn")
+
+
+def _mlflow_login():
+    import json
+    import sys
+
+    arn = os.environ["MLFLOW_CREDENTIALS_SECRET_ARN"]
+    if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        return
+    try:
+        import boto3
+
+        client = boto3.client("secretsmanager", region_name=arn.split(":")[3])
+        value = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+        os.environ["MLFLOW_TRACKING_USERNAME"] = value["username"]
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = value["password"]
+    except Exception as err:
+        reason = type(err).__name__
+        print("MLflow credentials not loaded from " + arn + ": " + reason, file=sys.stderr)
+
+
+_mlflow_login()
+del _mlflow_login
+PY
+  cat >> "$HOME/.mlflow-tracking-uri.sh" <<'SH'
+# MLflow basic auth: run mlflow_login once per shell before using the mlflow CLI or a script.
+mlflow_login() {{
+  eval "$(python3 -c 'import boto3, json, os, shlex
+arn = os.environ["MLFLOW_CREDENTIALS_SECRET_ARN"]
+client = boto3.client("secretsmanager", region_name=arn.split(":")[3])
+value = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+print("export MLFLOW_TRACKING_USERNAME=" + shlex.quote(value["username"]))
+print("export MLFLOW_TRACKING_PASSWORD=" + shlex.quote(value["password"]))')"
+}}
+SH
+  printf 'export MLFLOW_CREDENTIALS_SECRET_ARN=%q\\n' "$secret_arn" >> "$HOME/.mlflow-tracking-uri.sh"
+fi
 touch "$HOME/.bashrc"
 grep -qs 'mlflow-tracking-uri.sh' "$HOME/.bashrc" \\
   || echo '[ -f "$HOME/.mlflow-tracking-uri.sh" ] && . "$HOME/.mlflow-tracking-uri.sh"' >> "$HOME/.bashrc"
@@ -95,7 +140,11 @@ class StudioDomain(Construct):
 
         lifecycle = {
             app_type: self._lifecycle_config(
-                name, app_type, tracking.tracking_uri, tracking_uri_fingerprint
+                name,
+                app_type,
+                tracking.tracking_uri,
+                tracking.client_environment.get(CREDENTIALS_SECRET_ENV, ""),
+                tracking_uri_fingerprint,
             )
             for app_type in ("JupyterLab", "CodeEditor")
         }
@@ -237,7 +286,7 @@ class StudioDomain(Construct):
         )
 
     def _lifecycle_config(
-        self, name: str, app_type: str, tracking_uri: str, fingerprint: str
+        self, name: str, app_type: str, tracking_uri: str, secret_arn: str, fingerprint: str
     ) -> sagemaker.CfnStudioLifecycleConfig:
         # Every property replaces the resource, and the name is fixed: a new script (or a new
         # server) needs a new name, so the name carries a digest of both.
@@ -250,7 +299,9 @@ class StudioDomain(Construct):
             f"{app_type}MlflowEnv",
             studio_lifecycle_config_name=f"{name}-mlflow-{short}-{digest}",
             studio_lifecycle_config_app_type=app_type,
-            studio_lifecycle_config_content=Fn.base64(MLFLOW_ENV_SCRIPT.format(uri=tracking_uri)),
+            studio_lifecycle_config_content=Fn.base64(
+                MLFLOW_ENV_SCRIPT.format(uri=tracking_uri, secret_arn=secret_arn)
+            ),
         )
         config.apply_removal_policy(RemovalPolicy.DESTROY)
         return config

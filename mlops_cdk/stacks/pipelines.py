@@ -87,7 +87,7 @@ class PipelinesStack(Stack):
                 image_uri=image.image_uri,
                 role_arn=execution.role_arn,
                 key_arn=storage.key.key_arn,
-                tracking_uri=tracking.tracking_uri,
+                tracking_environment=tracking.client_environment,
                 model_name=settings.model_name,
                 network=network_config,
             )

@@ -55,8 +55,8 @@ class StudioStack(Stack):
             subnet_ids=network.private_subnet_ids,
             key=storage.key,
             tracking=tracking.backend,
-            tracking_uri_fingerprint=json.dumps(
-                tracking.resolve(tracking.backend.tracking_uri), sort_keys=True
+            tracking_uri_fingerprint=json.dumps(  # the URI and the credentials secret
+                tracking.resolve(dict(tracking.backend.client_environment)), sort_keys=True
             ),
             grant_data=grant_data,
         )

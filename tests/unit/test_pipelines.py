@@ -515,3 +515,46 @@ def test_jobs_outside_a_vpc_have_no_vpc_config(dev: SynthesizedApp) -> None:
     assert stack.job_security_group is None
     assert "VpcConfig" not in stack.training.arguments
     assert "VpcConfig" not in stack.inference.arguments["NetworkConfig"]
+
+
+# --- MLflow credentials -----------------------------------------------------------------------
+
+# Each tracking mode in an environment whose synth other tests share (tests/test_tracking_modes).
+MODE_APPS = {
+    "serverless": ("dev", {}),
+    "managed": ("staging", {}),
+    "fargate": ("prod", {}),
+    "ec2": ("prod", {"tracking.mode": "ec2"}),
+}
+
+
+@pytest.mark.parametrize("mode", MODE_APPS)
+def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(mode: str) -> None:
+    from iris_inference.mlflow_auth import SECRET_ARN_ENV as INFERENCE_READS  # noqa: PLC0415
+    from iris_training.mlflow_auth import SECRET_ARN_ENV as TRAINING_READS  # noqa: PLC0415
+
+    env, overrides = MODE_APPS[mode]
+    app = synthesized(env, **overrides)
+    stack = _stack(app)
+    assert app.settings.tracking.mode == mode
+    environments = {
+        "training": stack.training.arguments["Environment"],
+        "inference": stack.inference.arguments["Environment"],
+        "launcher": _launcher_request(app)["Environment"],
+    }
+    reads_secret = [
+        s
+        for s in _statements(app, "RolesExecution")
+        if "secretsmanager:GetSecretValue" in s["Action"]
+    ]
+    if mode in ("serverless", "managed"):  # SigV4: no secret anywhere
+        assert all(TRAINING_READS not in e for e in environments.values())
+        assert reads_secret == []
+        return
+    assert TRAINING_READS == INFERENCE_READS == "MLFLOW_CREDENTIALS_SECRET_ARN"
+    secret = stack.resolve(environments["training"][TRAINING_READS])
+    assert "ClientSecret" in json.dumps(secret)  # the tracking stack's client user, by reference
+    assert stack.resolve(environments["inference"][INFERENCE_READS]) == secret
+    assert stack.resolve(environments["launcher"][TRAINING_READS]) == secret
+    (statement,) = reads_secret  # the job role may read exactly that secret
+    assert statement["Resource"] == secret

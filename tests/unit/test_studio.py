@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from mlops_cdk.config import ConfigError, Settings
+from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
 from tests.conftest import synthesized
 from tests.synth import ENVIRONMENTS, SynthesizedApp, cdk_json_context
 
@@ -137,6 +143,59 @@ def test_every_app_start_exports_the_tracking_uri(
     assert "MLFLOW_TRACKING_URI" in script
     # The URI is the tracking stack's, resolved at deploy time (no copy-paste).
     assert "mlops-staging-tracking" in script
+
+
+def _lifecycle_script(app: SynthesizedApp) -> str:
+    """The JupyterLab lifecycle script as synthesized (tokens as CloudFormation JSON)."""
+    arn = _domain(app)["DefaultUserSettings"]["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"]
+    config = app.template_json("studio")["Resources"][arn["Fn::GetAtt"][0]]["Properties"]
+    return json.dumps(config["StudioLifecycleConfigContent"]["Fn::Base64"])
+
+
+def test_notebooks_authenticate_to_a_self_hosted_mlflow(
+    prod: SynthesizedApp, staging: SynthesizedApp
+) -> None:
+    assert prod.settings.tracking.mode == "fargate"  # basic auth with the client user
+    script = _lifecycle_script(prod)
+    assert "secret_arn='" in script and "ClientSecret" in script  # the tracking stack's secret
+    assert "MLFLOW_CREDENTIALS_SECRET_ARN" in script and "mlflow_login" in script
+    reads = [s for s in _statements(prod, "DomainExecutionRole") if "secretsmanager" in str(s)]
+    assert any("ClientSecret" in json.dumps(s["Resource"]) for s in reads)
+    # SageMaker-managed MLflow signs requests with the role: no secret to read.
+    assert "secret_arn=''" in _lifecycle_script(staging)
+
+
+def test_the_lifecycle_script_logs_notebooks_in_without_writing_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_aws():
+        arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
+            Name="client",
+            SecretString=json.dumps({"username": "mlflow-client", "password": "pw-9"}),
+        )["ARN"]
+        script = MLFLOW_ENV_SCRIPT.format(uri="http://mlflow.internal", secret_arn=arn)
+        for _ in range(2):  # every app start runs it again
+            subprocess.run(
+                ["bash", "-c", script], env={"HOME": str(tmp_path)}, capture_output=True, check=True
+            )
+        startup = tmp_path / ".ipython/profile_default/startup/00-mlflow-tracking-uri.py"
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            monkeypatch.setenv(name, "")  # so that the original state is restored afterwards
+            monkeypatch.delenv(name)
+        exec(compile(startup.read_text(), str(startup), "exec"), {})  # what IPython does
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "mlflow-client"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-9"
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert "pw-9" not in written
+    assert len((tmp_path / ".bashrc").read_text().splitlines()) == 1  # sourced once: idempotent
+    shell = subprocess.run(
+        ["bash", "-c", ". ~/.mlflow-tracking-uri.sh; echo $MLFLOW_CREDENTIALS_SECRET_ARN"],
+        env={"HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shell.stdout.strip() == arn
 
 
 def test_user_profiles_come_from_config(staging: SynthesizedApp) -> None:

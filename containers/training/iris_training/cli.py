@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from iris_training.contract import TrainingPaths, read_hyperparameters, write_atomically
 from iris_training.errors import UserError
 from iris_training.hyperparameters import parse_hyperparameters
+from iris_training.mlflow_auth import credentials_from_secret
 from iris_training.settings import RunSettings
 
 log = logging.getLogger("iris_training")
@@ -31,6 +32,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
         settings = RunSettings.from_env(env)
+        os.environ.update(credentials_from_secret(env))  # MLflow basic auth, when configured
         log.info("hyperparameters: %s", json.dumps(hyperparameters.model_dump()))
         from iris_training.train import run_training  # noqa: PLC0415 -- mlflow import is slow; bad input fails fast
 
@@ -50,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train the Iris RandomForest and promote it through the quality gate. "
         "Hyperparameters come from $SAGEMAKER_BASE_DIR/input/config/hyperparameters.json "
         "(default base /opt/ml); settings from MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME, "
-        "MODEL_NAME, PIPELINE_EXECUTION_ID.",
+        "MODEL_NAME, PIPELINE_EXECUTION_ID; MLflow basic auth from MLFLOW_CREDENTIALS_SECRET_ARN.",
     )
     parser.add_argument(
         "command", nargs="?", choices=["train"], help="what SageMaker passes; optional"

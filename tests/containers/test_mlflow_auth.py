@@ -1,0 +1,151 @@
+"""MLflow basic auth in both containers: credentials from the Secrets Manager secret the
+pipelines name in MLFLOW_CREDENTIALS_SECRET_ARN (moto's Secrets Manager)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from iris_inference import cli as inference_cli
+from iris_inference import mlflow_auth as inference_auth
+from iris_training import cli as training_cli
+from iris_training import mlflow_auth as training_auth
+from moto import mock_aws
+
+from tests.containers.conftest import TrainingRun, sagemaker_tree
+
+REGION = "eu-west-1"
+PASSWORD = "s3cret-Pa55word-never-logged"
+MODULES = [pytest.param(training_auth, id="training"), pytest.param(inference_auth, id="inference")]
+Auth = ModuleType
+
+
+@pytest.fixture
+def secrets() -> Iterator[Callable[..., str]]:
+    """Creates a secret in moto and returns its ARN."""
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name=REGION)
+
+        def create(value: str | None = None, binary: bytes | None = None) -> str:
+            kwargs: dict[str, Any] = {"Name": f"mlflow-client-{len(created)}"}
+            if binary is not None:
+                kwargs["SecretBinary"] = binary
+            else:
+                kwargs["SecretString"] = value
+            arn = str(client.create_secret(**kwargs)["ARN"])
+            created.append(arn)
+            return arn
+
+        created: list[str] = []
+        yield create
+
+
+@pytest.mark.parametrize("auth", MODULES)
+def test_credentials_come_from_the_secret(auth: Auth, secrets: Callable[..., str]) -> None:
+    arn = secrets(json.dumps({"username": "mlflow-client", "password": PASSWORD}))
+    assert auth.credentials_from_secret({"MLFLOW_CREDENTIALS_SECRET_ARN": arn}) == {
+        "MLFLOW_TRACKING_USERNAME": "mlflow-client",
+        "MLFLOW_TRACKING_PASSWORD": PASSWORD,
+    }
+
+
+@pytest.mark.parametrize("auth", MODULES)
+def test_a_username_already_set_wins_and_no_secret_means_nothing(auth: Auth) -> None:
+    # No AWS mock: reaching Secrets Manager here would fail the test.
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:unreachable-AbCdEf"
+    preset = {"MLFLOW_CREDENTIALS_SECRET_ARN": arn, "MLFLOW_TRACKING_USERNAME": "me"}
+    assert auth.credentials_from_secret(preset) == {}
+    assert auth.credentials_from_secret({"MLFLOW_TRACKING_URI": "http://mlflow"}) == {}
+
+
+@pytest.mark.parametrize("auth", MODULES)
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("not json", 'the secret is not JSON {"username": ..., "password": ...}'),
+        ('["a", "b"]', 'the secret is not a JSON object {"username": ..., "password": ...}'),
+        (json.dumps({"password": PASSWORD}), "the secret has no non-empty string username"),
+        (json.dumps({"username": "u", "password": ""}), "no non-empty string password"),
+        (json.dumps({"user": "u", "pass": PASSWORD}), "no non-empty string username or password"),
+        (b"\x00binary", "the secret has no SecretString"),
+    ],
+)
+def test_an_unusable_secret_is_one_line_naming_it(
+    auth: Auth, secrets: Callable[..., str], value: str | bytes, reason: str
+) -> None:
+    arn = secrets(binary=value) if isinstance(value, bytes) else secrets(value)
+    with pytest.raises(auth.UserError) as caught:
+        auth.credentials_from_secret({"MLFLOW_CREDENTIALS_SECRET_ARN": arn})
+    message = str(caught.value)
+    assert message.startswith(f"MLflow credentials secret MLFLOW_CREDENTIALS_SECRET_ARN={arn} ")
+    assert message.endswith(reason)
+    assert "\n" not in message and PASSWORD not in message
+
+
+@pytest.mark.parametrize("auth", MODULES)
+def test_an_unreadable_secret_names_the_service_error(
+    auth: Auth, secrets: Callable[..., str]
+) -> None:
+    secrets("{}")  # the mock is on; this ARN does not exist
+    arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:missing-AbCdEf"
+    with pytest.raises(auth.UserError, match=r"missing-AbCdEf unusable: ResourceNotFoundException"):
+        auth.credentials_from_secret({"MLFLOW_CREDENTIALS_SECRET_ARN": arn})
+
+
+def test_training_fails_in_one_line_and_writes_the_failure_file(
+    tmp_path: Path, secrets: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = secrets(json.dumps({"password": PASSWORD}))
+    base = sagemaker_tree(tmp_path / "opt-ml")
+    env = {
+        "SAGEMAKER_BASE_DIR": str(base),
+        "MLFLOW_TRACKING_URI": "http://mlflow.invalid",
+        "MLFLOW_CREDENTIALS_SECRET_ARN": arn,
+    }
+    assert training_cli.main(["train"], env) == 1
+    err = capsys.readouterr().err
+    expected = (
+        f"error: MLflow credentials secret MLFLOW_CREDENTIALS_SECRET_ARN={arn} unusable: "
+        "the secret has no non-empty string username\n"
+    )
+    assert err == expected
+    assert TrainingRun(1, base).failure == expected
+    assert PASSWORD not in err
+
+
+def test_inference_sets_the_credentials_before_it_talks_to_mlflow(
+    tmp_path: Path, secrets: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Registered for undo, so the credentials main() sets do not leak into other tests.
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "")
+    arn = secrets(json.dumps({"username": "mlflow-client", "password": PASSWORD}))
+    env = {
+        "MLFLOW_TRACKING_URI": "sqlite://",  # an empty store: no production alias, exit 1
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "MLFLOW_CREDENTIALS_SECRET_ARN": arn,
+    }
+    assert inference_cli.main([], env) == 1
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "mlflow-client"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == PASSWORD
+
+
+def test_inference_stops_on_an_unreadable_secret(
+    tmp_path: Path, secrets: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = secrets("not json")
+    env = {
+        "MLFLOW_TRACKING_URI": "http://mlflow.invalid",
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "MLFLOW_CREDENTIALS_SECRET_ARN": arn,
+    }
+    assert inference_cli.main([], env) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: MLflow credentials secret MLFLOW_CREDENTIALS_SECRET_ARN={arn} ")
