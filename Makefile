@@ -13,7 +13,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help install lint format test pytest synth docs demo bench clean
+.PHONY: help install lint format test pytest synth docs cost diagram demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ test: install lint pytest synth  ## everything CI runs: lint, tests, synth of ev
 
 docs: $(PY_STAMP)  ## regenerate the README's settings reference from config.py and cdk.json
 	$(PY) -m mlops_cdk.settings_reference --write
+
+cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode from the synthesized templates (ENV=staging: one env)
+	$(PY) -m mlops_cdk.cost $(if $(ENV),--env $(ENV))
+
+diagram: $(PY_STAMP)  ## regenerate docs/architecture.md (Mermaid) from the synthesized app
+	$(PY) -m mlops_cdk.diagram --write
 
 demo: $(PY_STAMP)  ## train, promote and score locally against a local MLflow (no AWS account)
 	$(PY) local/demo.py $(ARGS)

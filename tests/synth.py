@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 from aws_cdk import assertions, cx_api
 
 from mlops_cdk.config import Settings
-from mlops_cdk.nag import add_nag_checks
-from mlops_cdk.platform import Platform, build_platform
+from mlops_cdk.platform import Platform
+from mlops_cdk.synthesis import synthesize_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -54,10 +52,7 @@ class SynthesizedApp:
 
 def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> SynthesizedApp:
     """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on."""
-    context = {**cdk_json_context(), "env": env, **(overrides or {})}
-    outdir = tempfile.mkdtemp(prefix=f"cdk-{env}-")
-    app = cdk.App(context=context, outdir=outdir)
-    settings = Settings.from_context(app.node.get_all_context(), environ={})
-    platform = build_platform(app, settings)
-    add_nag_checks(app)
-    return SynthesizedApp(settings=settings, platform=platform, assembly=app.synth())
+    result = synthesize_app(env, overrides)
+    return SynthesizedApp(
+        settings=result.settings, platform=result.platform, assembly=result.assembly
+    )

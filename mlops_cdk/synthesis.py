@@ -1,0 +1,109 @@
+"""Synthesize an environment in-process (as app.py does) and read its templates back.
+
+`make cost` and `make diagram` work on the real synthesized templates, not on the settings:
+what they count is what CloudFormation would create. Tests pass the cloud assembly they have
+already synthesized (tests/conftest.py) to :func:`stacks_of` instead of synthesizing again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import cx_api
+
+from mlops_cdk.config import Settings
+from mlops_cdk.nag import add_nag_checks
+from mlops_cdk.platform import Platform, build_platform
+
+ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = ROOT / "cdk.json"
+
+
+@dataclass(frozen=True)
+class StackTemplate:
+    """One synthesized stack: its name, CloudFormation template and the stacks it depends on."""
+
+    name: str
+    template: Mapping[str, Any]
+    depends_on: tuple[str, ...]
+
+    @property
+    def resources(self) -> Mapping[str, Mapping[str, Any]]:
+        resources: Mapping[str, Mapping[str, Any]] = self.template.get("Resources", {})
+        return resources
+
+
+def local_refs(value: Any) -> set[str]:
+    """Logical ids referenced (``Ref`` / ``Fn::GetAtt``) anywhere inside a template value."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("Ref"), str):
+            found.add(value["Ref"])
+        if isinstance(value.get("Fn::GetAtt"), list):
+            found.add(value["Fn::GetAtt"][0])
+        for inner in value.values():
+            found |= local_refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= local_refs(inner)
+    return found
+
+
+def environments() -> list[str]:
+    """The environment names configured in cdk.json, in file order."""
+    return list(json.loads(CDK_JSON.read_text())["context"]["environments"])
+
+
+def default_mode(env: str) -> str:
+    """The tracking mode cdk.json configures for ``env`` (the default when it names none)."""
+    context = json.loads(CDK_JSON.read_text())["context"]
+    settings = Settings.from_context({**context, "env": env}, environ={})
+    return settings.tracking.mode
+
+
+def stacks_of(assembly: cx_api.CloudAssembly) -> list[StackTemplate]:
+    """The stacks of a cloud assembly, in deployment order, with their manifest dependencies."""
+    stack_ids = {s.id for s in assembly.stacks}
+    return [
+        StackTemplate(
+            name=stack.stack_name,
+            template=stack.template,
+            depends_on=tuple(d.id for d in stack.dependencies if d.id in stack_ids),
+        )
+        for stack in assembly.stacks
+    ]
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """One environment synthesized in-process: its settings, stacks and cloud assembly."""
+
+    settings: Settings
+    platform: Platform
+    assembly: cx_api.CloudAssembly
+
+
+def synthesize_app(env: str, overrides: Mapping[str, Any] | None = None) -> Synthesis:
+    """Synthesize ``env`` exactly as app.py does, with ``-c``-style overrides, nag checks on.
+
+    Explicit inputs only: cdk.json's context and no process environment, so the result is
+    the same on every machine.
+    """
+    context = {**json.loads(CDK_JSON.read_text())["context"], "env": env, **(overrides or {})}
+    outdir = tempfile.mkdtemp(prefix=f"cdk-{env}-")
+    app = cdk.App(context=context, outdir=outdir)
+    settings = Settings.from_context(app.node.get_all_context(), environ={})
+    platform = build_platform(app, settings)
+    add_nag_checks(app)
+    return Synthesis(settings=settings, platform=platform, assembly=app.synth())
+
+
+def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> list[StackTemplate]:
+    """The stack templates of ``env`` (see :func:`synthesize_app`)."""
+    return stacks_of(synthesize_app(env, overrides).assembly)

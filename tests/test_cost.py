@@ -1,0 +1,171 @@
+"""`make cost`: the estimate counts what the synthesized templates contain and prices it all."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from mlops_cdk.cost import (
+    MODES,
+    Estimate,
+    estimate,
+    load_prices,
+    render,
+    runs_per_month,
+    scheduled_capacity_hours,
+)
+from mlops_cdk.synthesis import StackTemplate, stacks_of
+from tests.conftest import synthesized
+from tests.synth import ENVIRONMENTS
+from tests.test_tracking_modes import app_for, default_mode
+
+PRICES = load_prices()
+HOURS = PRICES.hours
+
+
+def stacks(env: str, mode: str | None = None) -> list[StackTemplate]:
+    app = synthesized(env) if mode is None else app_for(env, mode)
+    return stacks_of(app.assembly)
+
+
+def cost(env: str, mode: str | None = None) -> Estimate:
+    return estimate(stacks(env, mode), PRICES)
+
+
+def count(env: str, kind: str, mode: str | None = None) -> int:
+    return Counter(r["Type"] for s in stacks(env, mode) for r in s.resources.values())[kind]
+
+
+def test_every_price_is_dated_and_sourced() -> None:
+    assert re.fullmatch(r"\d{4}-\d{2}", PRICES.read)
+    for key, price in PRICES.prices.items():
+        assert price.usd >= 0, key
+        assert "https://" in price.source or "Price List" in price.source, key
+        assert re.fullmatch(r"\d{4}-\d{2}", price.read), key
+        assert price.unit, key
+
+
+def test_dev_serverless_idle_has_no_network_lines() -> None:
+    est = cost("dev")
+    assert not any(s.name.endswith("-network") for s in stacks("dev"))
+    assert {"VPC interface endpoints", "NAT gateways", "Public IPv4 addresses"}.isdisjoint(
+        est.items
+    )
+    app = est.line("SageMaker MLflow App")
+    assert app is not None and app.usd == 0
+    assert est.total("idle") < 5  # keys and nominal storage only
+    assert est.total("scheduled") == 0  # dev enables no schedule
+
+
+def test_prod_fargate_prices_alb_tasks_and_endpoints() -> None:
+    est = cost("prod")
+    endpoints = [
+        r
+        for s in stacks("prod")
+        for r in s.resources.values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint"
+        and r["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    endpoint_azs = sum(len(r["Properties"]["SubnetIds"]) for r in endpoints)
+    line = est.line("VPC interface endpoints")
+    assert line is not None and line.quantity == endpoint_azs * HOURS
+    alb = est.line("Application Load Balancer")
+    assert alb is not None
+    assert alb.quantity == count("prod", "AWS::ElasticLoadBalancingV2::LoadBalancer") * HOURS
+    vcpu = est.line("Fargate vCPU")
+    assert vcpu is not None  # prod: min_tasks=2 of 1 vCPU, always on
+    assert vcpu.quantity == pytest.approx(2 * 1 * HOURS)
+    aurora = est.line("Aurora Serverless v2 capacity")
+    assert aurora is not None  # writer + reader at 0.5 ACU minimum
+    assert aurora.quantity == pytest.approx(2 * 0.5 * HOURS)
+
+
+def test_counted_resources_match_the_template() -> None:
+    for env in ENVIRONMENTS:
+        est = cost(env)
+        for kind, item in (
+            ("AWS::KMS::Key", "KMS keys"),
+            ("AWS::SecretsManager::Secret", "Secrets Manager secrets"),
+            ("AWS::CloudWatch::Alarm", "CloudWatch alarms"),
+        ):
+            line = est.line(item)
+            assert (line.quantity if line else 0) == count(env, kind), (env, item)
+
+
+def test_tracking_server_size_comes_from_the_template() -> None:
+    est = cost("staging")
+    server = est.line("MLflow tracking server")
+    assert server is not None
+    assert server.price_key == "sagemaker.mlflow_tracking_server.Small.hour"
+    assert server.usd == pytest.approx(PRICES.prices[server.price_key].usd * HOURS)
+
+
+def test_scheduled_runs_follow_enabled_schedules_and_job_instances() -> None:
+    est = cost("staging")  # training weekly (30 min), inference daily (20 min), ml.m5.large
+    training, processing = est.line("Training ml.m5.large"), est.line("Processing ml.m5.large")
+    assert training is not None and processing is not None
+    assert training.quantity == pytest.approx(HOURS / 24 / 7 * 0.5)
+    assert processing.quantity == pytest.approx(HOURS / 24 * 20 / 60)
+    assert all(x.part == "scheduled" for x in (training, processing))
+
+
+def test_every_resource_is_priced_or_explicitly_free() -> None:
+    for env in ENVIRONMENTS:
+        for mode in MODES:
+            assert cost(env, mode).not_priced == (), (env, mode)
+
+
+def test_unknown_types_and_prices_are_listed_not_ignored() -> None:
+    base = stacks("dev")
+    extra = StackTemplate(
+        name="extra",
+        template={"Resources": {"Cache": {"Type": "AWS::ElastiCache::CacheCluster"}}},
+        depends_on=(),
+    )
+    est = estimate([*base, extra], PRICES)
+    assert any("AWS::ElastiCache::CacheCluster Cache (extra)" in n for n in est.not_priced)
+    instance = StackTemplate(
+        name="extra",
+        template={"Resources": {"Box": {"Type": "AWS::EC2::Instance",
+                                        "Properties": {"InstanceType": "x9.huge"}}}},
+        depends_on=(),
+    )  # fmt: skip
+    est = estimate([instance], PRICES)
+    assert any("ec2.x9.huge.hour" in n for n in est.not_priced)
+    assert "Not priced: none" not in render("x", {"serverless": est}, "serverless", PRICES)
+
+
+@pytest.mark.parametrize(
+    ("expression", "runs"),
+    [
+        ("cron(0 2 ? * SUN *)", HOURS / 24 / 7),
+        ("cron(0 6 * * ? *)", HOURS / 24),
+        ("cron(0 8,20 ? * MON-FRI *)", 2 * 5 * HOURS / 24 / 7),
+        ("rate(1 hour)", HOURS),
+        ("cron(0 0 1 * ? *)", 1),
+    ],
+)
+def test_runs_per_month(expression: str, runs: float) -> None:
+    assert runs_per_month(expression, HOURS) == pytest.approx(runs)
+
+
+def test_table_has_one_column_per_mode_and_marks_the_default() -> None:
+    estimates = {mode: cost("staging", mode) for mode in MODES}
+    text = render("staging", estimates, default_mode("staging"), PRICES)
+    header = next(line for line in text.splitlines() if line.startswith("|"))
+    assert [c.strip() for c in header.strip("|").split("|")][1:] == [
+        "serverless", "managed*", "fargate", "ec2",
+    ]  # fmt: skip
+    total = next(line for line in text.splitlines() if "Monthly total" in line)
+    assert f"{estimates['managed'].total():,.2f}" in total
+    assert "Assumptions:" in text and "Not priced: none." in text
+
+
+def test_scale_to_zero_counts_only_working_hours() -> None:
+    actions = [  # what tracking.fargate.scale_to_zero synthesizes (min_tasks=2, MON-FRI 7-19)
+        {"Schedule": "cron(0 7 ? * MON-FRI *)", "ScalableTargetAction": {"MinCapacity": 2}},
+        {"Schedule": "cron(0 19 * * ? *)", "ScalableTargetAction": {"MinCapacity": 0}},
+    ]
+    assert scheduled_capacity_hours(actions) == 2 * 12 * 5
