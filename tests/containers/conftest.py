@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from iris_inference.drift import INFERENCE_EXPERIMENT
 from iris_training.cli import main as train_main
 from mlflow import MlflowClient
 
@@ -65,6 +66,10 @@ def new_store(root: Path) -> Store:
     # Created up front so artifacts land in the temporary tree, not under the working directory.
     MlflowClient(store.tracking_uri).create_experiment(
         EXPERIMENT, artifact_location=(root / "artifacts").as_uri()
+    )
+    # Where the inference job logs its drift report (one run per scored partition).
+    MlflowClient(store.tracking_uri).create_experiment(
+        INFERENCE_EXPERIMENT, artifact_location=(root / "inference-artifacts").as_uri()
     )
     return store
 

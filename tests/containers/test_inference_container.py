@@ -333,6 +333,7 @@ def test_rerunning_a_date_replaces_that_partition_and_nothing_else(
     predictions, summary = partition(output_dir)
     assert len(predictions) == summary["rows"] == 25
     assert sorted(p.name for p in (output_dir / f"date={DATE}").iterdir()) == [
+        "drift.json",
         "predictions.parquet",
         "summary.json",
     ]

@@ -45,6 +45,11 @@ class PartitionWriter:
         assert self._writer is not None, "use PartitionWriter as a context manager"
         self._writer.write_table(table)
 
+    def write_json(self, name: str, content: object) -> None:
+        """Another file of the partition (e.g. drift.json), published with it by `commit`."""
+        assert self._writer is not None, "use PartitionWriter as a context manager"
+        (self._staging / name).write_text(json.dumps(content, indent=2) + "\n")
+
     def commit(self, summary: dict[str, object]) -> Path:
         assert self._writer is not None, "use PartitionWriter as a context manager"
         self._writer.close()

@@ -15,6 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from iris_inference.drift import (
+    DRIFT_FILE,
+    DriftAccumulator,
+    inference_run,
+    load_reference_profile,
+    summary_entry,
+)
 from iris_inference.errors import UserError
 from iris_inference.model import ProductionModel, load_production_model
 from iris_inference.output import PREDICTIONS_FILE, PartitionWriter
@@ -69,8 +76,12 @@ def run(settings: InferenceSettings) -> dict[str, object]:
     model = load_production_model(
         tracking_uri=settings.tracking_uri, name=settings.model_name, alias=settings.model_alias
     )
+    profile = load_reference_profile(f"models:/{model.name}/{model.version}")
     loaded = time.perf_counter()
     log.info("model: %s -> version %s (run %s)", model.uri, model.version, model.run_id)
+    if profile.profile is None:
+        log.warning("drift: %s (%s); no PSI this run", profile.status, profile.reason)
+    drift = DriftAccumulator(model.features, profile)
 
     tally = _Tally(class_counts=np.zeros(len(model.classes), dtype=np.int64))
     partition = f"date={settings.date.isoformat()}"
@@ -83,6 +94,7 @@ def run(settings: InferenceSettings) -> dict[str, object]:
         pending: Future[None] | None = None
         for batch in read_ahead(_batches(settings, model, files), depth=_READ_AHEAD):
             table = _score(model, batch, scored_at, tally)
+            drift.add(batch.features)
             if pending is not None:
                 pending.result()
             pending = background.submit(writer.write, table)
@@ -97,7 +109,23 @@ def run(settings: InferenceSettings) -> dict[str, object]:
             scored_at=scored_at,
             seconds=(started, loaded, finished),
         )
-        writer.commit(summary)
+        report = drift.report(settings.drift_threshold)
+        if report["flagged"]:
+            log.warning(
+                "drift: PSI above %s for %s",
+                settings.drift_threshold,
+                ", ".join(
+                    f"{n} ({report['features'][n]['psi']:.3f})"
+                    for n in report["features_above_threshold"]
+                ),
+            )
+        # The run is logged before the partition is published; a failed publish ends it FAILED.
+        with inference_run(
+            report, model=model, date=settings.date.isoformat(), partition=partition
+        ) as run_id:
+            summary["drift"] = {**summary_entry(report, partition), "mlflow_run_id": run_id}
+            writer.write_json(DRIFT_FILE, report)
+            writer.commit(summary)
     return summary
 
 

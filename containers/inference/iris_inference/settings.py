@@ -40,6 +40,9 @@ OPTIONS = {
     ),
     "seed": Option("--seed", "GENERATE_SEED", "seed of generated rows (default: from the date)"),
     "chunk_rows": Option("--chunk-rows", "CHUNK_ROWS", "rows read, scored and written at a time"),
+    "drift_threshold": Option(
+        "--drift-threshold", "DRIFT_THRESHOLD", "PSI above which a feature is flagged as drifted"
+    ),
 }
 
 
@@ -71,6 +74,13 @@ class InferenceSettings(BaseModel):
     chunk_rows: int = Field(
         100_000, ge=1, le=5_000_000, description="an integer between 1 and 5000000"
     )
+    drift_threshold: float = Field(
+        0.2,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="a number greater than 0 and at most 100 (PSI; 0.2 is the usual alarm level)",
+    )
 
     @field_validator("date", mode="before")
     @classmethod
@@ -94,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m iris_inference",
         description="Score every CSV/Parquet file under the input directory (or generated rows "
         "when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
-        "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,summary.json} atomically. "
+        "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,drift.json,summary.json} atomically. "
         "MLFLOW_TRACKING_URI must be set.",
     )
     for option in OPTIONS.values():

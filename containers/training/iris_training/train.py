@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -27,6 +28,7 @@ from iris_training.evaluate import (
 )
 from iris_training.gate import GateDecision, decide
 from iris_training.hyperparameters import Hyperparameters
+from iris_training.profile import reference_profile, write_profile
 from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
 from iris_training.settings import RunSettings
 
@@ -86,14 +88,24 @@ def run_training(
         evaluation.accuracy,
         evaluation.macro_f1,
     )
-    _save_model_dir(model, parts, paths.model_dir)
-    try:
-        result = _track(
-            model, hyperparameters, settings, dataset=dataset, parts=parts, evaluation=evaluation
-        )
-    except MlflowException as err:
-        first_line = (err.message or str(err)).strip().splitlines()[0]
-        raise UserError(f"MLflow at {settings.tracking_uri} failed: {first_line}") from err
+    # The data's distribution travels with the model: the inference job's drift report uses it.
+    profile = reference_profile(dataset.features, source=dataset.source, sha256=dataset.sha256)
+    with tempfile.TemporaryDirectory(prefix="iris-profile-") as scratch:
+        extra_files = [str(write_profile(profile, Path(scratch)))]
+        _save_model_dir(model, parts, paths.model_dir, extra_files)
+        try:
+            result = _track(
+                model,
+                hyperparameters,
+                settings,
+                dataset=dataset,
+                parts=parts,
+                evaluation=evaluation,
+                extra_files=extra_files,
+            )
+        except MlflowException as err:
+            first_line = (err.message or str(err)).strip().splitlines()[0]
+            raise UserError(f"MLflow at {settings.tracking_uri} failed: {first_line}") from err
     write_atomically(
         paths.output_data_dir / EVALUATION_FILE, json.dumps(result.to_json(), indent=2) + "\n"
     )
@@ -112,9 +124,12 @@ def _fit(hyperparameters: Hyperparameters, parts: Split) -> RandomForestClassifi
     return model.fit(parts.x_train, parts.y_train.to_numpy(dtype=object))
 
 
-def _model_kwargs(model: RandomForestClassifier, parts: Split) -> dict[str, object]:
+def _model_kwargs(
+    model: RandomForestClassifier, parts: Split, extra_files: list[str]
+) -> dict[str, object]:
     example = parts.x_train.head(3)
     return {
+        "extra_files": extra_files,  # stored as extra_files/<name> in the model directory
         "signature": infer_signature(example, model.predict(example)),
         "input_example": example,
         "serialization_format": "skops",
@@ -123,13 +138,15 @@ def _model_kwargs(model: RandomForestClassifier, parts: Split) -> dict[str, obje
     }
 
 
-def _save_model_dir(model: RandomForestClassifier, parts: Split, model_dir: Path) -> None:
+def _save_model_dir(
+    model: RandomForestClassifier, parts: Split, model_dir: Path, extra_files: list[str]
+) -> None:
     """The MLflow model under /opt/ml/model, so SageMaker's model.tar.gz holds it too."""
     target = model_dir / MODEL_SUBDIR
     staging = model_dir / f".{MODEL_SUBDIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     model_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, parts))
+    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, parts, extra_files))
     shutil.rmtree(target, ignore_errors=True)  # a local re-run; SageMaker starts empty
     staging.replace(target)
 
@@ -142,6 +159,7 @@ def _track(
     dataset: Dataset,
     parts: Split,
     evaluation: Evaluation,
+    extra_files: list[str],
 ) -> TrainingResult:
     mlflow.set_tracking_uri(settings.tracking_uri)
     if not settings.tracking_uri.startswith("arn:"):
@@ -185,7 +203,7 @@ def _track(
             model,
             name="model",
             registered_model_name=settings.model_name,
-            **_model_kwargs(model, parts),
+            **_model_kwargs(model, parts, extra_files),
         )
         version = str(info.registered_model_version)
         tag_version(client, settings.model_name, version, {**lineage, **decision.tags()})
