@@ -568,12 +568,24 @@ EnvironmentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$
 EnvironmentValue = Annotated[str, Field(max_length=256)]
 # Set by the pipelines themselves; config may not override them.
 RESERVED_JOB_ENVIRONMENT = frozenset(
-    {"MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MODEL_NAME", "MODEL_ALIAS",
-     "PIPELINE_EXECUTION_ID", "TRAINING_JOB_NAME", "INFERENCE_DATE", "INPUT_DIR", "OUTPUT_DIR"}
+    {"MLFLOW_TRACKING_URI", "MLFLOW_CREDENTIALS_SECRET_ARN", "MLFLOW_EXPERIMENT_NAME",
+     "MODEL_NAME", "MODEL_ALIAS", "PIPELINE_EXECUTION_ID", "TRAINING_JOB_NAME", "INFERENCE_DATE", "INPUT_DIR", "OUTPUT_DIR"}
 )  # fmt: skip
 
 
+# Credentials never go into a template in plain text; jobs read them from the tracking secret.
+CREDENTIAL_ENVIRONMENT = frozenset(
+    {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"}
+)
+
+
 def _check_job_environment(value: dict[str, str]) -> dict[str, str]:
+    credentials = sorted(CREDENTIAL_ENVIRONMENT & set(value))
+    if credentials:
+        raise ValueError(
+            f"{', '.join(credentials)} would be stored in plain text in the template; "
+            "self-hosted MLflow credentials come from the tracking stack's client secret"
+        )
     reserved = sorted(RESERVED_JOB_ENVIRONMENT & set(value))
     if reserved:
         raise ValueError(

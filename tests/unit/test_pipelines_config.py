@@ -114,6 +114,14 @@ BAD = {
         {"pipelines.training.environment": '{"MLFLOW_TRACKING_URI": "http://x"}'},
         "MLFLOW_TRACKING_URI is set by the pipeline",
     ),
+    "reserved credentials variable": (
+        {"pipelines.inference.environment": '{"MLFLOW_CREDENTIALS_SECRET_ARN": "arn:x"}'},
+        "MLFLOW_CREDENTIALS_SECRET_ARN is set by the pipeline",
+    ),
+    "plain-text credentials": (
+        {"pipelines.training.environment": '{"MLFLOW_TRACKING_PASSWORD": "hunter2"}'},
+        "MLFLOW_TRACKING_PASSWORD would be stored in plain text in the template",
+    ),
     "duplicate channel": (
         {"pipelines.training.extra_channels": '[{"name": "train", "prefix": "iris/x/"}]'},
         "extra_channels name 'train' is used twice",
