@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import jsii
 from aws_cdk import (
@@ -24,11 +24,11 @@ from aws_cdk import (
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
-from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
-from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
 from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
 
 if TYPE_CHECKING:
+    from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
+    from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
     from mlops_cdk.platform import Platform
 
 # The action wildcards CDK's grant_* methods write, and why each is acceptable.
@@ -211,10 +211,11 @@ def _acknowledge_tracking_mode(platform: Platform, deferred: DeferredAcknowledgm
                 "Automatic model registration creates a model package group per MLflow model "
                 "name, which is only known at run time.",
             )
-    if isinstance(backend, FargateMlflow):
-        _acknowledge_fargate_tracking(backend)
-    if isinstance(backend, Ec2Mlflow):
-        _acknowledge_ec2_tracking(backend)
+    # By mode, not isinstance: the self-hosted constructs are imported only when used.
+    if tracking.mode == "fargate":
+        _acknowledge_fargate_tracking(cast("FargateMlflow", backend))
+    if tracking.mode == "ec2":
+        _acknowledge_ec2_tracking(cast("Ec2Mlflow", backend))
 
 
 def _acknowledge_ec2_tracking(backend: Ec2Mlflow) -> None:
