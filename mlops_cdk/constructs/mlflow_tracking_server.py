@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from aws_cdk import Stack
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk.config import TrackingSettings
+from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import TRACKING_URI_ENV
 
 # What the server's role needs to mirror MLflow registered models into the SageMaker Model
 # Registry (automatic model registration), per the SageMaker developer guide.
@@ -25,8 +22,13 @@ MODEL_REGISTRY_ACTIONS = (
 )
 
 
-class MlflowTrackingServer(Construct):
+class MlflowTrackingServer(SageMakerMlflow):
     """``AWS::SageMaker::MlflowTrackingServer`` writing artifacts under the MLflow prefix."""
+
+    CLIENT_ACTIONS = (
+        "sagemaker:DescribeMlflowTrackingServer",
+        "sagemaker:CreatePresignedMlflowTrackingServerUrl",
+    )
 
     def __init__(
         self,
@@ -37,17 +39,14 @@ class MlflowTrackingServer(Construct):
         settings: TrackingSettings,
         storage: StorageStack,
     ) -> None:
-        super().__init__(scope, id)
-        self._storage = storage
-        self._name = name
-        self._version = settings.server_mlflow_version
-        self._role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="Lets the SageMaker MLflow tracking server use its artifact prefix",
+        super().__init__(
+            scope,
+            id,
+            name=name,
+            storage=storage,
+            role_description="Lets the SageMaker MLflow tracking server use its artifact prefix",
         )
-        storage.grant_artifacts_read_write(self._role)
+        self._version = settings.server_mlflow_version
         stack = Stack.of(self)
         self.model_registry_arns: list[str] = []
         if settings.automatic_model_registration:
@@ -76,51 +75,9 @@ class MlflowTrackingServer(Construct):
         self.server.node.add_dependency(self._role)  # the server validates its role on create
 
     @property
-    def tracking_uri(self) -> str:
+    def server_arn(self) -> str:
         return self.server.attr_tracking_server_arn
-
-    @property
-    def client_environment(self) -> Mapping[str, str]:
-        """SigV4 through ``sagemaker-mlflow``: the URI (an ARN) is all a client needs."""
-        return {TRACKING_URI_ENV: self.tracking_uri}
-
-    @property
-    def server_arn(self) -> str | None:
-        return self.server.attr_tracking_server_arn
-
-    @property
-    def server_name(self) -> str:
-        return self._name
 
     @property
     def mlflow_version(self) -> str:
         return self._version
-
-    @property
-    def artifact_uri(self) -> str:
-        return self._storage.artifact_uri
-
-    @property
-    def role(self) -> iam.IRole:
-        return self._role
-
-    @property
-    def connections(self) -> ec2.Connections | None:
-        return None
-
-    def grant_use(self, grantee: iam.IGrantable) -> None:
-        """SigV4 MLflow API calls on this server, a presigned UI URL, and the artifacts."""
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["sagemaker-mlflow:*"],
-            resource_arns=[self.server.attr_tracking_server_arn],
-        )
-        iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=[
-                "sagemaker:DescribeMlflowTrackingServer",
-                "sagemaker:CreatePresignedMlflowTrackingServerUrl",
-            ],
-            resource_arns=[self.server.attr_tracking_server_arn],
-        )
-        self._storage.grant_artifacts_read_write(grantee)

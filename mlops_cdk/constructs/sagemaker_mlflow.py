@@ -1,0 +1,77 @@
+"""What the two SageMaker-run MLflow modes share: a service role and SigV4 clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from mlops_cdk.stacks.storage import StorageStack
+from mlops_cdk.tracking import TRACKING_URI_ENV
+
+
+class SageMakerMlflow(Construct):
+    """Base of the MLflow App and the tracking server (see :class:`TrackingBackend`).
+
+    SageMaker runs the server as ``role``, which may use the artifact prefix and nothing
+    else. Clients sign requests with SigV4 through the ``sagemaker-mlflow`` plugin, so the
+    tracking URI is the resource's ARN and there is no network path to open.
+    """
+
+    # Read-only calls a client makes on the resource besides the MLflow API itself.
+    CLIENT_ACTIONS: tuple[str, ...] = ()
+
+    def __init__(
+        self, scope: Construct, id: str, *, name: str, storage: StorageStack, role_description: str
+    ) -> None:
+        super().__init__(scope, id)
+        self._name = name
+        self._storage = storage
+        self._role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=role_description,
+        )
+        storage.grant_artifacts_read_write(self._role)
+
+    @property
+    def server_arn(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.server_arn
+
+    @property
+    def client_environment(self) -> Mapping[str, str]:
+        """SigV4 through ``sagemaker-mlflow``: the URI (an ARN) is all a client needs."""
+        return {TRACKING_URI_ENV: self.tracking_uri}
+
+    @property
+    def server_name(self) -> str:
+        return self._name
+
+    @property
+    def artifact_uri(self) -> str:
+        return self._storage.artifact_uri
+
+    @property
+    def role(self) -> iam.IRole:
+        return self._role
+
+    @property
+    def connections(self) -> ec2.Connections | None:
+        return None
+
+    def grant_use(self, grantee: iam.IGrantable) -> None:
+        """SigV4 MLflow API calls on this one resource, its client actions, and the artifacts."""
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker-mlflow:*"], resource_arns=[self.server_arn]
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(self.CLIENT_ACTIONS), resource_arns=[self.server_arn]
+        )
+        self._storage.grant_artifacts_read_write(grantee)
