@@ -8,13 +8,12 @@ prefix (or generated rows when it holds no data file) and writes
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk.config import PipelinesSettings
 from mlops_cdk.constructs.job_requests import InferenceValues, JobContext, processing_job_request
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
-from mlops_cdk.constructs.pipeline_ref import SageMakerPipelineRef
+from mlops_cdk.constructs.pipeline_ref import add_pipeline
 
 SCORE_STEP = "Score"
 
@@ -67,17 +66,11 @@ class InferencePipeline(Construct):
                 ),
             ),
         )
-        self.resource = sagemaker.CfnPipeline(
+        self.resource, self.pipeline = add_pipeline(
             self,
-            "Resource",
-            pipeline_name=name,  # users type it: aws sagemaker start-pipeline-execution
-            pipeline_display_name=name,
-            pipeline_description=(
-                f"Scores the day's input with {settings.model_name}@{inference.model_alias}"
-            ),
-            role_arn=role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": self.definition.render(self)},
+            name=name,
+            description=f"Scores the day's input with {settings.model_name}@{inference.model_alias}",
+            role=role,
+            definition_body=self.definition.render(self),
         )
-        self.resource.node.add_dependency(role)
-        self.pipeline = SageMakerPipelineRef(self, "Ref", pipeline=self.resource)
         self.name = name

@@ -43,3 +43,20 @@ class SageMakerPipelineRef(Resource):
             actions=["sagemaker:StartPipelineExecution"],
             resource_arns=[self.pipeline_arn],
         )
+
+
+def add_pipeline(
+    scope: Construct, *, name: str, description: str, role: iam.IRole, definition_body: str
+) -> tuple[sagemaker.CfnPipeline, SageMakerPipelineRef]:
+    """The ``CfnPipeline`` (``Resource``) and its adapter (``Ref``) under ``scope``."""
+    resource = sagemaker.CfnPipeline(
+        scope,
+        "Resource",
+        pipeline_name=name,  # users type it: aws sagemaker start-pipeline-execution
+        pipeline_display_name=name,
+        pipeline_description=description,
+        role_arn=role.role_arn,
+        pipeline_definition={"PipelineDefinitionBody": definition_body},
+    )
+    resource.node.add_dependency(role)  # the role's policy must exist before a run
+    return resource, SageMakerPipelineRef(scope, "Ref", pipeline=resource)

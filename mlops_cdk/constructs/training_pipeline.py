@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk.config import PipelinesSettings
@@ -20,7 +19,7 @@ from mlops_cdk.constructs.pipeline_definition import (
     PipelineDefinition,
     Step,
 )
-from mlops_cdk.constructs.pipeline_ref import SageMakerPipelineRef
+from mlops_cdk.constructs.pipeline_ref import add_pipeline
 
 TRAIN_STEP = "Train"
 
@@ -80,17 +79,13 @@ class TrainingPipeline(Construct):
                 ),
             ),
         )
-        self.resource = sagemaker.CfnPipeline(
+        self.resource, self.pipeline = add_pipeline(
             self,
-            "Resource",
-            pipeline_name=name,  # users type it: aws sagemaker start-pipeline-execution
-            pipeline_display_name=name,
-            pipeline_description=(
+            name=name,
+            description=(
                 f"Trains {settings.model_name} and promotes it in MLflow through the quality gate"
             ),
-            role_arn=role.role_arn,
-            pipeline_definition={"PipelineDefinitionBody": self.definition.render(self)},
+            role=role,
+            definition_body=self.definition.render(self),
         )
-        self.resource.node.add_dependency(role)  # the role's policy must exist before a run
-        self.pipeline = SageMakerPipelineRef(self, "Ref", pipeline=self.resource)
         self.name = name
