@@ -98,7 +98,7 @@ def ack_grant_wildcards(
     """Acknowledge the IAM5 wildcards of CDK grants on ``grantee``'s policy, finding by finding.
 
     ``actions`` must be wildcards from :data:`GRANT_ACTION_WILDCARDS`; ``resources`` are the
-    (token) ARNs with a wildcard, e.g. ``f"{bucket.bucket_arn}/mlflow/*"``, each explained by
+    (token) ARNs with a wildcard, e.g. ``storage.artifacts_objects_arn``, each explained by
     ``reason``.
     """
     for action in actions:
@@ -187,7 +187,7 @@ def _acknowledge_tracking(platform: Platform, deferred: DeferredAcknowledgments)
         backend.role,
         deferred=deferred,
         actions=S3_READ_WRITE + (KMS_ENCRYPT_DECRYPT if storage.artifacts_key else ()),
-        resources=[f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*"],
+        resources=[storage.artifacts_objects_arn],
         reason="MLflow writes run artifacts as objects of any name under its own prefix only.",
     )
     _acknowledge_tracking_mode(platform, deferred)
@@ -315,9 +315,9 @@ def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -
         deferred=deferred,
         actions=S3_READ_WRITE + KMS_ENCRYPT_DECRYPT,
         resources=[
-            f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*",
+            storage.artifacts_objects_arn,
             *(
-                f"{storage.data_bucket.bucket_arn}/{prefix}*"
+                storage.data_objects_arn(prefix)
                 for prefix in studio.read_prefixes + studio.read_write_prefixes
             ),
         ],
@@ -385,8 +385,8 @@ def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments
         deferred=deferred,
         actions=S3_READ_WRITE + KMS_ENCRYPT_DECRYPT,
         resources=[
-            f"{storage.artifacts_bucket.bucket_arn}/{storage.artifacts_prefix}/*",
-            *(f"{storage.data_bucket.bucket_arn}/{prefix}*" for prefix in pipelines.data_prefixes),
+            storage.artifacts_objects_arn,
+            *(storage.data_objects_arn(prefix) for prefix in pipelines.data_prefixes),
         ],
         reason="Jobs read and write objects of any name (one file per run or date), but only "
         "under the MLflow artifact prefix and the data prefixes each job uses.",

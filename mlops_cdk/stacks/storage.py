@@ -81,17 +81,30 @@ class StorageStack(Stack):
     def data_uri(self, prefix: str) -> str:
         return f"s3://{self.data_bucket.bucket_name}/{prefix}"
 
+    @property
+    def _artifacts_objects(self) -> str:
+        return f"{self.artifacts_prefix}/*"
+
+    @property
+    def artifacts_objects_arn(self) -> str:
+        """The object ARN pattern :meth:`grant_artifacts_read_write` grants on."""
+        return self.artifacts_bucket.arn_for_objects(self._artifacts_objects)
+
+    def data_objects_arn(self, prefix: str) -> str:
+        """The object ARN pattern the ``grant_data_*`` methods grant on for ``prefix``."""
+        return self.data_bucket.arn_for_objects(_objects_under(prefix))
+
     def grant_artifacts_read_write(self, grantee: iam.IGrantable) -> None:
         """Read and write MLflow artifacts (that prefix only) and use the key that encrypts them."""
-        self.artifacts_bucket.grant_read_write(grantee, f"{self.artifacts_prefix}/*")
+        self.artifacts_bucket.grant_read_write(grantee, self._artifacts_objects)
         if self.artifacts_key is not None:
             self.artifacts_key.grant_encrypt_decrypt(grantee)
 
     def grant_data_read(self, grantee: iam.IGrantable, prefix: str) -> None:
-        self.data_bucket.grant_read(grantee, f"{prefix}*")
+        self.data_bucket.grant_read(grantee, _objects_under(prefix))
 
     def grant_data_read_write(self, grantee: iam.IGrantable, prefix: str) -> None:
-        self.data_bucket.grant_read_write(grantee, f"{prefix}*")
+        self.data_bucket.grant_read_write(grantee, _objects_under(prefix))
 
     def _outputs(self) -> None:
         CfnOutput(self, "KmsKeyArn", value=self.key.key_arn)
@@ -102,3 +115,7 @@ class StorageStack(Stack):
         CfnOutput(self, "DataBucketArn", value=self.data_bucket.bucket_arn)
         CfnOutput(self, "DataBucketUri", value=self.data_uri(""))
         CfnOutput(self, "AccessLogsBucketName", value=self.access_logs.bucket_name)
+
+
+def _objects_under(prefix: str) -> str:
+    return f"{prefix}*"
