@@ -215,10 +215,10 @@ def _acknowledge_tracking_mode(platform: Platform, deferred: DeferredAcknowledgm
     if tracking.mode == "fargate":
         _acknowledge_fargate_tracking(cast("FargateMlflow", backend))
     if tracking.mode == "ec2":
-        _acknowledge_ec2_tracking(cast("Ec2Mlflow", backend))
+        _acknowledge_ec2_tracking(cast("Ec2Mlflow", backend), deferred)
 
 
-def _acknowledge_ec2_tracking(backend: Ec2Mlflow) -> None:
+def _acknowledge_ec2_tracking(backend: Ec2Mlflow, deferred: DeferredAcknowledgments) -> None:
     for policy in ("AmazonSSMManagedInstanceCore", "CloudWatchAgentServerPolicy"):
         ack(
             backend.role,
@@ -226,9 +226,11 @@ def _acknowledge_ec2_tracking(backend: Ec2Mlflow) -> None:
             "AWS's minimal policy for Session Manager shell access and the CloudWatch agent, "
             "kept current by AWS as those agents change.",
         )
-    ack(
+    # The finding names the bucket as the stack resolves it: tokens when environment-agnostic,
+    # literals once the CLI supplies an account and region. Build it from the asset itself.
+    deferred.add(
         backend.role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-<AWS::Region>/*]",
+        backend.entrypoint.bucket.arn_for_objects("*"),
         "CDK's asset grant: the instance downloads its entrypoint script from the bootstrap "
         "assets bucket, whose object keys are content hashes.",
     )

@@ -12,17 +12,18 @@ import pytest
 
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 
-_cache: dict[tuple[str, tuple[tuple[str, str], ...]], SynthesizedApp] = {}
+_cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], SynthesizedApp] = {}
 
 
-def synthesized(env: str, **overrides: str) -> SynthesizedApp:
-    """Synthesize each (environment, overrides) at most once per test session.
+def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> SynthesizedApp:
+    """Synthesize each (environment, form, overrides) at most once per test session.
 
-    Overrides are ``-c``-style dotted keys, e.g. ``synthesized("dev", **{"tracking.mode": "ec2"})``.
+    Overrides are ``-c``-style dotted keys, e.g. ``synthesized("dev", **{"tracking.mode": "ec2"})``;
+    ``form="deployed"`` synthesizes with a concrete account and region (tests/synth.py FORMS).
     """
-    key = (env, tuple(sorted(overrides.items())))
+    key = (env, form, tuple(sorted(overrides.items())))
     if key not in _cache:
-        _cache[key] = synthesize(env, overrides)
+        _cache[key] = synthesize(env, overrides, form=form)
     return _cache[key]
 
 

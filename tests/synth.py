@@ -17,6 +17,24 @@ from mlops_cdk.synthesis import synthesize_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "staging", "prod")
+MODES = ("serverless", "managed", "fargate", "ec2")
+
+# "agnostic": no account or region, as `python app.py` without CDK_DEFAULT_* synthesizes.
+# "deployed": a concrete account and region, as `cdk deploy` synthesizes (the CLI always
+# supplies a region): partitions become literals, and lookups are answered from context.
+FORMS = ("agnostic", "deployed")
+DEPLOY_ACCOUNT = "111122223333"  # AWS's documentation example account, not a real one
+DEPLOY_REGION = "eu-west-1"
+DEPLOY_ZONES = [f"{DEPLOY_REGION}{suffix}" for suffix in "abc"]
+
+
+def deployed_context() -> dict[str, Any]:
+    """The ``-c`` settings and cached lookups a deploying user's ``cdk.context.json`` holds."""
+    return {
+        "account": DEPLOY_ACCOUNT,
+        "region": DEPLOY_REGION,
+        f"availability-zones:account={DEPLOY_ACCOUNT}:region={DEPLOY_REGION}": DEPLOY_ZONES,
+    }
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -50,9 +68,17 @@ class SynthesizedApp:
         return {s.stack_name: assertions.Template.from_stack(s) for s in self.platform.stacks}
 
 
-def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> SynthesizedApp:
-    """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on."""
-    result = synthesize_app(env, overrides)
+def synthesize(
+    env: str, overrides: Mapping[str, Any] | None = None, *, form: str = "agnostic"
+) -> SynthesizedApp:
+    """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on.
+
+    ``form="deployed"`` synthesizes with a concrete account and region (see :data:`FORMS`).
+    """
+    if form not in FORMS:
+        raise ValueError(f"form={form!r} is not one of {', '.join(FORMS)}")
+    context = {**(deployed_context() if form == "deployed" else {}), **(overrides or {})}
+    result = synthesize_app(env, context)
     return SynthesizedApp(
         settings=result.settings, platform=result.platform, assembly=result.assembly
     )

@@ -18,8 +18,9 @@ from mlops_cdk.cost import (
 )
 from mlops_cdk.synthesis import StackTemplate, stacks_of
 from tests.conftest import synthesized
+from tests.matrix import default_mode
 from tests.synth import ENVIRONMENTS
-from tests.test_tracking_modes import app_for, default_mode
+from tests.test_tracking_modes import app_for
 
 PRICES = load_prices()
 HOURS = PRICES.hours

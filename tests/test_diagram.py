@@ -5,8 +5,8 @@ from __future__ import annotations
 from mlops_cdk.diagram import ARCHITECTURE_MD, render
 from mlops_cdk.synthesis import stacks_of
 from tests.conftest import synthesized
+from tests.matrix import default_mode
 from tests.synth import ENVIRONMENTS
-from tests.test_tracking_modes import default_mode
 
 
 def current() -> str:

@@ -16,7 +16,9 @@ from tests.synth import SynthesizedApp
 def test_environment_has_no_unacknowledged_findings(any_env: SynthesizedApp) -> None:
     # Synthesis would have raised on any unacknowledged finding; the report confirms it.
     report = json.loads((Path(any_env.assembly.directory) / "validation-report.json").read_text())
-    assert report["pluginReports"] == []
+    # With a region known, CDK's own template validation also reports (clean): none may fail.
+    failed = [r for r in report["pluginReports"] if r["violations"] or r["conclusion"] != "success"]
+    assert failed == []
 
 
 def test_a_non_compliant_resource_fails_synthesis(tmp_path: Path) -> None:

@@ -141,6 +141,7 @@ class Ec2Mlflow(Construct):
         )
         entrypoint = s3_assets.Asset(self, "Entrypoint", path=str(CONTAINER_DIR / "entrypoint.py"))
         entrypoint.grant_read(self.role)
+        self.entrypoint = entrypoint
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=removal
         )

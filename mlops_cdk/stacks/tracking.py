@@ -83,9 +83,9 @@ class TrackingStack(Stack):
             self.backend.role.add_managed_policy(
                 iam.ManagedPolicy.from_managed_policy_arn(self, f"ExtraPolicy{index}", arn)
             )
-        self._outputs(storage)
+        self._outputs()
 
-    def _outputs(self, storage: StorageStack) -> None:
+    def _outputs(self) -> None:
         backend = self.backend
         CfnOutput(self, "TrackingMode", value=self.mode)
         CfnOutput(self, "TrackingUri", value=backend.tracking_uri)
@@ -94,6 +94,5 @@ class TrackingStack(Stack):
             CfnOutput(self, "ServerArn", value=backend.server_arn)
         CfnOutput(self, "MlflowVersion", value=backend.mlflow_version)
         CfnOutput(self, "ArtifactStoreUri", value=backend.artifact_uri)
-        CfnOutput(self, "ArtifactsBucketName", value=storage.artifacts_bucket.bucket_name)
         CfnOutput(self, "ServerRoleArn", value=backend.role.role_arn)
         CfnOutput(self, "ServerRoleName", value=backend.role.role_name)

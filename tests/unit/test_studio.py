@@ -103,9 +103,10 @@ def test_public_internet_only_when_configured(public: SynthesizedApp) -> None:
 
 
 def test_home_efs_and_volumes_use_the_storage_key(staging: SynthesizedApp) -> None:
-    key = _domain(staging)["KmsKeyId"]["Fn::GetStackOutput"]
-    assert key["StackName"] == "mlops-staging-storage"
-    assert key["OutputName"].startswith("PublishOutputFnGetAttKey")  # StorageStack.key's ARN
+    key = _domain(staging)["KmsKeyId"]["Fn::ImportValue"]
+    assert key.startswith(
+        "mlops-staging-storage:ExportsOutputFnGetAttKey"
+    )  # StorageStack.key's ARN
 
 
 @pytest.mark.parametrize("app_settings", ["JupyterLabAppSettings", "CodeEditorAppSettings"])

@@ -47,7 +47,6 @@ def test_every_mode_outputs_the_interface() -> None:
             "ServerName",
             "MlflowVersion",
             "ArtifactStoreUri",
-            "ArtifactsBucketName",
             "ServerRoleArn",
             "ServerRoleName",
         ):

@@ -1,0 +1,66 @@
+"""Every deployable variant of the app: the matrix the whole-class checks run over.
+
+Each environment in each tracking mode, synthesized in both forms (environment-agnostic and
+as a deploy does it, with a concrete account and region), plus the egress paths a private
+network can take. A check of a whole class of defect (reachability, permissions, updates)
+parametrizes over :data:`VARIANTS` so no combination escapes it. Each app is synthesized at
+most once per session (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from tests.conftest import synthesized
+from tests.synth import ENVIRONMENTS, FORMS, MODES, SynthesizedApp, cdk_json_context
+
+EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
+
+
+def default_mode(env: str) -> str:
+    """The tracking mode cdk.json gives ``env``."""
+    mode: str = (
+        cdk_json_context()["environments"][env].get("tracking", {}).get("mode", "serverless")
+    )
+    return mode
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One synthesizable combination: environment, tracking mode, form and extra overrides."""
+
+    env: str
+    mode: str
+    form: str = "agnostic"
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        extra = "".join(f"-{value}" for _, value in self.extra)
+        return f"{self.env}-{self.mode}{extra}-{self.form}"
+
+    @property
+    def overrides(self) -> dict[str, str]:
+        mode = {} if self.mode == default_mode(self.env) else {"tracking.mode": self.mode}
+        return {**mode, **dict(self.extra)}
+
+    def app(self) -> SynthesizedApp:
+        """The synthesized app (the default mode shares the plain environment's synth)."""
+        return synthesized(self.env, form=self.form, **self.overrides)
+
+
+# Every env x mode in both forms, and each egress path where it is not already the default
+# (endpoints for serverless/managed/fargate, nat_instance for ec2), deployed form only.
+VARIANTS: tuple[Variant, ...] = (
+    *(Variant(env, mode, form) for form in FORMS for env in ENVIRONMENTS for mode in MODES),
+    Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
+    Variant("staging", "fargate", "deployed", (("network.egress", "nat_instance"),)),
+    Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),
+)
+
+
+def variant_params(variants: tuple[Variant, ...] = VARIANTS) -> list[object]:
+    """``pytest.param`` for each variant, with a readable id."""
+    return [pytest.param(v, id=v.id) for v in variants]
