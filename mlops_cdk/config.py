@@ -827,6 +827,11 @@ class PipelinesSettings(Section):
         default=None,
         description="E-mail subscribed to failure alarms (confirm the first message).",
     )
+    preflight_instance_type: SageMakerInstanceType = Field(
+        default="ml.t3.medium",
+        description="Instance of the preflight step that decides whether a run has work to do "
+        "(an EBS-only type: its volume is encrypted with the storage key).",
+    )
     training: TrainingJobSettings = TrainingJobSettings()
     inference: InferenceJobSettings = InferenceJobSettings()
     schedules: SchedulesSettings = SchedulesSettings()

@@ -14,6 +14,8 @@ class DataLayout:
     inference_input: str = "iris/inference-input/"
     # Partitioned by run date: iris/inference-output/date=YYYY-MM-DD/
     inference_output: str = "iris/inference-output/"
+    # One record per pipeline execution: <pipeline>/<execution id>/preflight/decision.json
+    pipeline_runs: str = "iris/pipeline-runs/"
     mlflow_artifacts: str = "mlflow/"
 
     @property

@@ -412,6 +412,12 @@ def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments
             log_group,
             "SageMaker writes one log stream per job into its fixed job log group only.",
         )
+    deferred.add(
+        roles.orchestration,
+        pipelines.decision_objects,
+        "The pipelines read each execution's preflight decision file (JsonGet), written under "
+        "<pipeline>/<execution id>/ of this one prefix; s3:GetObject only.",
+    )
     for grantee, reason in (
         (roles.orchestration, "SageMaker Pipelines names its jobs pipelines-<execution>-<step>-*"),
         *(

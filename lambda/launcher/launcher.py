@@ -77,7 +77,7 @@ def resolve_defaults(value: Any, defaults: Mapping[str, Any]) -> Any:
 
 def training_request(definition: Mapping[str, Any], step_name: str) -> dict[str, Any]:
     """The step's CreateTrainingJob arguments at the parameters' defaults."""
-    steps = [s for s in definition.get("Steps", []) if s.get("Name") == step_name]
+    steps = [s for s in _all_steps(definition.get("Steps", [])) if s.get("Name") == step_name]
     if len(steps) != 1 or steps[0].get("Type") != "Training":
         raise LauncherError(f"the pipeline has no training step named {step_name!r}")
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
@@ -88,6 +88,18 @@ def training_request(definition: Mapping[str, Any], step_name: str) -> dict[str,
     if not request["Environment"]:
         del request["Environment"]
     return request  # type: ignore[no-any-return]
+
+
+def _all_steps(steps: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Top-level steps and the ones nested in condition branches (the pipeline's preflight
+    gates its training step; the launcher starts that step's job directly, without it)."""
+    found: list[Mapping[str, Any]] = []
+    for step in steps:
+        found.append(step)
+        if step.get("Type") == "Condition":
+            arguments = step.get("Arguments", {})
+            found += _all_steps([*arguments.get("IfSteps", []), *arguments.get("ElseSteps", [])])
+    return found
 
 
 def build_request(template: Mapping[str, Any], name: str, when: dt.datetime) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""The inference pipeline: one processing step running the iris_inference container.
+"""The inference pipeline: a preflight, then one processing step running the iris_inference container.
+
+The preflight checks the input prefix holds an object and the model alias exists; without
+either the run is a recorded skip (:mod:`mlops_cdk.constructs.preflight`).
 
 The container loads ``models:/<model>@<alias>`` from MLflow, scores everything under the input
 prefix (or generated rows when it holds no data file) and writes
@@ -7,6 +10,7 @@ prefix (or generated rows when it holds no data file) and writes
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -14,6 +18,7 @@ from mlops_cdk.config import PipelinesSettings
 from mlops_cdk.constructs.job_requests import InferenceValues, JobContext, processing_job_request
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
+from mlops_cdk.constructs.preflight import gated_steps, preflight_request
 
 SCORE_STEP = "Score"
 
@@ -29,6 +34,7 @@ class InferencePipeline(Construct):
         name: str,
         settings: PipelinesSettings,
         context: JobContext,
+        runs_uri: str,
         input_uri: str,
         output_uri: str,
         role: iam.IRole,
@@ -55,15 +61,26 @@ class InferencePipeline(Construct):
                 inference_date=p["date"].ref,
             ),
         )
+        score = Step(
+            name=SCORE_STEP,
+            type="Processing",
+            arguments=self.arguments,
+            description="Score the day's input with the production model",
+        )
+        self.preflight_arguments = preflight_request(
+            context=context,
+            instance_type=settings.preflight_instance_type,
+            object_uris=[p["input"].ref],
+            runs_uri=runs_uri,
+            region=Stack.of(self).region,
+            model_alias=p["model_alias"].ref,
+        )
         self.definition = PipelineDefinition(
             parameters=tuple(p.values()),
-            steps=(
-                Step(
-                    name=SCORE_STEP,
-                    type="Processing",
-                    arguments=self.arguments,
-                    description="Score the day's input with the production model",
-                ),
+            steps=gated_steps(
+                preflight=self.preflight_arguments,
+                jobs=(score,),
+                checks="that the input prefix holds an object and the model alias exists",
             ),
         )
         self.resource, self.pipeline = add_pipeline(

@@ -11,6 +11,19 @@ Values inside ``Arguments`` may be literals, CDK tokens, or pipeline references:
 * ``Parameter(...).ref``           -> ``{"Get": "Parameters.<Name>"}``
 * ``Parameter(...).as_string()``   -> ``{"Std:Join": {"On": "", "Values": [<ref>]}}``
 * :data:`EXECUTION_ID`             -> ``{"Get": "Execution.PipelineExecutionId"}``
+* :func:`json_get`                 -> ``{"Std:JsonGet": {"PropertyFile": {"Get":
+  "Steps.<Step>.PropertyFiles.<File>"}, "Path": ...}}`` (a value of a processing step's
+  property file, for a :class:`ConditionStep`)
+
+Schema of property files, ``Std:JsonGet`` and condition steps: the SageMaker Pipelines
+definition JSON schema (https://aws-sagemaker-mlops.github.io/sagemaker-model-building-pipeline-definition-JSON-schema/)
+as the SageMaker Python SDK writes it: ``PropertyFile.expr`` (``PropertyFileName``,
+``OutputName``, ``FilePath``) in sagemaker/workflow/properties.py, ``JsonGet.expr`` in
+sagemaker/workflow/functions.py, ``ConditionStep.arguments`` (``Conditions``, ``IfSteps``,
+``ElseSteps``, the branch steps nested whole) in sagemaker/workflow/condition_step.py and
+``ConditionComparison.to_request`` (``Type``, ``LeftValue``, ``RightValue``) in
+sagemaker/workflow/conditions.py. The pipeline's role reads property files from S3
+(https://docs.aws.amazon.com/sagemaker/latest/dg/build-and-manage-access.html).
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ SCHEMA_VERSION = "2020-12-01"
 
 ParameterType = Literal["String", "Integer", "Float", "Boolean"]
 StepType = Literal["Training", "Processing"]
+JOB_STEP_TYPES: frozenset[str] = frozenset({"Training", "Processing"})
 
 EXECUTION_ID: Mapping[str, str] = {"Get": "Execution.PipelineExecutionId"}
 EXECUTION_VARIABLES = frozenset(
@@ -73,14 +87,60 @@ class Parameter:
 
 
 @dataclass(frozen=True)
+class PropertyFile:
+    """A JSON file in a processing step's output that later steps may read with JsonGet."""
+
+    name: str  # PropertyFileName, referenced as Steps.<step>.PropertyFiles.<name>
+    output_name: str  # the ProcessingOutputConfig output that holds it
+    path: str  # FilePath, relative to that output's LocalPath
+
+    def definition(self) -> dict[str, str]:
+        return {
+            "PropertyFileName": self.name,
+            "OutputName": self.output_name,
+            "FilePath": self.path,
+        }
+
+
+def json_get(step: str, property_file: PropertyFile, path: str) -> Mapping[str, Any]:
+    """The value at ``path`` (JsonPath) in ``step``'s property file, at run time."""
+    return {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": f"Steps.{step}.PropertyFiles.{property_file.name}"},
+            "Path": path,
+        }
+    }
+
+
+def equals(left: Any, right: Any) -> Mapping[str, Any]:
+    """A condition: ``left == right`` (values, parameters or :func:`json_get`)."""
+    return {"Type": "Equals", "LeftValue": left, "RightValue": right}
+
+
+@dataclass(frozen=True)
 class Step:
-    """One step; ``arguments`` is the request body of the job API (without the job name)."""
+    """One job step; ``arguments`` is the request body of the job API (without the job name)."""
 
     name: str
     type: StepType
     arguments: Mapping[str, Any]
     depends_on: tuple[str, ...] = ()
     description: str | None = None
+    property_files: tuple[PropertyFile, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.property_files and self.type != "Processing":
+            raise ValueError(f"step {self.name}: only processing steps have property files")
+        outputs = {
+            o.get("OutputName")
+            for o in self.arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        }
+        for file in self.property_files:
+            if file.output_name not in outputs:
+                raise ValueError(
+                    f"step {self.name}: property file {file.name} reads output "
+                    f"{file.output_name!r}, the step has {sorted(map(str, outputs))}"
+                )
 
     def definition(self) -> dict[str, Any]:
         body: dict[str, Any] = {"Name": self.name, "Type": self.type}
@@ -89,6 +149,39 @@ class Step:
         if self.depends_on:
             body["DependsOn"] = list(self.depends_on)
         body["Arguments"] = _plain(self.arguments)
+        if self.property_files:
+            body["PropertyFiles"] = [f.definition() for f in self.property_files]
+        return body
+
+
+@dataclass(frozen=True)
+class ConditionStep:
+    """Runs ``if_steps`` when every condition holds, else ``else_steps`` (none: the execution
+    ends there and succeeds). Branch steps are nested in the condition, not listed at the top."""
+
+    name: str
+    conditions: tuple[Mapping[str, Any], ...]
+    if_steps: tuple[Step, ...]
+    else_steps: tuple[Step, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    description: str | None = None
+    type: Literal["Condition"] = "Condition"
+
+    @property
+    def arguments(self) -> Mapping[str, Any]:
+        return {
+            "Conditions": _plain(self.conditions),
+            "IfSteps": [s.definition() for s in self.if_steps],
+            "ElseSteps": [s.definition() for s in self.else_steps],
+        }
+
+    def definition(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"Name": self.name, "Type": self.type}
+        if self.description:
+            body["Description"] = self.description
+        if self.depends_on:
+            body["DependsOn"] = list(self.depends_on)
+        body["Arguments"] = self.arguments
         return body
 
 
@@ -97,25 +190,50 @@ class PipelineDefinition:
     """Parameters and steps; validates references so a typo fails at synth, not at run time."""
 
     parameters: tuple[Parameter, ...]
-    steps: tuple[Step, ...]
+    steps: tuple[Step | ConditionStep, ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.parameters]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate pipeline parameter in {names}")
-        step_names = [s.name for s in self.steps]
+        every = self.all_steps()
+        step_names = [s.name for s in every]
         if len(set(step_names)) != len(step_names):
             raise ValueError(f"duplicate step name in {step_names}")
-        for step in self.steps:
+        files = {
+            f"{s.name}.PropertyFiles.{f.name}"
+            for s in every
+            if isinstance(s, Step)
+            for f in s.property_files
+        }
+        for step in every:
             for dependency in step.depends_on:
                 if dependency not in step_names:
                     raise ValueError(f"step {step.name} depends on unknown step {dependency}")
-            for reference in references(step.arguments):
+            own = step.conditions if isinstance(step, ConditionStep) else step.arguments
+            for reference in references(own):
                 kind, _, name = reference.partition(".")
-                known = set(names) if kind == "Parameters" else EXECUTION_VARIABLES
-                if kind not in {"Parameters", "Execution"} or name not in known:
+                known = {
+                    "Parameters": set(names),
+                    "Execution": EXECUTION_VARIABLES,
+                    "Steps": files,
+                }.get(kind, set())
+                if name not in known:
                     raise ValueError(f"step {step.name} references unknown {reference!r}")
+
+    def all_steps(self) -> tuple[Step | ConditionStep, ...]:
+        """Every step, the ones nested in condition branches included."""
+        found: list[Step | ConditionStep] = []
+        for step in self.steps:
+            found.append(step)
+            if isinstance(step, ConditionStep):
+                found += [*step.if_steps, *step.else_steps]
+        return tuple(found)
+
+    def job_steps(self) -> tuple[Step, ...]:
+        """Every step that starts a job (training or processing), wherever it is nested."""
+        return tuple(s for s in self.all_steps() if isinstance(s, Step))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,13 +1,16 @@
-"""The training pipeline: one training step running the iris_training container.
+"""The training pipeline: a preflight, then one training step running the iris_training container.
 
 The container trains, evaluates, logs to MLflow, registers the model and moves the
-``production`` alias only through its quality gate, so the pipeline is a single step.
+``production`` alias only through its quality gate, so one step does the work. Before it the
+preflight checks the training prefixes hold data; with none the run is a recorded skip
+(:mod:`mlops_cdk.constructs.preflight`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -20,6 +23,7 @@ from mlops_cdk.constructs.pipeline_definition import (
     Step,
 )
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
+from mlops_cdk.constructs.preflight import gated_steps, preflight_request
 
 TRAIN_STEP = "Train"
 
@@ -35,6 +39,8 @@ class TrainingPipeline(Construct):
         name: str,
         settings: PipelinesSettings,
         context: JobContext,
+        preflight_context: JobContext,
+        runs_uri: str,
         training_uri: str,
         model_uri: str,
         checkpoint_uri: str | None,
@@ -68,15 +74,26 @@ class TrainingPipeline(Construct):
             ),
             experiment_name=settings.experiment_name,
         )
+        train = Step(
+            name=TRAIN_STEP,
+            type="Training",
+            arguments=self.arguments,
+            description="Train, evaluate, register; promote through the quality gate",
+        )
+        # Every channel's prefix must hold an object: SageMaker refuses an empty one.
+        self.preflight_arguments = preflight_request(
+            context=preflight_context,
+            instance_type=settings.preflight_instance_type,
+            object_uris=[p["input"].ref, *extra_channel_uris.values()],
+            runs_uri=runs_uri,
+            region=Stack.of(self).region,
+        )
         self.definition = PipelineDefinition(
             parameters=tuple(p.values()),
-            steps=(
-                Step(
-                    name=TRAIN_STEP,
-                    type="Training",
-                    arguments=self.arguments,
-                    description="Train, evaluate, register; promote through the quality gate",
-                ),
+            steps=gated_steps(
+                preflight=self.preflight_arguments,
+                jobs=(train,),
+                checks="that the training data prefixes hold an object",
             ),
         )
         self.resource, self.pipeline = add_pipeline(

@@ -60,7 +60,7 @@ class PipelinesStack(Stack):
             layout.inference_input,
             *(c.prefix for c in training.extra_channels),
         ]
-        read_write = [layout.models, layout.inference_output]
+        read_write = [layout.models, layout.inference_output, layout.pipeline_runs]
         if training.spot and training.checkpoint_uri is None:
             read_write.append(CHECKPOINT_PREFIX)
         for prefix in read:
@@ -68,6 +68,15 @@ class PipelinesStack(Stack):
         for prefix in read_write:
             storage.grant_data_read_write(execution, prefix)
         self.data_prefixes = tuple(dict.fromkeys(read + read_write))  # for nag's reasons
+        # The pipelines' role reads the preflight's decision file (JsonGet on a property file):
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/build-and-manage-access.html
+        self.decision_objects = storage.data_objects_arn(layout.pipeline_runs)
+        iam.Grant.add_to_principal(
+            grantee=self.roles.orchestration,
+            actions=["s3:GetObject"],
+            resource_arns=[self.decision_objects],
+        )
+        storage.key.grant_decrypt(self.roles.orchestration)
         checkpoint_uri = self._checkpoint_uri(settings, storage)
         tracking.grant_use(execution)
 
@@ -98,6 +107,8 @@ class PipelinesStack(Stack):
             name=f"{name_prefix}-training",
             settings=settings,
             context=context(self.training_image),
+            preflight_context=context(self.inference_image),
+            runs_uri=storage.data_uri(layout.pipeline_runs),
             training_uri=storage.data_uri(layout.training),
             model_uri=storage.data_uri(layout.models),
             checkpoint_uri=checkpoint_uri,
@@ -112,6 +123,7 @@ class PipelinesStack(Stack):
             name=f"{name_prefix}-inference",
             settings=settings,
             context=context(self.inference_image),
+            runs_uri=storage.data_uri(layout.pipeline_runs),
             input_uri=storage.data_uri(layout.inference_input),
             output_uri=storage.data_uri(layout.inference_output),
             role=self.roles.orchestration,

@@ -175,7 +175,7 @@ def _definitions(app: SynthesizedApp) -> list[PipelineDefinition]:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_step_validates_against_the_sagemaker_api(env: str) -> None:
     for definition in _definitions(synthesized(env)):
-        for step in definition.steps:
+        for step in definition.job_steps():
             report, strict = _validate(step.type, step.arguments, definition.parameters)
             assert report == "", f"{env} {step.name}: {report}"
             assert strict == [], f"{env} {step.name}"
@@ -183,7 +183,7 @@ def test_every_step_validates_against_the_sagemaker_api(env: str) -> None:
 
 def test_every_option_still_validates_against_the_sagemaker_api(full: SynthesizedApp) -> None:
     for definition in _definitions(full):
-        for step in definition.steps:
+        for step in definition.job_steps():
             report, strict = _validate(step.type, step.arguments, definition.parameters)
             assert report == "", f"{step.name}: {report}"
             assert strict == [], step.name
