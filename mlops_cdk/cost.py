@@ -533,7 +533,11 @@ def _pipeline_steps(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
             return [resolve(v) for v in value]
         return value
 
-    steps: list[dict[str, Any]] = resolve(definition.get("Steps", []))
+    steps: list[dict[str, Any]] = []
+    for step in resolve(definition.get("Steps", [])):
+        steps.append(step)
+        if step.get("Type") == "Condition":  # an upper bound: the gated job(s) run every time
+            steps += step.get("Arguments", {}).get("IfSteps", [])
     return steps
 
 
