@@ -91,6 +91,7 @@ def _gate(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_the_app_and_the_container_read_one_contract() -> None:
+    assert CONTRACT.__file__ is not None and container_contract.__file__ is not None
     assert Path(CONTRACT.__file__).resolve() == Path(container_contract.__file__).resolve()
     names = [n for n in dir(container_contract) if n.isupper()]
     assert names and all(getattr(CONTRACT, n) == getattr(container_contract, n) for n in names)
