@@ -178,3 +178,16 @@ def test_the_module_runs_as_the_step_starts_it(store: Store, tmp_path: Path) -> 
     decision = json.loads((out / contract.FILE_NAME).read_text())
     assert decision[contract.READY] is False
     assert result.stdout.strip().splitlines()[-1].startswith("preflight skipped: registered model")
+
+
+def test_the_aws_calls_the_preflight_makes(s3: Any, store: Store, tmp_path: Path) -> None:
+    # For the permissions check (issue 11, class 3): every AWS API call, recorded by a botocore
+    # event hook. MLflow's own call (GetModelVersionByAlias) goes to the tracking server, signed
+    # with SigV4 in the SageMaker modes; with a self-hosted server the container first reads the
+    # basic-auth secret (secretsmanager:GetSecretValue, iris_inference.mlflow_auth).
+    calls: list[str] = []
+    s3.meta.events.register("before-call.*.*", lambda model, **_: calls.append(f"s3:{model.name}"))
+    args = [contract.OBJECTS_FLAG, TRAINING, contract.OBJECTS_FLAG, INPUT, contract.ALIAS_FLAG]
+    code, _ = _decide(tmp_path, args, store.env(MODEL_ALIAS="production"), s3)
+    assert code == 0
+    assert calls == ["s3:ListObjectsV2", "s3:ListObjectsV2"]  # IAM: s3:ListBucket, one per prefix
