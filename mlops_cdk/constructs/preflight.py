@@ -32,6 +32,9 @@ PREFLIGHT_STEP = "Preflight"
 READY_STEP = "Ready"
 PREFLIGHT_MAX_RUNTIME_SECONDS = 10 * 60
 PREFLIGHT_VOLUME_GB = 1  # the smallest volume; it holds one small JSON file
+# MLflow's client retries 7 times with 120 s timeouts by default (longer than the step may
+# run); an unreachable server should fail the step in about two minutes, with its one line.
+MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 CONTRACT_FILE = (
     Path(__file__).resolve().parents[2]
@@ -99,6 +102,7 @@ def preflight_request(
             **context.tracking_environment,
             "MODEL_NAME": context.model_name,
             "MODEL_ALIAS": model_alias,
+            **MLFLOW_RETRIES,
         }
     arguments += [CONTRACT.OUTPUT_FLAG, CONTRACT.LOCAL_DIR]
     network: dict[str, Any] = {

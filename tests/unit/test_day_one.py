@@ -165,6 +165,12 @@ def test_the_inference_preflight_runs_as_the_scoring_job_does(prod: SynthesizedA
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_CREDENTIALS_SECRET_ARN", "MODEL_NAME",
                  "MODEL_ALIAS"):  # fmt: skip
         assert check["Environment"][name] == job["Environment"][name], name
+    # An unreachable MLflow fails the step in minutes, well inside its maximum runtime.
+    assert check["Environment"]["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert (
+        int(check["Environment"]["MLFLOW_HTTP_REQUEST_TIMEOUT"]) * 4
+        < (check["StoppingCondition"]["MaxRuntimeInSeconds"])
+    )
     cluster = check["ProcessingResources"]["ClusterConfig"]
     assert cluster["InstanceType"] == "ml.t3.medium"  # pipelines.preflight_instance_type
     assert cluster["InstanceCount"] == 1
