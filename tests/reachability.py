@@ -23,8 +23,10 @@ client (its group, or a CIDR covering all the client's subnets) on P.
 
 Semantics relied on (AWS::EC2::SecurityGroup, CloudFormation reference): "When you create a
 security group, if you do not add egress rules, we add egress rules that allow all outbound
-IPv4 and IPv6 traffic" -- a group with no inline ``SecurityGroupEgress`` allows all outbound.
-https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-securitygroup.html
+IPv4 and IPv6 traffic" (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-ec2-securitygroup.html),
+and CloudFormation strips that default when an egress rule is added to the group later
+(aws/aws-cdk#998). The model takes the cautious reading: a group allows all outbound by
+default only when no template gives it any egress rule, inline or as a separate resource.
 
 Not in the templates, so not checked here: Studio's home EFS on 2049 uses the security groups
 SageMaker creates for the domain (security-group-for-inbound/outbound-nfs-<domain-id>), and
@@ -191,8 +193,6 @@ class AppNetwork:
             for item in props.get("SecurityGroupIngress", []):
                 rule = self._rule(stack, item, "SourceSecurityGroupId", f"{key[1]} (inline)")
                 group.ingress.append(rule)
-            if "SecurityGroupEgress" not in props:  # AWS adds allow-all egress (docstring)
-                group.egress.append(Rule("-1", 0, 65535, cidr=ANYWHERE, source="AWS default"))
             for item in props.get("SecurityGroupEgress", []):
                 rule = self._rule(stack, item, "DestinationSecurityGroupId", f"{key[1]} (inline)")
                 group.egress.append(rule)
@@ -204,6 +204,10 @@ class AppNetwork:
                 owner = self.groups[self.group_key(stack, props["GroupId"])]
                 rule = self._rule(stack, props, peer, f"{stack}/{logical_id}")
                 getattr(owner, direction).append(rule)
+        for key, props in self.resources("AWS::EC2::SecurityGroup"):
+            group = self.groups[key]
+            if "SecurityGroupEgress" not in props and not group.egress:  # the AWS default
+                group.egress.append(Rule("-1", 0, 65535, cidr=ANYWHERE, source="AWS default"))
 
     # --- subnets, routes -------------------------------------------------------------------
 
@@ -505,6 +509,7 @@ class Platform:
             for node in compute:
                 self.pairs.append(Pair(node, db, port, "MLflow's backend store"))
         self._egress_pairs()
+        self._dns()
 
     def _listeners(self, balancers: Mapping[Key, Node]) -> dict[tuple[Key, int], Key]:
         """(load balancer, port) -> the target group its listener forwards to."""
@@ -564,6 +569,11 @@ class Platform:
         for (zone_stack, _), props in self.net.resources("AWS::Route53::HostedZone"):
             zone = str(props["Name"]).rstrip(".")
             if host.endswith("." + zone):
+                zone_vpcs = {self.net.ref(zone_stack, v["VPCId"]) for v in props.get("VPCs", [])}
+                if not self._vpcs_of(client) <= zone_vpcs:
+                    self.problems.append(
+                        f"{client.name}: private zone {zone} is not associated with its VPC"
+                    )
                 owners = [node for key, node in instances.items() if key[0] == zone_stack]
                 if len(owners) != 1:
                     self.problems.append(f"{host}: {len(owners)} instance groups in {zone_stack}")
@@ -571,6 +581,23 @@ class Platform:
                     self.pairs.append(Pair(client, node, port, "MLflow tracking"))
                 return
         self.problems.append(f"{client.name}: MLflow host {host!r} resolves to nothing in the app")
+
+    def _vpcs_of(self, node: Node) -> set[Key]:
+        return {
+            self.net.ref(s[0], self.net.resource(s)["Properties"]["VpcId"]) for s in node.subnets
+        }
+
+    def _dns(self) -> None:
+        """Private DNS (endpoints, private zones) needs the VPC's DNS support and host names."""
+        for key, props in self.net.resources("AWS::EC2::VPC"):
+            for setting in ("EnableDnsSupport", "EnableDnsHostnames"):
+                if props.get(setting) is not True:
+                    self.problems.append(f"VPC {key[1]}: {setting} is not true")
+        for key, props in self.net.resources("AWS::EC2::VPCEndpoint"):
+            if props.get("VpcEndpointType") == "Interface" and not props.get("PrivateDnsEnabled"):
+                self.problems.append(
+                    f"endpoint {key[1]}: PrivateDnsEnabled is off, clients would miss it"
+                )
 
     def _egress_pairs(self) -> None:
         """Every VPC client's way to AWS APIs: interface endpoints, or a default route to a NAT."""
