@@ -29,8 +29,9 @@ and CloudFormation strips that default when an egress rule is added to the group
 default only when no template gives it any egress rule, inline or as a separate resource.
 
 Not in the templates, so not checked here: Studio's home EFS on 2049 uses the security groups
-SageMaker creates for the domain (security-group-for-inbound/outbound-nfs-<domain-id>), and
-DNS through the VPC resolver needs no security-group rule.
+SageMaker creates for the domain ("SageMaker AI adds a security group to allow NFS traffic
+from Amazon SageMaker AI Studio", UserSettings.SecurityGroups in the SageMaker API reference),
+and DNS through the VPC resolver needs no security-group rule.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ Network = ipaddress.IPv4Network
 
 ANYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
 HTTPS = 443
+ALL_TRAFFIC = -1  # a pair that needs every protocol and port (distributed training)
 DEFAULT_DB_PORTS = {"mysql": 3306, "mariadb": 3306, "postgres": 5432, "aurora-mysql": 3306}
 DEFAULT_DB_PORTS["aurora-postgresql"] = 5432
 
@@ -66,6 +68,8 @@ class Rule:
     def allows(self, port: int) -> bool:
         if self.protocol == "-1":
             return True
+        if port == ALL_TRAFFIC:
+            return False
         return self.protocol == "tcp" and self.from_port <= port <= self.to_port
 
 
@@ -93,7 +97,8 @@ class Pair:
     why: str
 
     def __str__(self) -> str:
-        return f"{self.client.name} -> {self.server.name} on {self.port} ({self.why})"
+        port = "all traffic" if self.port == ALL_TRAFFIC else self.port
+        return f"{self.client.name} -> {self.server.name} on {port} ({self.why})"
 
 
 class UnresolvedError(ValueError):
@@ -409,6 +414,11 @@ class Platform:
                     vpc["Subnets"],
                 )
                 self.vpc_clients.append(node)
+                if step["Type"] == "Training":
+                    # "allow inbound connections between members of the same security group"
+                    # (distributed training, any port):
+                    # https://docs.aws.amazon.com/sagemaker/latest/dg/train-vpc.html
+                    self.pairs.append(Pair(node, node, ALL_TRAFFIC, "instances of one job"))
                 uri = arguments.get("Environment", {}).get("MLFLOW_TRACKING_URI")
                 if uri is not None:
                     parts = uri if isinstance(uri, list) else flatten(uri)

@@ -41,6 +41,7 @@ def test_the_pairs_cover_what_the_platform_runs(variant: Variant) -> None:
             if pair.why == "MLflow tracking"
         }
         assert "job" in clients
+        assert "instances of one job" in reasons
         if app.has_stack("studio"):
             assert "Studio" in clients
         assert "MLflow's backend store" in reasons
@@ -117,3 +118,11 @@ def test_a_nat_instance_without_ingress_is_caught() -> None:
     failures = Platform.of(templates).failures()
     assert failures
     assert all("-> NAT instance" in f and "no ingress" in f for f in failures)
+
+
+def test_distributed_training_needs_the_job_group_open_to_itself() -> None:
+    templates = _templates(PROD_FARGATE)
+    _drop(templates, "AWS::EC2::SecurityGroupIngress", "From the instances of a job")
+    failures = Platform.of(templates).failures()
+    assert len(failures) == 1, failures
+    assert "on all traffic (instances of one job): no ingress" in failures[0]
