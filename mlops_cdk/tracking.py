@@ -53,33 +53,19 @@ class TrackingBackend(Protocol):
 
     @property
     def connections(self) -> ec2.Connections | None:
-        """Network access to a self-hosted server; None for the SageMaker modes."""
+        """The self-hosted server's security groups and port (plain ``ec2.Connections``, an
+        ``ec2.IConnectable``); None for the SageMaker modes.
+
+        A client asks once, from its own side:
+        ``client.connections.allow_to_default_port(backend.connections, "...")``. CDK writes
+        the client's egress, and the server's ingress that names the client's group as a
+        remote rule, both in the CLIENT's stack, so the tracking stack (deployed first) never
+        depends on its clients. ``backend.connections.allow_default_port_from(client)`` would
+        put that ingress in the tracking stack instead: a dependency cycle at synth.
+        tests/test_reachability.py proves both sides land, for every client.
+        """
         ...
 
     def grant_use(self, grantee: iam.IGrantable) -> None:
         """Give ``grantee`` exactly what an MLflow client needs: the API, artifacts and key."""
         ...
-
-
-class ClientConnections(ec2.Connections):
-    """A self-hosted server's network side, built so client rules land in the client's stack.
-
-    Stacks that use MLflow are built after the tracking stack and depend on it. An ingress rule
-    written on the server's security group that names a client's security group would make the
-    tracking stack depend on the client's stack as well: a cycle. Both spellings therefore put
-    the rule in the client's stack (CDK places a cross-stack rule beside the peer's group when
-    it is the remote side of ``allow_to``):
-
-    - ``client.connections.allow_to_default_port(backend.connections)``
-    - ``backend.connections.allow_default_port_from(client)`` (reversed to the first form)
-    """
-
-    def allow_default_port_from(
-        self, other: ec2.IConnectable, description: str | None = None
-    ) -> None:
-        other.connections.allow_to_default_port(self, description)
-
-    def allow_from(
-        self, other: ec2.IConnectable, port_range: ec2.Port, description: str | None = None
-    ) -> None:
-        other.connections.allow_to(self, port_range, description)

@@ -26,7 +26,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
 )
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV, ClientConnections
+from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
 
 # AWS's minimal managed policies for Session Manager and the CloudWatch agent.
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
@@ -75,7 +75,7 @@ class Ec2Mlflow(Construct):
             description="MLflow server instance",
             allow_all_outbound=True,  # PyPI and AWS APIs through NAT
         )
-        self._connections = ClientConnections(
+        self._connections = ec2.Connections(
             security_groups=[self.security_group], default_port=ec2.Port.tcp(MLFLOW_PORT)
         )
 
@@ -408,7 +408,7 @@ class Ec2Mlflow(Construct):
 
     @property
     def connections(self) -> ec2.Connections | None:
-        """The instance: ``connections.allow_default_port_from(peer)`` lets a client in."""
+        """The instance on the MLflow port (see ``TrackingBackend.connections``)."""
         return self._connections
 
     def grant_use(self, grantee: iam.IGrantable) -> None:

@@ -21,7 +21,7 @@ from constructs import Construct
 from mlops_cdk.config import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV, ClientConnections
+from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2] / "containers" / "tracking"
 MLFLOW_PORT = 5000
@@ -171,7 +171,7 @@ class FargateMlflow(Construct):
         https = fargate.certificate_arn is not None
         self.port = 443 if https else 80
         self.scheme = "https" if https else "http"
-        self._connections = ClientConnections(
+        self._connections = ec2.Connections(
             security_groups=[self.load_balancer_security_group],
             default_port=ec2.Port.tcp(self.port),
         )
@@ -348,7 +348,7 @@ class FargateMlflow(Construct):
 
     @property
     def connections(self) -> ec2.Connections | None:
-        """The load balancer: ``connections.allow_default_port_from(peer)`` lets a client in."""
+        """The load balancer on its listener port (see ``TrackingBackend.connections``)."""
         return self._connections
 
     def grant_use(self, grantee: iam.IGrantable) -> None:

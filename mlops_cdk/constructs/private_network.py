@@ -47,6 +47,7 @@ class PrivateNetwork(Construct):
             ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS
         )
         subnets = [ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=20)]
+        nat_provider = self._nat_provider(settings)
         if not isolated:
             subnets.append(
                 ec2.SubnetConfiguration(
@@ -61,9 +62,19 @@ class PrivateNetwork(Construct):
             availability_zones=list(settings.availability_zones or []) or None,
             subnet_configuration=subnets,
             nat_gateways=0 if isolated else settings.nat_gateways,
-            nat_gateway_provider=self._nat_provider(settings),
+            nat_gateway_provider=nat_provider,
             restrict_default_security_group=True,
         )
+        if isinstance(nat_provider, ec2.NatInstanceProviderV2):
+            # OUTBOUND_ONLY gives the NAT's group no ingress at all, so nothing the private
+            # subnets send would enter it. Let the VPC in; each client's own group decides what
+            # leaves (CDK: "provider.connections.allowFrom(...)" after an outbound-only default).
+            # https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_ec2/README.html#using-nat-instances
+            nat_provider.connections.allow_from(
+                ec2.Peer.ipv4(settings.cidr),
+                ec2.Port.all_traffic(),
+                "The private subnets' traffic to the internet",
+            )
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
         self.private_subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
         self.nat_instances: list[IConstruct] = [
@@ -108,7 +119,7 @@ class PrivateNetwork(Construct):
                 )
 
     @staticmethod
-    def _nat_provider(settings: NetworkSettings) -> ec2.NatProvider | None:
+    def _nat_provider(settings: NetworkSettings) -> ec2.NatInstanceProviderV2 | None:
         if settings.egress != "nat_instance":
             return None
         return ec2.NatProvider.instance_v2(

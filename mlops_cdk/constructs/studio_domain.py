@@ -124,9 +124,10 @@ class StudioDomain(Construct):
         self.security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.HTTPS, "AWS APIs through the VPC endpoints or NAT"
         )
+        self.connections: ec2.Connections = self.security_group.connections
         if tracking.connections is not None:  # self-hosted MLflow inside the VPC
-            tracking.connections.allow_default_port_from(
-                self.security_group, "Studio notebooks to MLflow"
+            self.connections.allow_to_default_port(
+                tracking.connections, "Studio notebooks to MLflow"
             )
 
         self.role = iam.Role(

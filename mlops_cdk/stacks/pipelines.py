@@ -176,15 +176,8 @@ class PipelinesStack(Stack):
         # Distributed training: the instances of one job talk to each other.
         group.add_ingress_rule(group, ec2.Port.all_traffic(), "From the instances of a job")
         group.add_egress_rule(group, ec2.Port.all_traffic(), "To the instances of a job")
-        server = tracking.connections
-        if server is not None:
-            # allow_to writes the server-side ingress as a remote rule beside this group, in this
-            # stack (the tracking stack cannot depend on this one). A plain Connections over the
-            # server's groups: jsii drops that ingress when the peer is a Python subclass.
-            plain = ec2.Connections(
-                security_groups=server.security_groups, default_port=server.default_port
-            )
-            group.connections.allow_to_default_port(plain, "MLflow from ML jobs")
+        if tracking.connections is not None:  # both sides land here (TrackingBackend)
+            group.connections.allow_to_default_port(tracking.connections, "MLflow from ML jobs")
         return group
 
     def _checkpoint_uri(self, settings: PipelinesSettings, storage: StorageStack) -> str | None:

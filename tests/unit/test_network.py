@@ -109,3 +109,14 @@ def test_nat_instance_egress_uses_the_current_graviton_ami() -> None:
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
     assert parameter["Default"].startswith("/aws/service/ami-amazon-linux-latest/al2023-ami-")
     assert parameter["Default"].endswith("-arm64")
+    # Outbound-only gives the NAT no ingress: the private subnets (the VPC) must be let in,
+    # and nothing else (tests/test_reachability.py proves every client gets through).
+    (group,) = [
+        r
+        for r in resources
+        if r["Type"] == "AWS::EC2::SecurityGroup"
+        and r["Properties"]["GroupDescription"] == "Security Group for NAT instances"
+    ]
+    assert [rule["CidrIp"] for rule in group["Properties"]["SecurityGroupIngress"]] == [
+        "10.0.0.0/16"
+    ]

@@ -430,13 +430,23 @@ def test_profiles_accept_a_json_list_or_commas() -> None:
 
 
 def test_notebooks_reach_a_self_hosted_mlflow(prod: SynthesizedApp) -> None:
-    # prod runs MLflow on Fargate (cdk.json): TrackingBackend.connections opens the way.
+    """Both sides of the rule land in the Studio stack (the tracking stack never names Studio).
+
+    The proof over every variant and client is tests/test_reachability.py; this pins the place.
+    """
     assert prod.platform.tracking.backend.connections is not None
-    egress = prod.template("studio").find_resources("AWS::EC2::SecurityGroupEgress")
-    to_mlflow = [
-        e["Properties"]
-        for e in egress.values()
-        if "mlops-prod-tracking" in json.dumps(e["Properties"].get("DestinationSecurityGroupId"))
-    ]
-    assert len(to_mlflow) == 1
-    assert to_mlflow[0]["Description"] == "Studio notebooks to MLflow"
+    studio = prod.template("studio")
+    sides = {
+        "egress": ("AWS::EC2::SecurityGroupEgress", "DestinationSecurityGroupId"),
+        "ingress": ("AWS::EC2::SecurityGroupIngress", "GroupId"),
+    }
+    for side, (type_, server_key) in sides.items():
+        to_mlflow = [
+            r["Properties"]
+            for r in studio.find_resources(type_).values()
+            if "mlops-prod-tracking" in json.dumps(r["Properties"].get(server_key))
+        ]
+        assert len(to_mlflow) == 1, side
+        assert to_mlflow[0]["Description"] == "Studio notebooks to MLflow"
+        assert to_mlflow[0]["FromPort"] == to_mlflow[0]["ToPort"] == 80
+    assert "mlops-prod-studio" not in json.dumps(prod.template_json("tracking"))

@@ -1,0 +1,128 @@
+"""Every client -> server pair the platform needs is allowed on both sides, in every variant.
+
+The model and how it derives the pairs from the templates: tests/reachability.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.matrix import Variant, variant_params
+from tests.reachability import Platform
+
+
+def _platform(variant: Variant) -> Platform:
+    app = variant.app()
+    return Platform.of({stack.stack_name: stack.template for stack in app.assembly.stacks})
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_every_client_reaches_its_servers_on_both_sides(variant: Variant) -> None:
+    platform = _platform(variant)
+    failures = platform.failures()
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_the_pairs_cover_what_the_platform_runs(variant: Variant) -> None:
+    """Guards the check against passing on nothing: the pairs it derives name every party."""
+    app = variant.app()
+    platform = _platform(variant)
+    reasons = {pair.why for pair in platform.pairs}
+    settings = app.settings
+    self_hosted = settings.tracking.mode in ("fargate", "ec2")
+    if self_hosted:
+        clients = {
+            pair.client.name.split(" ")[0]
+            for pair in platform.pairs
+            if pair.why == "MLflow tracking"
+        }
+        assert "job" in clients
+        assert "instances of one job" in reasons
+        if app.has_stack("studio"):
+            assert "Studio" in clients
+        assert "MLflow's backend store" in reasons
+    if settings.tracking.mode == "fargate":
+        assert "listener forwards to the tasks" in reasons
+    if app.has_stack("network"):
+        egress = settings.network.egress
+        if egress == "endpoints":
+            assert "AWS API via interface endpoint" in reasons
+        else:
+            assert "AWS APIs through the NAT" in reasons
+        if egress == "nat_instance":
+            assert "private subnet's default route" in reasons
+
+
+def _templates(variant: Variant) -> dict[str, dict[str, Any]]:
+    return copy.deepcopy(
+        {stack.stack_name: stack.template for stack in variant.app().assembly.stacks}
+    )
+
+
+def _drop(templates: dict[str, dict[str, Any]], type_: str, description: str) -> None:
+    for template in templates.values():
+        resources = template["Resources"]
+        for logical_id in [
+            k
+            for k, r in resources.items()
+            if r["Type"] == type_ and r["Properties"].get("Description") == description
+        ]:
+            del resources[logical_id]
+
+
+PROD_FARGATE = Variant("prod", "fargate")
+STAGING_NAT_INSTANCE = Variant(
+    "staging", "fargate", "deployed", (("network.egress", "nat_instance"),)
+)
+
+
+def test_a_missing_server_side_ingress_is_caught() -> None:
+    """The defect of issue 11: the client's egress without the server's ingress."""
+    templates = _templates(PROD_FARGATE)
+    _drop(templates, "AWS::EC2::SecurityGroupIngress", "Studio notebooks to MLflow")
+    failures = Platform.of(templates).failures()
+    assert len(failures) == 1, failures
+    assert failures[0].startswith("Studio apps (mlops-prod-studio) -> load balancer")
+    assert failures[0].endswith(
+        "no ingress on [('mlops-prod-tracking', 'FargateLoadBalancerSecurityGroupE870D964')]"
+    )
+
+
+def test_a_missing_client_side_egress_is_caught() -> None:
+    templates = _templates(PROD_FARGATE)
+    _drop(templates, "AWS::EC2::SecurityGroupEgress", "MLflow from ML jobs")
+    failures = Platform.of(templates).failures()
+    assert len(failures) == 2, failures  # the training and the inference job
+    assert all("no egress from" in f and "(MLflow tracking)" in f for f in failures)
+
+
+def test_a_cidr_peer_must_cover_the_client_subnets() -> None:
+    templates = _templates(PROD_FARGATE)
+    network = templates["mlops-prod-network"]["Resources"]
+    group = next(r for k, r in network.items() if k.startswith("NetworkEndpointSecurityGroup"))
+    group["Properties"]["SecurityGroupIngress"][0]["CidrIp"] = "10.0.0.0/20"  # one subnet of two
+    failures = Platform.of(templates).failures()
+    assert failures
+    assert all("AWS API via interface endpoint" in f and "no ingress" in f for f in failures)
+
+
+def test_a_nat_instance_without_ingress_is_caught() -> None:
+    templates = _templates(STAGING_NAT_INSTANCE)
+    network = templates["mlops-staging-network"]["Resources"]
+    group = next(r for k, r in network.items() if k.startswith("NetworkVpcNatSecurityGroup"))
+    del group["Properties"]["SecurityGroupIngress"]
+    failures = Platform.of(templates).failures()
+    assert failures
+    assert all("-> NAT instance" in f and "no ingress" in f for f in failures)
+
+
+def test_distributed_training_needs_the_job_group_open_to_itself() -> None:
+    templates = _templates(PROD_FARGATE)
+    _drop(templates, "AWS::EC2::SecurityGroupIngress", "From the instances of a job")
+    failures = Platform.of(templates).failures()
+    assert len(failures) == 1, failures
+    assert "on all traffic (instances of one job): no ingress" in failures[0]
