@@ -23,6 +23,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
     DATABASE_NAME,
     MLFLOW_PORT,
     generated_user_secret,
+    retain_with_database,
 )
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -95,13 +96,15 @@ class Ec2Mlflow(Construct):
             storage_encrypted=True,
             iam_authentication=True,
             backup_retention=Duration.days(cfg.db_backup_days),
+            # RETAIN, not SNAPSHOT, with deletion protection: see FargateMlflow's database.
             deletion_protection=retain,
-            removal_policy=RemovalPolicy.SNAPSHOT if retain else RemovalPolicy.DESTROY,
+            removal_policy=removal,
             publicly_accessible=False,
         )
         self.database.connections.allow_default_port_from(self.security_group, "MLflow server")
         db_secret = self.database.secret
         assert db_secret is not None
+        retain_with_database(self.database, removal)
         self.admin_secret: secretsmanager.ISecret = generated_user_secret(
             self,
             "AdminSecret",
