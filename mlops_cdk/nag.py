@@ -372,6 +372,34 @@ def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -
                 "File system and security group IDs are created by SageMaker; conditions "
                 "limit them to this domain's tag and this VPC.",
             )
+    # The provider framework that polls the teardown (custom_resources.Provider).
+    for framework_role in cleanup.framework_roles:
+        for handler in (cleanup.on_event, cleanup.is_complete):
+            deferred.add(
+                framework_role,
+                f"{handler.function_arn}:*",
+                "CDK's Provider grants lambda:InvokeFunction on the teardown handler's own "
+                "versions and aliases, nothing else.",
+            )
+    for target in cleanup.waiter_targets:
+        deferred.add(
+            cleanup.waiter,
+            f"{target.function_arn}:*",
+            "CDK's Provider waiter invokes the framework's is-complete and timeout functions, "
+            "their versions and aliases only.",
+        )
+    ack(
+        cleanup.waiter,
+        "AwsSolutions-IAM5[Resource::*]",
+        "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, ...) supports "
+        "no resource-level permissions; the waiter logs to its own log group only.",
+    )
+    ack(
+        cleanup.waiter,
+        "AwsSolutions-SF2",
+        "CDK's Provider offers no tracing setting for its waiter; it only polls one Lambda "
+        "and its every transition is logged to CloudWatch Logs.",
+    )
 
 
 def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments) -> None:

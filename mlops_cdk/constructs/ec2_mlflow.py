@@ -23,6 +23,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
     DATABASE_NAME,
     MLFLOW_PORT,
     generated_user_secret,
+    retain_with_database,
 )
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -31,6 +32,7 @@ from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
 # AWS's minimal managed policies for Session Manager and the CloudWatch agent.
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
 CLOUDWATCH_AGENT_POLICY = "CloudWatchAgentServerPolicy"
+SIGNAL_TIMEOUT = Duration.minutes(20)
 
 
 def _cpu_type(instance_type: str) -> ec2.AmazonLinuxCpuType:
@@ -95,13 +97,15 @@ class Ec2Mlflow(Construct):
             storage_encrypted=True,
             iam_authentication=True,
             backup_retention=Duration.days(cfg.db_backup_days),
+            # RETAIN, not SNAPSHOT, with deletion protection: see FargateMlflow's database.
             deletion_protection=retain,
-            removal_policy=RemovalPolicy.SNAPSHOT if retain else RemovalPolicy.DESTROY,
+            removal_policy=removal,
             publicly_accessible=False,
         )
         self.database.connections.allow_default_port_from(self.security_group, "MLflow server")
         db_secret = self.database.secret
         assert db_secret is not None
+        retain_with_database(self.database, removal)
         self.admin_secret: secretsmanager.ISecret = generated_user_secret(
             self,
             "AdminSecret",
@@ -148,12 +152,21 @@ class Ec2Mlflow(Construct):
 
         user_data = ec2.UserData.for_linux()
         user_data.add_commands(
+            # cfn-signal comes with aws-cfn-bootstrap, which not every AL2023 AMI has installed
+            # (CloudFormation helper scripts reference). Outside `set -e`: even a boot whose
+            # package installs fail reaches the signal below if the helper was already there.
+            "dnf install -y aws-cfn-bootstrap || true",
             *self._install_commands(
                 entrypoint=entrypoint,
                 db_secret=db_secret,
                 region=Stack.of(self).region,
             ),
             *self._agent_commands(),
+            # Success is MLflow answering on its port, not the script reaching its end.
+            f"for i in $(seq 60); do curl -fsS -o /dev/null -H 'Host: {self.host_name}:{MLFLOW_PORT}' "
+            f"http://127.0.0.1:{MLFLOW_PORT}/health && break; sleep 10; done",
+            f"curl -fsS -o /dev/null -H 'Host: {self.host_name}:{MLFLOW_PORT}' "
+            f"http://127.0.0.1:{MLFLOW_PORT}/health",
         )
         self.group = autoscaling.AutoScalingGroup(
             self,
@@ -185,7 +198,15 @@ class Ec2Mlflow(Construct):
                 )
             ],
             health_checks=autoscaling.HealthChecks.ec2(grace_period=Duration.minutes(10)),
+            # CloudFormation waits for the boot script's cfn-signal (CreationPolicy) and, on an
+            # update that replaces the instance, for the new one's (rolling UpdatePolicy with
+            # WaitOnResourceSignals): a failed boot fails the deploy instead of leaving a group
+            # with no MLflow. 20 minutes: package installs, MLflow from PyPI, DB migrations.
+            signals=autoscaling.Signals.wait_for_all(timeout=SIGNAL_TIMEOUT),
+            update_policy=autoscaling.UpdatePolicy.rolling_update(),
         )
+        # An EXIT trap sends the script's exit code: 0 once MLflow answers, else the failure.
+        user_data.add_signal_on_exit_command(self.group)
         self.group.node.add_dependency(self.database)
         self.alarms = self._alarms(cfg.cpu_alarm_percent, cfg.disk_alarm_percent)
 

@@ -47,6 +47,23 @@ def generated_user_secret(
     )
 
 
+def retain_with_database(
+    database: rds.DatabaseCluster | rds.DatabaseInstance, removal: RemovalPolicy
+) -> None:
+    """What a database needs to stay usable follows the database's removal policy.
+
+    CDK gives the database's subnet group (and a cluster's instances) its policy, but deletes
+    the generated master secret with the stack: a retained database would lose its
+    credentials. And a retained database keeps its network interfaces in its security groups,
+    so deleting those would fail the stack's deletion or a failed create's rollback.
+    """
+    secret = database.node.find_child("Secret")  # CDK's DatabaseSecret (``.secret`` is the
+    assert isinstance(secret, secretsmanager.Secret)  # attachment that wraps it)
+    secret.apply_removal_policy(removal)
+    for group in database.connections.security_groups:
+        group.apply_removal_policy(removal)
+
+
 class FargateMlflow(Construct):
     """MLflow server tasks on Fargate in private subnets, reachable through an internal ALB.
 
@@ -106,11 +123,16 @@ class FargateMlflow(Construct):
             storage_encrypted=True,
             iam_authentication=True,
             backup=rds.BackupProps(retention=Duration.days(fargate.db_backup_days)),
+            # Deletion protection with RETAIN, not SNAPSHOT: CloudFormation applies the
+            # DeletionPolicy also when it rolls back a failed create, and a protected cluster it
+            # must delete fails that rollback (ROLLBACK_FAILED); RETAIN keeps it instead
+            # (docs/tracking.md, "A failed first deploy in prod").
             deletion_protection=retain,
-            removal_policy=RemovalPolicy.SNAPSHOT if retain else RemovalPolicy.DESTROY,
+            removal_policy=removal,
         )
         db_secret = self.database.secret
         assert db_secret is not None  # from_generated_secret always makes one
+        retain_with_database(self.database, removal)
 
         # Users of MLflow basic auth; ECS injects them as container secrets.
         secrets = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -10,14 +11,24 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
+HANDLER_TIMEOUT = Duration.minutes(5)
+QUERY_INTERVAL = Duration.seconds(30)
+TOTAL_TIMEOUT = Duration.minutes(55)  # the provider framework's maximum is 1 hour
+SERVICE_TIMEOUT = Duration.hours(1)  # CloudFormation's maximum for a custom resource
+# The tag SageMaker puts on the home EFS and the NFS security groups it creates for a domain.
+SAGEMAKER_TAG = "ManagedByAmazonSageMakerResource"
 
 
 class StudioCleanup(Construct):
     """Deletes the domain's apps, spaces and user profiles (and waits) before the domain goes.
 
+    A provider-framework custom resource: ``on_event`` starts the deletions, ``is_complete`` is
+    polled every 30 s for up to 55 minutes and deletes what can go next until nothing is left.
     The custom resource depends on the domain and on every user profile of the template, so
     CloudFormation deletes it first. With ``delete_home_efs`` it also deletes the domain with
     its EFS home file system (CloudFormation's own delete always keeps the EFS) and the NFS
@@ -91,32 +102,98 @@ class StudioCleanup(Construct):
         if delete_home_efs:
             self._allow_domain_and_home_deletion(domain, vpc)
 
-        self.function = lambda_.Function(
-            self,
+        def handler(id: str, entry: str, description: str) -> lambda_.Function:
+            return lambda_.Function(
+                self,
+                id,
+                description=description,
+                runtime=lambda_.Runtime.PYTHON_3_14,
+                architecture=lambda_.Architecture.ARM_64,
+                handler=f"studio_cleanup.{entry}",
+                code=lambda_.Code.from_asset(
+                    str(HANDLER_DIR), exclude=["tests", "**/__pycache__", "*.pyc", ".*"]
+                ),
+                # One step per call: list, issue deletes, return; never waits for SageMaker.
+                timeout=HANDLER_TIMEOUT,
+                memory_size=256,
+                role=self.role,
+                log_group=self.log_group,
+            )
+
+        self.on_event = handler(
             "Function",
-            description="Deletes a Studio domain's apps, spaces and user profiles on stack delete",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            architecture=lambda_.Architecture.ARM_64,
-            handler="studio_cleanup.handler",
-            code=lambda_.Code.from_asset(
-                str(HANDLER_DIR), exclude=["tests", "**/__pycache__", "*.pyc", ".*"]
-            ),
-            timeout=Duration.minutes(15),
-            memory_size=256,
-            role=self.role,
-            log_group=self.log_group,
+            "on_event",
+            "Studio domain teardown: starts deleting apps, spaces and user profiles",
         )
+        self.is_complete = handler(
+            "IsComplete",
+            "is_complete",
+            "Studio domain teardown: deletes what can go next, reports what is left",
+        )
+        # The provider framework polls is_complete until it returns IsComplete=true or the total
+        # timeout passes, then answers CloudFormation; an error a handler raises is answered
+        # FAILED with its message (aws-cdk-lib custom-resources provider-framework
+        # runtime/framework.js and cfn-response.js safeHandler). ProviderProps.totalTimeout:
+        # "The maximum timeout is 1 hour", and a custom resource's ServiceTimeout is at most
+        # 3600 s (AWS::CloudFormation::CustomResource), so the waiter gives up a little before
+        # CloudFormation would, with its own "Operation timed out" reason.
+        self.waiter_log_group = logs.LogGroup(
+            self, "WaiterLogs", retention=log_retention, removal_policy=removal
+        )
+        # The framework's own functions: roles that write only to this construct's log group
+        # (instead of the AWSLambdaBasicExecutionRole managed policy); the Provider adds the
+        # invoke permissions on the two handlers and on its waiter.
+        self.framework_roles = [
+            iam.Role(
+                self,
+                id,
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"Provider framework of the Studio teardown: {what}",
+            )
+            for id, what in (
+                ("FrameworkOnEventRole", "starts the teardown and its waiter"),
+                ("FrameworkWaiterRole", "polls is_complete and reports a timeout"),
+            )
+        ]
+        for framework_role in self.framework_roles:
+            self.log_group.grant_write(framework_role)
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.on_event,
+            is_complete_handler=self.is_complete,
+            query_interval=QUERY_INTERVAL,
+            total_timeout=TOTAL_TIMEOUT,
+            log_group=self.log_group,
+            framework_on_event_role=self.framework_roles[0],
+            framework_complete_and_timeout_role=self.framework_roles[1],
+            disable_waiter_state_machine_logging=False,
+            # Every state transition, without the execution data: the request carries
+            # CloudFormation's pre-signed response URL.
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self.waiter_log_group,
+                level=sfn.LogLevel.ALL,
+                include_execution_data=False,
+            ),
+        )
+        self.waiter = self.provider.node.find_child("waiter-state-machine")
+        # What the waiter state machine invokes (for the cdk-nag acknowledgements).
+        self.waiter_targets = [
+            cast("lambda_.IFunction", self.provider.node.find_child(f"framework-{name}"))
+            for name in ("isComplete", "onTimeout")
+        ]
         self.resource = CustomResource(
             self,
-            "Resource",
-            service_token=self.function.function_arn,
+            "Resource",  # never renamed: a renamed resource would empty the live domain
+            service_token=self.provider.service_token,
             resource_type="Custom::StudioDomainCleanup",
             properties={
                 "DomainId": domain_id,
+                "DomainArn": domain.attr_domain_arn,
                 "DeleteHomeEfs": "true" if delete_home_efs else "false",
                 "VpcId": vpc.vpc_id,
             },
-            service_timeout=Duration.minutes(20),
+            service_timeout=SERVICE_TIMEOUT,
         )
         # Deleted first: CloudFormation deletes dependants before what they depend on.
         self.resource.node.add_dependency(domain, *depends_on)
@@ -148,9 +225,7 @@ class StudioCleanup(Construct):
                 ],
                 resources=[file_systems],
                 conditions={
-                    "StringEquals": {
-                        "aws:ResourceTag/ManagedByAmazonSageMakerResource": domain.attr_domain_arn
-                    }
+                    "StringEquals": {f"aws:ResourceTag/{SAGEMAKER_TAG}": domain.attr_domain_arn}
                 },
             )
         )
@@ -165,12 +240,20 @@ class StudioCleanup(Construct):
                     "ec2:DeleteSecurityGroup",
                 ],
                 resources=[security_groups],
+                # Only the two NFS groups SageMaker creates for this domain
+                # (security-group-for-{inbound,outbound}-nfs-<domain-id>): SageMaker tags them
+                # ManagedByAmazonSageMakerResource=<domain ARN>, and these three actions accept
+                # aws:ResourceTag/${TagKey} and ec2:Vpc on the security-group resource (Service
+                # Authorization Reference, "Actions, resources, and condition keys for Amazon
+                # EC2"; IAM User Guide example "Allows managing EC2 security groups with a
+                # specific tag key-value pair").
                 conditions={
+                    "StringEquals": {f"aws:ResourceTag/{SAGEMAKER_TAG}": domain.attr_domain_arn},
                     "ArnEquals": {
                         "ec2:Vpc": stack.format_arn(
                             service="ec2", resource="vpc", resource_name=vpc.vpc_id
                         )
-                    }
+                    },
                 },
             )
         )

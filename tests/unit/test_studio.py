@@ -313,28 +313,71 @@ def test_studio_security_group_is_closed_but_for_itself_and_https(staging: Synth
 # -- teardown --------------------------------------------------------------------------------
 
 
+def _cleanup(app: SynthesizedApp) -> dict[str, Any]:
+    return _one(app, "Custom::StudioDomainCleanup")
+
+
 def test_cleanup_is_deleted_before_the_domain_and_the_profiles(staging: SynthesizedApp) -> None:
     resources = staging.template_json("studio")["Resources"]
-    (cleanup,) = [r for r in resources.values() if r["Type"] == "Custom::StudioDomainCleanup"]
+    cleanup = _cleanup(staging)
     domain_id = next(k for k, v in resources.items() if v["Type"] == "AWS::SageMaker::Domain")
     profile_ids = [k for k, v in resources.items() if v["Type"] == "AWS::SageMaker::UserProfile"]
     assert {domain_id, *profile_ids} <= set(cleanup["DependsOn"])
     assert cleanup["Properties"]["DomainId"] == {"Fn::GetAtt": [domain_id, "DomainId"]}
-    assert cleanup["Properties"]["ServiceTimeout"] == "1200"
+    assert cleanup["Properties"]["DomainArn"] == {"Fn::GetAtt": [domain_id, "DomainArn"]}
+    # Its logical ID never changes: CloudFormation cannot change a custom resource's
+    # ServiceToken in place, and a renamed one would send Delete (empty the live domain).
+    assert "CleanupD4E4842E" in resources
+
+
+def test_teardown_is_polled_by_the_provider_framework_for_up_to_an_hour(
+    staging: SynthesizedApp,
+) -> None:
+    """One Lambda call (at most 15 minutes) is too short to empty a domain: poll instead."""
+    resources = staging.template_json("studio")["Resources"]
+    cleanup = _cleanup(staging)
+    assert cleanup["Properties"]["ServiceTimeout"] == "3600"  # CloudFormation's maximum
+    (entry_id,) = cleanup["Properties"]["ServiceToken"]["Fn::GetAtt"][:1]
+    entry = resources[entry_id]["Properties"]
+    assert entry["Handler"] == "framework.onEvent"
+    variables = entry["Environment"]["Variables"]
+    handlers = {
+        resources[variables[name]["Fn::GetAtt"][0]]["Properties"]["Handler"]
+        for name in ("USER_ON_EVENT_FUNCTION_ARN", "USER_IS_COMPLETE_FUNCTION_ARN")
+    }
+    assert handlers == {"studio_cleanup.on_event", "studio_cleanup.is_complete"}
+    (machine,) = (
+        staging.template("studio").find_resources("AWS::StepFunctions::StateMachine").values()
+    )
+    definition = json.loads(
+        "".join(
+            p if isinstance(p, str) else "arn"
+            for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+        )
+    )
+    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
+    waited = retry["IntervalSeconds"] * retry["MaxAttempts"]
+    assert retry["IntervalSeconds"] == 30 and 50 * 60 <= waited < 3600, retry
+    # Each handler call is one step, well inside Lambda's limit.
+    for handler in handlers:
+        (function,) = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
+        ]
+        assert function["Timeout"] == 300
 
 
 def test_home_efs_follows_the_removal_policy(
     staging: SynthesizedApp, retained: SynthesizedApp
 ) -> None:
-    def cleanup_props(app: SynthesizedApp) -> dict[str, Any]:
-        return dict(_one(app, "Custom::StudioDomainCleanup")["Properties"])
-
-    assert cleanup_props(staging)["DeleteHomeEfs"] == "true"
-    assert cleanup_props(retained)["DeleteHomeEfs"] == "false"
+    assert _cleanup(staging)["Properties"]["DeleteHomeEfs"] == "true"
+    assert _cleanup(retained)["Properties"]["DeleteHomeEfs"] == "false"
     # Only a destroying teardown may delete the domain, its EFS and SageMaker's NFS groups.
     assert "sagemaker:DeleteDomain" in json.dumps(_statements(staging, "CleanupRole"))
     assert "DeleteDomain" not in json.dumps(_statements(retained, "CleanupRole"))
     assert "DeleteFileSystem" not in json.dumps(_statements(retained, "CleanupRole"))
+    assert "ec2:DeleteSecurityGroup" not in json.dumps(_statements(retained, "CleanupRole"))
 
 
 def test_domain_and_profiles_go_with_the_stack(retained: SynthesizedApp) -> None:
@@ -345,6 +388,10 @@ def test_domain_and_profiles_go_with_the_stack(retained: SynthesizedApp) -> None
 
 
 def test_cleanup_role_deletes_only_in_this_domain(staging: SynthesizedApp) -> None:
+    resources = staging.template_json("studio")["Resources"]
+    domain_id = next(k for k, v in resources.items() if v["Type"] == "AWS::SageMaker::Domain")
+    domain_arn = {"Fn::GetAtt": [domain_id, "DomainArn"]}
+    security_group_statements = 0
     for statement in _statements(staging, "CleanupRole"):
         actions = _actions(statement)
         if any(a.startswith("sagemaker:Delete") and a != "sagemaker:DeleteDomain" for a in actions):
@@ -352,17 +399,46 @@ def test_cleanup_role_deletes_only_in_this_domain(staging: SynthesizedApp) -> No
             assert "DomainId" in json.dumps(resource) and json.dumps(resource).endswith('/*"]]}')
         if "*" in _resources(statement):
             assert all(":List" in a or a == "ec2:DescribeSecurityGroups" for a in actions)
-        if "ec2:DeleteSecurityGroup" in actions:
-            assert "ec2:Vpc" in statement["Condition"]["ArnEquals"]
+        if any(a.startswith("ec2:") and a != "ec2:DescribeSecurityGroups" for a in actions):
+            # Only the NFS groups SageMaker created and tagged for this domain, in this VPC.
+            security_group_statements += 1
+            assert sorted(actions) == [
+                "ec2:DeleteSecurityGroup",
+                "ec2:RevokeSecurityGroupEgress",
+                "ec2:RevokeSecurityGroupIngress",
+            ]
+            condition = statement["Condition"]
+            assert condition["StringEquals"] == {
+                "aws:ResourceTag/ManagedByAmazonSageMakerResource": domain_arn
+            }
+            assert "ec2:Vpc" in condition["ArnEquals"]
+    assert security_group_statements == 1
 
 
-def test_cleanup_function_logs_with_retention(staging: SynthesizedApp) -> None:
-    function = _one(staging, "AWS::Lambda::Function")["Properties"]
-    assert function["Handler"] == "studio_cleanup.handler"
-    assert function["Timeout"] == 900
-    log_group_id = function["LoggingConfig"]["LogGroup"]["Ref"]
-    log_group = staging.template_json("studio")["Resources"][log_group_id]
-    assert log_group["Properties"]["RetentionInDays"] == 30
+def test_teardown_functions_log_with_retention(staging: SynthesizedApp) -> None:
+    """The handlers, the framework's functions and its waiter all log with retention."""
+    resources = staging.template_json("studio")["Resources"]
+    functions = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
+    ]
+    assert (
+        len(functions) == 5
+    )  # on_event, is_complete; the framework's onEvent/isComplete/onTimeout
+    for function in functions:
+        log_group = resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert log_group["Properties"]["RetentionInDays"] == 30
+    (machine,) = (
+        staging.template("studio").find_resources("AWS::StepFunctions::StateMachine").values()
+    )
+    logging = machine["Properties"]["LoggingConfiguration"]
+    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert resources[log_group_id]["Properties"]["RetentionInDays"] == 30
+    # The framework's roles write logs to that log group only (no AWSLambdaBasicExecutionRole).
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert "ManagedPolicyArns" not in resource["Properties"]
 
 
 # -- settings ------------------------------------------------------------------------------

@@ -158,8 +158,8 @@ def test_fargate_database_pauses_outside_prod_and_is_protected_in_prod(
     prod.template("tracking").has_resource(
         "AWS::RDS::DBCluster",
         {
-            "DeletionPolicy": "Snapshot",
-            "UpdateReplacePolicy": "Snapshot",
+            "DeletionPolicy": "Retain",  # see tests/test_database_lifecycle.py
+            "UpdateReplacePolicy": "Retain",
             "Properties": Match.object_like(
                 {"DeletionProtection": True, "BackupRetentionPeriod": 14}
             ),

@@ -1,15 +1,17 @@
-"""The Studio teardown's delete sequence, against botocore's Stubber (no AWS, no moto).
+"""The Studio teardown's two provider-framework handlers, against botocore's Stubber (no AWS).
 
-Stubber checks each call's operation and parameters in order, so these tests pin the sequence:
-apps (skipping those already deleting or deleted), then spaces, then user profiles, each
-waited for; throttled calls are retried after a back-off.
+Stubber checks each call's operation and parameters in order, so these tests pin the sequence a
+teardown goes through over the framework's polls: apps (skipping those already deleting or
+deleted), then spaces, then user profiles, then (when the removal policy destroys) the domain
+with its home EFS and SageMaker's two NFS security groups. Each call to a handler makes one
+step and never waits for SageMaker; throttled calls are retried after a back-off, and a call
+still throttled at the invocation's deadline is left to the next poll.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import urllib.request
+import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +19,11 @@ import boto3
 import pytest
 import studio_cleanup
 from botocore.stub import Stubber
-from studio_cleanup import Cleaner, DeadlineExceededError
+from studio_cleanup import Cleaner, MalformedEventError, Request
 
-DOMAIN = "d-abc123"
+DOMAIN = "d-abc123def456"
+DOMAIN_ARN = f"arn:aws:sagemaker:eu-west-1:111122223333:domain/{DOMAIN}"
+VPC = "vpc-0123456789abcdef0"
 
 
 class FakeTime:
@@ -35,6 +39,14 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class FakeContext:
+    def __init__(self, remaining_ms: int = 300_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 def _client(service: str) -> Any:
@@ -62,6 +74,17 @@ def ec2() -> Iterator[tuple[Any, Stubber]]:
         stubber.assert_no_pending_responses()
 
 
+@pytest.fixture
+def clients(
+    sagemaker: tuple[Any, Stubber], ec2: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Stubber, Stubber]:
+    """The handlers' boto3 clients are the stubbed ones; sleeping is instant."""
+    by_service = {"sagemaker": sagemaker[0], "ec2": ec2[0]}
+    monkeypatch.setattr(boto3, "client", lambda service, **_: by_service[service])
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    return sagemaker[1], ec2[1]
+
+
 def _app(name: str, status: str, *, space: str | None = "alice-space") -> dict[str, Any]:
     owner = {"SpaceName": space} if space else {"UserProfileName": "alice"}
     return {"DomainId": DOMAIN, "AppType": "JupyterLab", "AppName": name, "Status": status, **owner}
@@ -76,82 +99,117 @@ def _throttle(stubber: Stubber, operation: str) -> None:
     )
 
 
-def _cleaner(sagemaker: Any, clock: FakeTime, ec2: Any = None, deadline: float = 3600) -> Cleaner:
-    return Cleaner(
-        sagemaker, ec2=ec2, deadline=deadline, clock=clock.clock, sleep=clock.sleep, poll_seconds=10
+def _not_found(stubber: Stubber, operation: str) -> None:
+    stubber.add_client_error(
+        operation, service_error_code="ResourceNotFound", service_message="gone"
     )
 
 
-def test_empties_the_domain_in_order_waiting_and_backing_off(
+def _request(*, delete_home_efs: bool = False) -> Request:
+    return Request.parse(_event("Delete", delete_home_efs=delete_home_efs))
+
+
+def _event(request_type: str, *, delete_home_efs: bool = False, **extra: Any) -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResponseURL": "https://cloudformation-custom-resource-response.example/abc",
+        "StackId": "arn:aws:cloudformation:eu-west-1:111122223333:stack/s/1",
+        "RequestId": "req-1",
+        "LogicalResourceId": "CleanupResource",
+        "ResourceType": "Custom::StudioDomainCleanup",
+        "ResourceProperties": {
+            "ServiceToken": "arn",
+            "DomainId": DOMAIN,
+            "DomainArn": DOMAIN_ARN,
+            "DeleteHomeEfs": "true" if delete_home_efs else "false",
+            "VpcId": VPC,
+        },
+        **({"PhysicalResourceId": f"{DOMAIN}-cleanup"} if request_type != "Create" else {}),
+        **extra,
+    }
+
+
+def _cleaner(sagemaker: Any, clock: FakeTime, ec2: Any = None, deadline: float = 600) -> Cleaner:
+    return Cleaner(sagemaker, ec2=ec2, deadline=deadline, clock=clock.clock, sleep=clock.sleep)
+
+
+BY_DOMAIN = {"DomainIdEquals": DOMAIN}
+
+
+# -- one step ---------------------------------------------------------------------------------
+
+
+def test_a_step_deletes_the_running_apps_over_every_page_and_reports_them(
     sagemaker: tuple[Any, Stubber],
 ) -> None:
     client, stub = sagemaker
-    by_domain = {"DomainIdEquals": DOMAIN}
-    # Apps: one running (deleted, its first delete throttled), one already deleting (waited
-    # for, not deleted again), one deleted long ago (ignored); two pages.
+    # One running (deleted, its first delete throttled), one already deleting (not deleted
+    # again), one deleted long ago (ignored); two pages.
     stub.add_response(
         "list_apps",
         {"Apps": [_app("default", "InService"), _app("old", "Deleted")], "NextToken": "p2"},
-        by_domain,
+        BY_DOMAIN,
     )
     stub.add_response(
         "list_apps",
         {"Apps": [_app("other", "Deleting", space=None)]},
-        {**by_domain, "NextToken": "p2"},
+        {**BY_DOMAIN, "NextToken": "p2"},
     )
-    delete_default = {
-        "DomainId": DOMAIN,
-        "AppType": "JupyterLab",
-        "AppName": "default",
-        "SpaceName": "alice-space",
-    }
     _throttle(stub, "delete_app")
-    stub.add_response("delete_app", {}, delete_default)
     stub.add_response(
-        "list_apps",
-        {"Apps": [_app("default", "Deleting"), _app("other", "Deleted", space=None)]},
-        by_domain,
+        "delete_app",
+        {},
+        {
+            "DomainId": DOMAIN,
+            "AppType": "JupyterLab",
+            "AppName": "default",
+            "SpaceName": "alice-space",
+        },
     )
-    stub.add_response("list_apps", {"Apps": [_app("default", "Deleted")]}, by_domain)
-    # Spaces: listing throttled once, then deleted and waited for.
+    fake = FakeTime()
+    left = _cleaner(client, fake).step(_request())
+    assert left == f"2 app(s) of {DOMAIN} being deleted"
+    assert len(fake.sleeps) == 1 and 0.5 <= fake.sleeps[0] <= 2  # the back-off, no polling
+
+
+def test_spaces_then_profiles_are_deleted_once_the_apps_are_gone(
+    sagemaker: tuple[Any, Stubber],
+) -> None:
+    client, stub = sagemaker
+    cleaner = _cleaner(client, FakeTime())
+    # Step 1: no apps left; spaces listing throttled once, the space deleted.
+    stub.add_response("list_apps", {"Apps": [_app("default", "Deleted")]}, BY_DOMAIN)
     _throttle(stub, "list_spaces")
-    stub.add_response(
-        "list_spaces",
-        {"Spaces": [{"DomainId": DOMAIN, "SpaceName": "alice-space", "Status": "InService"}]},
-        by_domain,
-    )
+    space = {"DomainId": DOMAIN, "SpaceName": "alice-space", "Status": "InService"}
+    stub.add_response("list_spaces", {"Spaces": [space]}, BY_DOMAIN)
     stub.add_response("delete_space", {}, {"DomainId": DOMAIN, "SpaceName": "alice-space"})
-    stub.add_response(
-        "list_spaces",
-        {"Spaces": [{"DomainId": DOMAIN, "SpaceName": "alice-space", "Status": "Deleting"}]},
-        by_domain,
-    )
-    stub.add_response("list_spaces", {"Spaces": []}, by_domain)
-    # User profiles: one in service, one whose earlier delete failed (deleted again).
+    assert cleaner.step(_request()) == f"1 Spaces of {DOMAIN} being deleted"
+    # Step 2: the space is still deleting: wait, don't delete it again.
+    stub.add_response("list_apps", {"Apps": []}, BY_DOMAIN)
+    stub.add_response("list_spaces", {"Spaces": [{**space, "Status": "Deleting"}]}, BY_DOMAIN)
+    assert cleaner.step(_request()) == f"1 Spaces of {DOMAIN} being deleted"
+    # Step 3: profiles, one in service and one whose earlier delete failed (deleted again).
+    stub.add_response("list_apps", {"Apps": []}, BY_DOMAIN)
+    stub.add_response("list_spaces", {"Spaces": []}, BY_DOMAIN)
     profiles = [
         {"DomainId": DOMAIN, "UserProfileName": "alice", "Status": "InService"},
         {"DomainId": DOMAIN, "UserProfileName": "bob", "Status": "Delete_Failed"},
     ]
-    stub.add_response("list_user_profiles", {"UserProfiles": profiles}, by_domain)
+    stub.add_response("list_user_profiles", {"UserProfiles": profiles}, BY_DOMAIN)
     stub.add_response("delete_user_profile", {}, {"DomainId": DOMAIN, "UserProfileName": "alice"})
     stub.add_response("delete_user_profile", {}, {"DomainId": DOMAIN, "UserProfileName": "bob"})
-    stub.add_response("list_user_profiles", {"UserProfiles": []}, by_domain)
-
-    time = FakeTime()
-    _cleaner(client, time).empty_domain(DOMAIN)
-
-    polls = [s for s in time.sleeps if s == 10]
-    backoffs = [s for s in time.sleeps if s != 10]
-    assert len(polls) == 5  # apps twice, spaces twice, profiles once
-    assert len(backoffs) == 2 and all(0.5 <= s <= 2 for s in backoffs)
+    assert cleaner.step(_request()) == f"2 UserProfiles of {DOMAIN} being deleted"
+    # Step 4: empty; the domain itself is left to CloudFormation (removal policy retains).
+    stub.add_response("list_apps", {"Apps": []}, BY_DOMAIN)
+    stub.add_response("list_spaces", {"Spaces": []}, BY_DOMAIN)
+    stub.add_response("list_user_profiles", {"UserProfiles": []}, BY_DOMAIN)
+    assert cleaner.step(_request()) is None
 
 
-def test_a_domain_that_is_already_gone_is_a_success(sagemaker: tuple[Any, Stubber]) -> None:
+def test_a_domain_that_is_already_gone_is_done(sagemaker: tuple[Any, Stubber]) -> None:
     client, stub = sagemaker
-    stub.add_client_error(
-        "list_apps", service_error_code="ResourceNotFound", service_message="no domain"
-    )
-    _cleaner(client, FakeTime()).empty_domain(DOMAIN)
+    _not_found(stub, "list_apps")
+    assert _cleaner(client, FakeTime()).step(_request()) is None
 
 
 def test_an_app_gone_between_listing_and_delete_is_not_an_error(
@@ -159,19 +217,19 @@ def test_an_app_gone_between_listing_and_delete_is_not_an_error(
 ) -> None:
     client, stub = sagemaker
     stub.add_response("list_apps", {"Apps": [_app("default", "InService")]})
-    stub.add_client_error(
-        "delete_app", service_error_code="ResourceNotFound", service_message="gone"
-    )
-    stub.add_response("list_apps", {"Apps": []})
-    _cleaner(client, FakeTime()).delete_apps(DOMAIN)
+    _not_found(stub, "delete_app")
+    assert _cleaner(client, FakeTime()).step(_request()) == f"1 app(s) of {DOMAIN} being deleted"
 
 
-def test_gives_up_at_the_deadline_with_what_it_waited_for(sagemaker: tuple[Any, Stubber]) -> None:
+def test_a_call_throttled_past_the_deadline_is_left_to_the_next_poll(
+    sagemaker: tuple[Any, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, stub = sagemaker
-    for _ in range(3):
-        stub.add_response("list_apps", {"Apps": [_app("stuck", "Deleting")]})
-    with pytest.raises(DeadlineExceededError, match=r"1 app\(s\) of d-abc123"):
-        _cleaner(client, FakeTime(), deadline=25).delete_apps(DOMAIN)
+    monkeypatch.setattr(random, "random", lambda: 1.0)  # back-offs 2 s, 4 s
+    for _ in range(2):  # 2 s fits before the deadline at 5 s, 2 + 4 s does not
+        _throttle(stub, "list_apps")
+    with pytest.raises(studio_cleanup.StillThrottledError, match="list_apps stayed throttled"):
+        _cleaner(client, FakeTime(), deadline=5).step(_request())
 
 
 def test_other_errors_are_raised(sagemaker: tuple[Any, Stubber]) -> None:
@@ -180,174 +238,255 @@ def test_other_errors_are_raised(sagemaker: tuple[Any, Stubber]) -> None:
         "list_apps", service_error_code="AccessDeniedException", service_message="no"
     )
     with pytest.raises(Exception, match="AccessDenied"):
-        _cleaner(client, FakeTime()).empty_domain(DOMAIN)
+        _cleaner(client, FakeTime()).step(_request())
 
 
-def test_deletes_the_domain_with_its_home_efs_and_sagemakers_nfs_groups(
+def _empty_domain(stub: Stubber) -> None:
+    stub.add_response("list_apps", {"Apps": []}, BY_DOMAIN)
+    stub.add_response("list_spaces", {"Spaces": []}, BY_DOMAIN)
+    stub.add_response("list_user_profiles", {"UserProfiles": []}, BY_DOMAIN)
+
+
+NFS_RULE = {
+    "IpProtocol": "tcp",
+    "FromPort": 2049,
+    "ToPort": 2049,
+    "UserIdGroupPairs": [{"GroupId": "sg-out"}],
+}
+NFS_FILTERS = {
+    "Filters": [
+        {"Name": "vpc-id", "Values": [VPC]},
+        {
+            "Name": "group-name",
+            "Values": [
+                f"security-group-for-inbound-nfs-{DOMAIN}",
+                f"security-group-for-outbound-nfs-{DOMAIN}",
+            ],
+        },
+    ]
+}
+
+
+def _nfs_groups(tag_value: str = DOMAIN_ARN) -> dict[str, Any]:
+    tags = [{"Key": "ManagedByAmazonSageMakerResource", "Value": tag_value}]
+    return {
+        "SecurityGroups": [
+            {
+                "GroupId": "sg-in",
+                "GroupName": f"security-group-for-inbound-nfs-{DOMAIN}",
+                "IpPermissions": [NFS_RULE],
+                "Tags": tags,
+            },
+            {
+                "GroupId": "sg-out",
+                "GroupName": f"security-group-for-outbound-nfs-{DOMAIN}",
+                "IpPermissionsEgress": [NFS_RULE],
+                "Tags": tags,
+            },
+        ]
+    }
+
+
+def test_a_destroying_teardown_deletes_the_domain_with_its_home_efs_then_the_nfs_groups(
     sagemaker: tuple[Any, Stubber], ec2: tuple[Any, Stubber]
 ) -> None:
     client, stub = sagemaker
     ec2_client, ec2_stub = ec2
+    cleaner = _cleaner(client, FakeTime(), ec2=ec2_client)
+    request = _request(delete_home_efs=True)
+    # Step 1: empty, so the domain is deleted with its home EFS.
+    _empty_domain(stub)
+    stub.add_response("describe_domain", {"Status": "InService"}, {"DomainId": DOMAIN})
     stub.add_response(
         "delete_domain",
         {},
         {"DomainId": DOMAIN, "RetentionPolicy": {"HomeEfsFileSystem": "Delete"}},
     )
+    assert cleaner.step(request) == f"domain {DOMAIN} being deleted with its home EFS"
+    # Step 2: still deleting.
+    _not_found(stub, "list_apps")
     stub.add_response("describe_domain", {"Status": "Deleting"}, {"DomainId": DOMAIN})
-    stub.add_client_error(
-        "describe_domain", service_error_code="ResourceNotFound", service_message="gone"
-    )
-    rule = {
-        "IpProtocol": "tcp",
-        "FromPort": 2049,
-        "ToPort": 2049,
-        "UserIdGroupPairs": [{"GroupId": "sg-out"}],
-    }
+    assert cleaner.step(request) == f"domain {DOMAIN} being deleted with its home EFS"
+    # Step 3: gone; SageMaker's NFS groups lose their rules, one is still attached.
+    _not_found(stub, "list_apps")
+    _not_found(stub, "describe_domain")
+    ec2_stub.add_response("describe_security_groups", _nfs_groups(), NFS_FILTERS)
     ec2_stub.add_response(
-        "describe_security_groups",
-        {
-            "SecurityGroups": [
-                {
-                    "GroupId": "sg-in",
-                    "GroupName": f"security-group-for-inbound-nfs-{DOMAIN}",
-                    "IpPermissions": [rule],
-                },
-                {
-                    "GroupId": "sg-out",
-                    "GroupName": f"security-group-for-outbound-nfs-{DOMAIN}",
-                    "IpPermissionsEgress": [rule],
-                },
-            ]
-        },
-        {
-            "Filters": [
-                {"Name": "vpc-id", "Values": ["vpc-1"]},
-                {
-                    "Name": "group-name",
-                    "Values": [
-                        f"security-group-for-inbound-nfs-{DOMAIN}",
-                        f"security-group-for-outbound-nfs-{DOMAIN}",
-                    ],
-                },
-            ]
-        },
+        "revoke_security_group_ingress", {}, {"GroupId": "sg-in", "IpPermissions": [NFS_RULE]}
     )
     ec2_stub.add_response(
-        "revoke_security_group_ingress", {}, {"GroupId": "sg-in", "IpPermissions": [rule]}
-    )
-    ec2_stub.add_response(
-        "revoke_security_group_egress", {}, {"GroupId": "sg-out", "IpPermissions": [rule]}
+        "revoke_security_group_egress", {}, {"GroupId": "sg-out", "IpPermissions": [NFS_RULE]}
     )
     ec2_stub.add_client_error(
         "delete_security_group", service_error_code="DependencyViolation", service_message="in use"
     )
-    ec2_stub.add_response("delete_security_group", {}, {"GroupId": "sg-in"})
     ec2_stub.add_response("delete_security_group", {}, {"GroupId": "sg-out"})
+    assert cleaner.step(request) == "security group(s) sg-in still in use"
+    # Step 4: the rules are gone already; the last group goes.
+    _not_found(stub, "list_apps")
+    _not_found(stub, "describe_domain")
+    groups = _nfs_groups()["SecurityGroups"][:1]
+    del groups[0]["IpPermissions"]
+    ec2_stub.add_response("describe_security_groups", {"SecurityGroups": groups}, NFS_FILTERS)
+    ec2_stub.add_response("delete_security_group", {}, {"GroupId": "sg-in"})
+    assert cleaner.step(request) is None
 
-    time = FakeTime()
-    _cleaner(client, time, ec2=ec2_client).delete_domain_and_home(DOMAIN, "vpc-1")
-    assert time.sleeps == [10, 10]  # domain deleting, security group still attached
+
+def test_nfs_groups_not_tagged_for_this_domain_are_left_alone(
+    sagemaker: tuple[Any, Stubber], ec2: tuple[Any, Stubber]
+) -> None:
+    client, stub = sagemaker
+    ec2_client, ec2_stub = ec2
+    _not_found(stub, "list_apps")
+    _not_found(stub, "describe_domain")
+    other = "arn:aws:sagemaker:eu-west-1:111122223333:domain/d-other0000000"
+    ec2_stub.add_response("describe_security_groups", _nfs_groups(other), NFS_FILTERS)
+    assert _cleaner(client, FakeTime(), ec2=ec2_client).step(_request(delete_home_efs=True)) is None
+
+
+def test_groups_the_role_may_not_delete_are_reported_and_left(
+    sagemaker: tuple[Any, Stubber], ec2: tuple[Any, Stubber]
+) -> None:
+    client, stub = sagemaker
+    ec2_client, ec2_stub = ec2
+    _not_found(stub, "list_apps")
+    _not_found(stub, "describe_domain")
+    ec2_stub.add_response("describe_security_groups", _nfs_groups(), NFS_FILTERS)
+    ec2_stub.add_client_error(
+        "revoke_security_group_ingress",
+        service_error_code="UnauthorizedOperation",
+        service_message="not authorized",
+    )
+    assert _cleaner(client, FakeTime(), ec2=ec2_client).step(_request(delete_home_efs=True)) is None
 
 
 def test_a_domain_sagemaker_cannot_delete_is_left_to_cloudformation(
     sagemaker: tuple[Any, Stubber],
 ) -> None:
     client, stub = sagemaker
-    stub.add_response("delete_domain", {})
+    _empty_domain(stub)
     stub.add_response("describe_domain", {"Status": "Delete_Failed"})
-    _cleaner(client, FakeTime(), ec2=None).delete_domain_and_home(DOMAIN, "vpc-1")
+    assert _cleaner(client, FakeTime()).step(_request(delete_home_efs=True)) is None
 
 
-# -- the CloudFormation contract ------------------------------------------------------------------
+# -- the provider framework's contract --------------------------------------------------------
 
 
-class FakeContext:
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
-def _event(request_type: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "RequestType": request_type,
-        "ResponseURL": "https://cloudformation-custom-resource-response.example/abc",
-        "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1",
-        "RequestId": "req-1",
-        "LogicalResourceId": "CleanupResource",
-        "ResourceType": "Custom::StudioDomainCleanup",
-        "ResourceProperties": {"ServiceToken": "arn", "DomainId": DOMAIN, "DeleteHomeEfs": "false"},
-        **extra,
-    }
-
-
-@pytest.fixture
-def responses(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    class Response(io.BytesIO):
-        status = 200
-
-    def urlopen(request: Any, timeout: float) -> Response:
-        assert request.get_method() == "PUT"
-        sent.append(json.loads(request.data))
-        return Response()
-
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
-    return sent
-
-
-def test_create_touches_nothing_and_succeeds(
-    responses: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(studio_cleanup, "run_delete", lambda *a: pytest.fail("deleted on Create"))
-    studio_cleanup.handler(_event("Create"), FakeContext())
-    assert responses == [
-        {
-            "Status": "SUCCESS",
-            "Reason": "See the log stream of this function (SUCCESS)",
-            "PhysicalResourceId": f"{DOMAIN}-cleanup",
-            "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1",
-            "RequestId": "req-1",
-            "LogicalResourceId": "CleanupResource",
-            "NoEcho": False,
-            "Data": {},
+def test_create_and_update_touch_nothing(clients: tuple[Stubber, Stubber]) -> None:
+    # No stubbed responses: any AWS call would fail the test.
+    for request_type in ("Create", "Update"):
+        event = _event(request_type)
+        assert studio_cleanup.on_event(event, FakeContext()) == {
+            "PhysicalResourceId": f"{DOMAIN}-cleanup"
         }
-    ]
+        assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": True}
 
 
-def test_delete_runs_the_cleanup_and_reports_success(
-    responses: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+def test_delete_starts_in_on_event_and_completes_over_is_complete_polls(
+    clients: tuple[Stubber, Stubber],
 ) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(studio_cleanup, "run_delete", lambda props, ctx: calls.append(props))
-    studio_cleanup.handler(_event("Delete", PhysicalResourceId="old-id"), FakeContext())
-    assert calls == [{"ServiceToken": "arn", "DomainId": DOMAIN, "DeleteHomeEfs": "false"}]
-    assert responses[0]["Status"] == "SUCCESS"
-    assert responses[0]["PhysicalResourceId"] == "old-id"
+    stub, _ = clients
+    event = _event("Delete")
+    stub.add_response("list_apps", {"Apps": [_app("default", "InService")]}, BY_DOMAIN)
+    stub.add_response(
+        "delete_app",
+        {},
+        {
+            "DomainId": DOMAIN,
+            "AppType": "JupyterLab",
+            "AppName": "default",
+            "SpaceName": "alice-space",
+        },
+    )
+    # The framework requires the same physical ID back on Delete.
+    assert studio_cleanup.on_event(event, FakeContext()) == {
+        "PhysicalResourceId": f"{DOMAIN}-cleanup"
+    }
+    stub.add_response("list_apps", {"Apps": [_app("default", "Deleting")]}, BY_DOMAIN)
+    assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": False}
+    _throttle(stub, "list_apps")  # still throttled at this poll's deadline: not complete yet
+    assert studio_cleanup.is_complete(event, FakeContext(remaining_ms=20_000)) == {
+        "IsComplete": False
+    }
+    _empty_domain(stub)
+    assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": True}
 
 
-def test_a_failed_delete_still_answers_cloudformation_with_the_reason(
-    responses: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+def test_an_aws_error_is_raised_for_the_framework_to_report_failed(
+    clients: tuple[Stubber, Stubber],
 ) -> None:
-    def fail(props: Any, ctx: Any) -> None:
-        raise DeadlineExceededError("gave up waiting: 1 app(s) of d-abc123 to be deleted")
-
-    monkeypatch.setattr(studio_cleanup, "run_delete", fail)
-    studio_cleanup.handler(_event("Delete", PhysicalResourceId="x"), FakeContext())
-    assert responses[0]["Status"] == "FAILED"
-    assert responses[0]["Reason"] == (
-        "DeadlineExceededError: gave up waiting: 1 app(s) of d-abc123 to be deleted"
+    stub, _ = clients
+    stub.add_client_error(
+        "list_apps", service_error_code="AccessDeniedException", service_message="no"
     )
+    with pytest.raises(Exception, match="AccessDenied"):
+        studio_cleanup.is_complete(_event("Delete"), FakeContext())
 
 
-def test_run_delete_deletes_the_domain_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    done: list[str] = []
-    monkeypatch.setattr(Cleaner, "empty_domain", lambda self, d: done.append(f"empty {d}"))
-    monkeypatch.setattr(
-        Cleaner, "delete_domain_and_home", lambda self, d, vpc: done.append(f"delete {d} {vpc}")
-    )
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    studio_cleanup.run_delete({"DomainId": DOMAIN, "DeleteHomeEfs": "false"}, FakeContext())
-    studio_cleanup.run_delete(
-        {"DomainId": DOMAIN, "DeleteHomeEfs": "true", "VpcId": "vpc-1"}, FakeContext()
-    )
-    assert done == [f"empty {DOMAIN}", f"empty {DOMAIN}", f"delete {DOMAIN} vpc-1"]
+def _without(event: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k != key}
+
+
+def _props(**changes: Any) -> dict[str, Any]:
+    event = _event("Delete")
+    props = {**event["ResourceProperties"], **changes}
+    return {**event, "ResourceProperties": {k: v for k, v in props.items() if v is not None}}
+
+
+MALFORMED = {
+    "not an object": (["Delete"], "expected a JSON object, got list"),
+    "no event": (None, "expected a JSON object, got NoneType"),
+    "no RequestType": (_without(_event("Delete"), "RequestType"), "RequestType=None is not one of"),
+    "unknown RequestType": (
+        _event("Replace"),
+        "RequestType='Replace' is not one of Create, Update, Delete",
+    ),
+    "lower-case RequestType": (_event("delete"), "RequestType='delete' is not one of"),
+    "no properties": (
+        _without(_event("Delete"), "ResourceProperties"),
+        "ResourceProperties is missing",
+    ),
+    "properties not an object": (
+        {**_event("Delete"), "ResourceProperties": "d-abc"},
+        "ResourceProperties is missing or not an object",
+    ),
+    "no DomainId": (
+        _props(DomainId=None),
+        "ResourceProperties.DomainId=None is not a SageMaker domain ID",
+    ),
+    "empty DomainId": (_props(DomainId=""), "ResourceProperties.DomainId='' is not"),
+    "DomainId not a string": (_props(DomainId=12), "ResourceProperties.DomainId=12 is not"),
+    "DomainId with upper case": (_props(DomainId="d-ABC"), "DomainId='d-ABC' is not"),
+    "DomainArn of another domain": (
+        _props(DomainArn="arn:aws:sagemaker:eu-west-1:111122223333:domain/d-other"),
+        "is not the ARN of domain d-abc123def456",
+    ),
+    "no DomainArn": (_props(DomainArn=None), "ResourceProperties.DomainArn=None"),
+    "DeleteHomeEfs a boolean": (
+        _props(DeleteHomeEfs=True),
+        "DeleteHomeEfs=True is not one of 'true', 'false'",
+    ),
+    "DeleteHomeEfs yes": (_props(DeleteHomeEfs="yes"), "DeleteHomeEfs='yes' is not one of"),
+    "bad VpcId": (_props(VpcId="subnet-1"), "ResourceProperties.VpcId='subnet-1' is not a VPC ID"),
+    "Delete without physical ID": (
+        _without(_event("Delete"), "PhysicalResourceId"),
+        "PhysicalResourceId=None; every Delete request carries",
+    ),
+    "Update with empty physical ID": (
+        _event("Update", PhysicalResourceId=""),
+        "PhysicalResourceId=''; every Update request carries",
+    ),
+}
+
+
+@pytest.mark.parametrize("handler", ["on_event", "is_complete"])
+@pytest.mark.parametrize(("event", "message"), MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_event_raises_one_clear_line_and_calls_nothing(
+    clients: tuple[Stubber, Stubber], handler: str, event: Any, message: str
+) -> None:
+    """The framework answers FAILED with this message; never SUCCESS, never silence."""
+    with pytest.raises(MalformedEventError) as raised:
+        getattr(studio_cleanup, handler)(event, FakeContext())
+    text = str(raised.value)
+    assert text.startswith("malformed event: ") and "\n" not in text
+    assert message in text
