@@ -11,7 +11,16 @@ import json
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
+from moto.ec2.exceptions import DependencyViolationError
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.flow_logs import FlowLogs
+from moto.ec2.models.route_tables import RouteTable as MotoRouteTable
+from moto.ec2.models.vpcs import VPCEndPoint
+from moto.kms.models import kms_backends
 from moto.moto_api._internal import mock_random
+from moto.s3.models import FakeBucket, s3_backends
+from moto.sagemaker.models import sagemaker_backends
+from moto.scheduler.models import scheduler_backends
 
 
 def _suffix() -> str:
@@ -48,7 +57,7 @@ class Placeholder(CloudFormationModel):
 
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         if attribute_name.endswith("Arn"):
-            _, service, kind = (self.resource_type.split("::") + ["", ""])[:3]
+            _, service, kind = [*self.resource_type.split("::"), "", ""][:3]
             return (
                 f"arn:aws:{service.lower()}:{self.region}:{self.account_id}:"
                 f"{kind.lower() or 'resource'}/{self.physical_id}"
@@ -56,7 +65,7 @@ class Placeholder(CloudFormationModel):
         return f"{self.physical_id}.{attribute_name}"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
@@ -84,7 +93,7 @@ class AnsweredCustomResource(Placeholder):
         return "Emulator::CustomResource"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
@@ -128,7 +137,7 @@ class SageMakerPipeline(_Adapter):
         return "AWS::SageMaker::Pipeline"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
@@ -136,8 +145,6 @@ class SageMakerPipeline(_Adapter):
         region_name: str,
         **kwargs: Any,
     ) -> SageMakerPipeline:
-        from moto.sagemaker.models import sagemaker_backends
-
         props = cloudformation_json["Properties"]
         name = props.get("PipelineName") or resource_name
         definition = props["PipelineDefinition"]
@@ -158,8 +165,6 @@ class SageMakerPipeline(_Adapter):
         return cls(name, {"Arn": pipeline.arn})
 
     def delete(self, account_id: str, region_name: str) -> None:
-        from moto.sagemaker.models import sagemaker_backends
-
         sagemaker_backends[account_id][region_name].delete_pipeline(self.physical_id)
 
 
@@ -174,7 +179,7 @@ class SchedulerSchedule(_Adapter):
         return "AWS::Scheduler::Schedule"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
@@ -182,8 +187,6 @@ class SchedulerSchedule(_Adapter):
         region_name: str,
         **kwargs: Any,
     ) -> SchedulerSchedule:
-        from moto.scheduler.models import scheduler_backends
-
         props = cloudformation_json["Properties"]
         name = props.get("Name") or resource_name[:64]
         schedule = scheduler_backends[account_id][region_name].create_schedule(
@@ -204,8 +207,6 @@ class SchedulerSchedule(_Adapter):
         return cls(name, {"Arn": schedule.arn, "_group": group})
 
     def delete(self, account_id: str, region_name: str) -> None:
-        from moto.scheduler.models import scheduler_backends
-
         scheduler_backends[account_id][region_name].delete_schedule(
             self.attributes["_group"], self.physical_id
         )
@@ -224,7 +225,7 @@ class KmsKey(_Adapter):
         return "AWS::KMS::Key"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: Any,
@@ -232,8 +233,6 @@ class KmsKey(_Adapter):
         region_name: str,
         **kwargs: Any,
     ) -> KmsKey:
-        from moto.kms.models import kms_backends
-
         props = cloudformation_json["Properties"]
         policy = props.get("KeyPolicy")
         key = kms_backends[account_id][region_name].create_key(
@@ -249,103 +248,99 @@ class KmsKey(_Adapter):
 
     def delete(self, account_id: str, region_name: str) -> None:
         """CloudFormation schedules the key's deletion (PendingWindowInDays, default 30)."""
-        from moto.kms.models import kms_backends
-
         kms_backends[account_id][region_name].schedule_key_deletion(self.physical_id, 30)
 
 
-def _bucket_class() -> type[CloudFormationModel]:
-    from moto.s3.models import FakeBucket, s3_backends
+class Bucket(FakeBucket):
+    """AWS::S3::Bucket: moto's model ignores VersioningConfiguration and the public access block.
 
-    class Bucket(FakeBucket):
-        """AWS::S3::Bucket: moto's model ignores VersioningConfiguration and the public access block.
+    After moto creates the bucket (name, encryption, tags) this applies both, as
+    CloudFormation does, so ``GetBucketVersioning`` answers what the template asked.
+    """
 
-        After moto creates the bucket (name, encryption, tags) this applies both, as
-        CloudFormation does, so ``GetBucketVersioning`` answers what the template asked.
-        """
-
-        @classmethod
-        def create_from_cloudformation_json(  # type: ignore[override]
-            cls,
-            resource_name: str,
-            cloudformation_json: Any,
-            account_id: str,
-            region_name: str,
-            **kwargs: Any,
-        ) -> FakeBucket:
-            bucket = FakeBucket.create_from_cloudformation_json(
-                resource_name, cloudformation_json, account_id, region_name, **kwargs
-            )
-            props = cloudformation_json.get("Properties", {})
-            backend = s3_backends[account_id]["aws"]
-            versioning = props.get("VersioningConfiguration", {}).get("Status")
-            if versioning:
-                backend.put_bucket_versioning(bucket.name, versioning)
-            block = props.get("PublicAccessBlockConfiguration")
-            if block:
-                backend.put_public_access_block(bucket.name, {k: str(v).lower() for k, v in block.items()})
-            return bucket
-
-    return Bucket
-
-
-def _vpc_endpoint_class() -> type[CloudFormationModel]:
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.vpcs import VPCEndPoint
-
-    class VpcEndpoint(VPCEndPoint):
-        """AWS::EC2::VPCEndpoint: moto's model has no delete, so the VPC's delete then fails.
-
-        moto calls this with the physical id when the model object has no ``delete``.
-        """
-
-        @classmethod
-        def delete_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> None:
-            ec2_backends[account_id][region_name].delete_vpc_endpoints([resource_name])
-
-    return VpcEndpoint
-
-
-def _route_table_class() -> type[CloudFormationModel]:
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.route_tables import RouteTable as MotoRouteTable
-
-    class RouteTable(MotoRouteTable):
-        """AWS::EC2::RouteTable: moto's model has no delete, so the VPC's delete then fails.
-
-        CloudFormation deletes the subnet associations first (their own resources); moto's
-        association model has no delete either, so this removes them with the table.
-        """
-
-        @classmethod
-        def delete_from_cloudformation_json(  # type: ignore[override]
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> None:
-            backend = ec2_backends[account_id][region_name]
-            table = backend.get_route_table(resource_name)
-            for association_id in list(table.associations):
-                backend.disassociate_route_table(association_id)
-            backend.delete_route_table(resource_name)
-
-    return RouteTable
-
-
-ADAPTERS: dict[str, type[CloudFormationModel]] = {}
-
-
-def load() -> dict[str, type[CloudFormationModel]]:
-    """The adapters by resource type (built after moto's models are importable)."""
-    if not ADAPTERS:
-        ADAPTERS.update(
-            {
-                "AWS::SageMaker::Pipeline": SageMakerPipeline,
-                "AWS::Scheduler::Schedule": SchedulerSchedule,
-                "AWS::KMS::Key": KmsKey,
-                "AWS::S3::Bucket": _bucket_class(),
-                "AWS::EC2::VPCEndpoint": _vpc_endpoint_class(),
-                "AWS::EC2::RouteTable": _route_table_class(),
-            }
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> FakeBucket:
+        bucket = FakeBucket.create_from_cloudformation_json(
+            resource_name, cloudformation_json, account_id, region_name, **kwargs
         )
-    return ADAPTERS
+        props = cloudformation_json.get("Properties", {})
+        backend = s3_backends[account_id]["aws"]
+        versioning = props.get("VersioningConfiguration", {}).get("Status")
+        if versioning:
+            backend.put_bucket_versioning(bucket.name, versioning)
+        block = props.get("PublicAccessBlockConfiguration")
+        if block:
+            backend.put_public_access_block(
+                bucket.name, {k: str(v).lower() for k, v in block.items()}
+            )
+        return bucket
+
+
+class VpcEndpoint(VPCEndPoint):
+    """AWS::EC2::VPCEndpoint: moto's model has no delete, so the VPC's delete then fails.
+
+    moto calls this with the physical id when the model object has no ``delete``. Its
+    DeleteVpcEndpoints only marks the endpoint "deleted" (and removes a gateway
+    endpoint's routes); this also forgets it, as AWS does once the deletion completes.
+    """
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        backend = ec2_backends[account_id][region_name]
+        backend.delete_vpc_endpoints([resource_name])
+        backend.vpc_end_points.pop(resource_name, None)
+
+
+class RouteTable(MotoRouteTable):
+    """AWS::EC2::RouteTable: moto's model has no delete, so the VPC's delete then fails.
+
+    CloudFormation deletes a table after the gateway endpoints that reference it (they
+    depend on it); moto deletes a stack's resources in no particular order, so while a
+    live endpoint still names the table this refuses, as a dependency violation, and
+    moto's delete loop retries it on its next pass.
+    """
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        backend = ec2_backends[account_id][region_name]
+        users = [
+            endpoint.id
+            for endpoint in backend.vpc_end_points.values()
+            if resource_name in endpoint.route_table_ids
+        ]
+        if users:
+            raise DependencyViolationError(f"{resource_name} is used by {users}")
+        backend.delete_route_table(resource_name)
+
+
+class FlowLog(FlowLogs):
+    """AWS::EC2::FlowLog: moto's model has no delete, so the flow log outlives its stack."""
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        ec2_backends[account_id][region_name].delete_flow_logs([resource_name])
+
+
+# The adapters by the resource type they stand in for (tests/emulator/server.py routes them).
+ADAPTERS: dict[str, Any] = {
+    "AWS::SageMaker::Pipeline": SageMakerPipeline,
+    "AWS::Scheduler::Schedule": SchedulerSchedule,
+    "AWS::KMS::Key": KmsKey,
+    "AWS::S3::Bucket": Bucket,
+    "AWS::EC2::VPCEndpoint": VpcEndpoint,
+    "AWS::EC2::RouteTable": RouteTable,
+    "AWS::EC2::FlowLog": FlowLog,
+}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -50,6 +51,12 @@ class Emulator:
     port: int
     work: Path
     log: Path
+    pid: int
+
+    def server_cpu(self) -> float:
+        """CPU seconds the emulator process has used so far."""
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
 
     @property
     def endpoint(self) -> str:
@@ -67,7 +74,7 @@ class Emulator:
             "HOME": str(home),  # the CLI's caches (~/.cdk) stay in this run
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": "emulator",  # noqa: S105 - a dummy for the emulator
+            "AWS_SECRET_ACCESS_KEY": "emulator",  # a dummy for the emulator
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,
             "AWS_CONFIG_FILE": str(home / "aws-config"),
@@ -91,14 +98,32 @@ class Emulator:
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key="emulator",  # noqa: S106 - a dummy for the emulator
+            aws_secret_access_key="emulator",  # a dummy for the emulator
         )
+
+    @property
+    def project(self) -> Path:
+        """The CLI's working directory: the project's cdk.json and this run's lookups.
+
+        The CLI reads cdk.json from its working directory and writes the lookups it makes to
+        cdk.context.json there; a directory of its own keeps the worktree untouched. The
+        availability-zone lookup is answered in advance with the emulator's own answer
+        (DescribeAvailabilityZones), which saves the CLI a second synthesis of the app.
+        """
+        project = self.work / "project"
+        if not project.exists():
+            project.mkdir()
+            (project / "cdk.json").write_text((ROOT / "cdk.json").read_text())
+            zones = [f"{REGION}{suffix}" for suffix in "abc"]
+            lookups = {f"availability-zones:account={ACCOUNT}:region={REGION}": zones}
+            (project / "cdk.context.json").write_text(json.dumps(lookups, indent=2))
+        return project
 
     def cdk(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the project's CDK CLI; fail with its output when it fails."""
         result = subprocess.run(
             [str(CDK), *args],
-            cwd=ROOT,
+            cwd=self.project,
             env=self.env,
             capture_output=True,
             text=True,
@@ -129,7 +154,7 @@ def running_emulator(work: Path) -> Iterator[Emulator]:
             if process.poll() is not None:
                 raise RuntimeError(f"emulator exited with {process.returncode}:\n{log.read_text()}")
             try:
-                with urllib.request.urlopen(  # noqa: S310 - our own loopback server
+                with urllib.request.urlopen(  # our own loopback server
                     f"http://127.0.0.1:{port}/moto-api/", timeout=2
                 ):
                     break
@@ -137,7 +162,7 @@ def running_emulator(work: Path) -> Iterator[Emulator]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"emulator not up after {START_TIMEOUT_S}s") from None
                 time.sleep(0.2)
-        yield Emulator(port=port, work=work, log=log)
+        yield Emulator(port=port, work=work, log=log, pid=process.pid)
     finally:
         process.terminate()
         try:

@@ -8,7 +8,6 @@ behaviour of real CloudFormation it imitates is in its docstring.
 
 from __future__ import annotations
 
-import json
 import sys
 from importlib.metadata import version
 from typing import Any
@@ -46,12 +45,13 @@ def _check_version() -> None:
 
 def install() -> None:
     """Route CloudFormation resource types to the adapters (moto's parsing type lookup)."""
-    from moto.cloudformation import parsing
+    # Imported here, after the version check: the adapters import moto's internals.
+    from moto.cloudformation import parsing  # noqa: PLC0415
 
-    from tests.emulator import adapters
+    from tests.emulator import adapters  # noqa: PLC0415
 
     original = parsing.resource_class_from_type
-    models = adapters.load()
+    models = adapters.ADAPTERS
 
     def resource_class_from_type(resource_type: str) -> Any:
         if resource_type.startswith("Custom::") or resource_type == (
@@ -66,7 +66,7 @@ def install() -> None:
             return adapters.Placeholder
         return original(resource_type)
 
-    parsing.resource_class_from_type = resource_class_from_type  # type: ignore[assignment]
+    parsing.resource_class_from_type = resource_class_from_type
     _forget_deleted_resources()
 
 
@@ -77,7 +77,7 @@ def _forget_deleted_resources() -> None:
     delete evaluates the outputs again, which re-creates every resource they reference (a
     fresh bucket with a new name, ...). CloudFormation forgets them; so does this.
     """
-    from moto.cloudformation.models import Stack
+    from moto.cloudformation.models import Stack  # noqa: PLC0415
 
     original_delete = Stack.delete
 
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("usage: python -m tests.emulator.server PORT")
     _check_version()
     install()
-    from moto.server import main as moto_main
+    from moto.server import main as moto_main  # noqa: PLC0415
 
     moto_main(["--host", "127.0.0.1", "--port", args[0]])
 

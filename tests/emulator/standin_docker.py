@@ -40,7 +40,7 @@ def _option(args: list[str], name: str) -> str | None:
 
 
 def _push(target: str) -> int:
-    import boto3
+    import boto3  # noqa: PLC0415 - only push needs it (and it is slow to import)
 
     registry_repo, tag = target.rsplit(":", 1)
     registry, repository = registry_repo.split("/", 1)
@@ -69,13 +69,13 @@ def main(args: list[str]) -> int:
         return 2
     command, rest = args[0], args[1:]
     with (_state() / "calls.jsonl").open("a") as out:
-        out.write(json.dumps({"command": command, "args": rest, "cwd": os.getcwd()}) + "\n")
+        out.write(json.dumps({"command": command, "args": rest, "cwd": str(Path.cwd())}) + "\n")
     if command == "inspect":
         return 0 if rest and rest[-1] in _built() else 1
     if command == "build":
         dockerfile = Path(_option(rest, "--file") or "Dockerfile")
         if not dockerfile.is_file():
-            print(f"stand-in docker: no {dockerfile} in {os.getcwd()}", file=sys.stderr)
+            print(f"stand-in docker: no {dockerfile} in {Path.cwd()}", file=sys.stderr)
             return 1
         tag = _option(rest, "--tag")
         if tag is None:

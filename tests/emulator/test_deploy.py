@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -60,9 +61,9 @@ class Deployed:
                 r["LogicalResourceId"]: r["PhysicalResourceId"]
                 for r in cfn.list_stack_resources(StackName=stack)["StackResourceSummaries"]
             }
-            for logical, resource in template["Resources"].items():
+            for logical, definition in template["Resources"].items():
                 if logical in ids:
-                    self.physical.setdefault(resource["Type"], {})[f"{stack}/{logical}"] = ids[
+                    self.physical.setdefault(definition["Type"], {})[f"{stack}/{logical}"] = ids[
                         logical
                     ]
 
@@ -96,12 +97,16 @@ def check_storage(app: Deployed) -> dict[str, str]:
     }
     assert keys, "the app deployed no KMS key"
     for arn, logical in keys.items():
-        assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"], f"{logical}: rotation off"
+        assert kms.get_key_rotation_status(KeyId=arn)["KeyRotationEnabled"], (
+            f"{logical}: rotation off"
+        )
     buckets = app.of("AWS::S3::Bucket")
     with_app_key = []
     for logical, name in buckets.items():
         assert s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled", logical
-        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][
+            0
+        ]
         default = rule["ApplyServerSideEncryptionByDefault"]
         if default["SSEAlgorithm"] == "aws:kms":
             assert default.get("KMSMasterKeyID") in keys, f"{logical}: {default}"
@@ -169,9 +174,15 @@ def check_schedules(app: Deployed, pipelines: dict[str, str], env: str) -> None:
         queue_arn = target["DeadLetterConfig"]["Arn"]
         url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        assert attributes.get("KmsMasterKeyId") or attributes.get("SqsManagedSseEnabled") == "true", (
-            f"{logical}: dead-letter queue {queue_arn} unencrypted"
-        )
+        assert (
+            attributes.get("KmsMasterKeyId") or attributes.get("SqsManagedSseEnabled") == "true"
+        ), f"{logical}: dead-letter queue {queue_arn} unencrypted"
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (the CLI and the app it synthesizes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -179,11 +190,20 @@ def test_deploy_check_destroy(
     env: str, emulator: Emulator, record_property: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = inventory(emulator)
+    cpu_before = _children_cpu()
+    server_before = emulator.server_cpu()
     assembly = emulator.work / f"cdk.out.{env}"
     started = time.monotonic()
     emulator.cdk("synth", "--app", APP, "-c", f"env={env}", "-o", str(assembly), "--quiet")
     synthesized = time.monotonic()
-    deploy_args = ["--all", "--app", str(assembly), "--method=direct", "--require-approval", "never"]
+    deploy_args = [
+        "--all",
+        "--app",
+        str(assembly),
+        "--method=direct",
+        "--require-approval",
+        "never",
+    ]
     emulator.cdk("deploy", *deploy_args)
     deployed = time.monotonic()
     try:
@@ -196,9 +216,13 @@ def test_deploy_check_destroy(
         emulator.cdk("destroy", "--all", "--app", str(assembly), "--force")
     destroyed = time.monotonic()
     after = inventory(emulator)
-    leftovers = {kind: sorted(after[kind] - before[kind]) for kind in after if after[kind] - before[kind]}
+    leftovers = {
+        kind: sorted(after[kind] - before[kind]) for kind in after if after[kind] - before[kind]
+    }
     assert leftovers == {}, f"left after cdk destroy: {leftovers}"
     timings = {
+        "cli_and_synth_cpu_s": round(_children_cpu() - cpu_before, 1),
+        "emulator_cpu_s": round(emulator.server_cpu() - server_before, 1),
         "synth_s": round(synthesized - started, 1),
         "deploy_s": round(deployed - synthesized, 1),
         "check_s": round(checked - deployed, 1),
