@@ -69,9 +69,16 @@ class Emulator:
         keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
         home = self.work / "home"
         home.mkdir(exist_ok=True)
+        # The app's jsii runtime keeps unpacked libraries under ~/.cache: share the user's
+        # (unpacking aws-cdk-lib again costs ~10 s of CPU), keep the rest of HOME apart.
+        jsii_cache = os.environ.get(
+            "JSII_RUNTIME_PACKAGE_CACHE_ROOT",
+            str(Path.home() / ".cache" / "aws" / "jsii" / "package-cache"),
+        )
         return {
             **{name: os.environ[name] for name in keep if name in os.environ},
-            "HOME": str(home),  # the CLI's caches (~/.cdk) stay in this run
+            "HOME": str(home),  # the CLI's caches (~/.cdk: access key -> account) stay in this run
+            "JSII_RUNTIME_PACKAGE_CACHE_ROOT": jsii_cache,
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ACCESS_KEY_ID": ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": "emulator",  # a dummy for the emulator

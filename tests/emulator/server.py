@@ -52,6 +52,7 @@ def install() -> None:
 
     original = parsing.resource_class_from_type
     models = adapters.ADAPTERS
+    unknown: set[str] = set()
 
     def resource_class_from_type(resource_type: str) -> Any:
         if resource_type.startswith("Custom::") or resource_type == (
@@ -61,7 +62,8 @@ def install() -> None:
         if resource_type in models:
             return models[resource_type]
         if resource_type in SKIPPED_TYPES or resource_type not in parsing.get_model_map():
-            if resource_type not in SKIPPED_TYPES:
+            if resource_type not in SKIPPED_TYPES and resource_type not in unknown:
+                unknown.add(resource_type)
                 print(f"emulator: no model for {resource_type}: placeholder", file=sys.stderr)
             return adapters.Placeholder
         return original(resource_type)

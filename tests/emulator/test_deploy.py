@@ -14,6 +14,7 @@ import re
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,26 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+def check_assets(emulator: Emulator, assembly: Path) -> None:
+    """Every file asset is in the bootstrap bucket and every image asset's tag in ECR."""
+    s3, ecr = emulator.client("s3"), emulator.client("ecr")
+    images = 0
+    for manifest in assembly.glob("*.assets.json"):
+        assets = json.loads(manifest.read_text())
+        for asset in assets.get("files", {}).values():
+            for destination in asset["destinations"].values():
+                s3.head_object(Bucket=destination["bucketName"], Key=destination["objectKey"])
+        for asset_id, asset in assets.get("dockerImages", {}).items():
+            for destination in asset["destinations"].values():
+                found = ecr.describe_images(
+                    repositoryName=destination["repositoryName"],
+                    imageIds=[{"imageTag": destination["imageTag"]}],
+                )["imageDetails"]
+                assert found, f"{manifest.name}: image {asset_id} not published"
+                images += 1
+    assert images >= 2, "the training and inference images are assets"
 
 
 def check_storage(app: Deployed) -> dict[str, str]:
@@ -207,6 +228,7 @@ def test_deploy_check_destroy(
     emulator.cdk("deploy", *deploy_args)
     deployed = time.monotonic()
     try:
+        check_assets(emulator, assembly)
         app = Deployed(emulator, stack_templates(assembly))
         buckets = check_storage(app)
         pipelines = check_pipelines(app, buckets)
@@ -233,17 +255,12 @@ def test_deploy_check_destroy(
         record_property(name, value)
     with capsys.disabled():
         print(f"\nemulator {env}: {timings}")
-
-
-def test_stand_in_docker_built_every_image_asset(emulator: Emulator) -> None:
-    """Runs after the deploys: every image asset was 'built' from a context with its Dockerfile."""
-    calls = [
-        json.loads(line)
-        for line in (emulator.work / "docker" / "calls.jsonl").read_text().splitlines()
-    ]
-    builds = [call for call in calls if call["command"] == "build"]
-    pushes = [call for call in calls if call["command"] == "push"]
-    assert builds, "no image asset was built"
-    assert len(pushes) >= len(builds)
-    for build in builds:
-        assert (Path(build["cwd"]) / "Dockerfile").is_file()
+    placeholders = sorted(
+        {
+            line.split()[4]
+            for line in emulator.log.read_text().splitlines()
+            if "no model for" in line
+        }
+    )
+    if placeholders:
+        warnings.warn(f"the emulator created nothing for: {placeholders}", stacklevel=1)
