@@ -124,7 +124,8 @@ def check_storage(app: Deployed) -> dict[str, str]:
     buckets = app.of("AWS::S3::Bucket")
     with_app_key = []
     for logical, name in buckets.items():
-        assert s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled", logical
+        versioning = s3.get_bucket_versioning(Bucket=name).get("Status")
+        assert versioning == "Enabled", f"{logical}: versioning {versioning}"
         rule = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][
             0
         ]
