@@ -8,14 +8,16 @@ import pytest
 from iris_training.cli import main
 from iris_training.data import bundled_iris, load_dataset
 from iris_training.errors import UserError
-from iris_training.gate import Champion, decide
+from iris_training.gate import SPECIES, Champion, ClassCoverage, decide
 from iris_training.hyperparameters import Hyperparameters, parse_hyperparameters
+from mlflow.exceptions import MlflowException
 
 from tests.containers.conftest import (
     HOPELESS,
     TRAINING_CODE,
     Store,
     TrainingRun,
+    new_store,
     run_module,
     sagemaker_tree,
     train,
@@ -234,7 +236,12 @@ def test_malformed_channel_fails_the_job_before_mlflow(
 def test_gate_rules(
     challenger: float, champion: Champion | None, promote: bool, reason: str
 ) -> None:
-    decision = decide(challenger_accuracy=challenger, min_accuracy=0.9, champion=champion)
+    decision = decide(
+        challenger_accuracy=challenger,
+        min_accuracy=0.9,
+        champion=champion,
+        classes=ClassCoverage(train=SPECIES, evaluation=SPECIES, model=SPECIES),
+    )
     assert decision.promote is promote
     assert reason in decision.reason
     assert decision.tags()["gate.decision"] == ("promoted" if promote else "rejected")
@@ -333,3 +340,121 @@ def test_gate_refuses_when_the_champion_cannot_be_scored(
     assert f"production version {broken.version} could not be scored" in tags["gate.reason"]
     assert "gate.champion_error" in tags
     assert run.evaluation["gate"]["champion_accuracy"] is None
+
+
+# --- the gate judges what production serves (issue 13) --------------------------------------
+
+
+def _iris_csv(
+    *, species: tuple[str, ...] = ("setosa", "versicolor", "virginica"), prefix: str = ""
+) -> str:
+    """The bundled Iris as a train-channel CSV, keeping only `species`, labels prefixed."""
+    bundled = bundled_iris()
+    frame = bundled.features.copy()
+    frame["species"] = [prefix + label for label in bundled.labels]
+    keep = bundled.labels.isin(species).to_numpy()
+    return str(frame[keep].to_csv(index=False))
+
+
+def _train_on(store: Store, base: Path, csv_text: str, **hyperparameters: str) -> TrainingRun:
+    channel = base / "input" / "data" / "train"
+    channel.mkdir(parents=True, exist_ok=True)
+    (channel / "iris.csv").write_text(csv_text)
+    return train(store, base, hyperparameters)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_one_class_is_never_promoted_without_a_champion(
+    tmp_path: Path,
+) -> None:
+    store = new_store(tmp_path / "store")
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(species=("setosa",)))
+
+    assert run.exit_code == 0, run.failure  # registered and rejected, a normal outcome
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert "lacks class(es) versicolor, virginica" in run.evaluation["gate"]["reason"]
+    assert run.evaluation["alias"] is None
+    with pytest.raises(MlflowException):
+        store.production_version()
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_one_class_is_never_promoted_over_a_champion(
+    champion: tuple[Store, TrainingRun], tmp_path: Path
+) -> None:
+    store, _ = champion
+    before = store.production_version()
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(species=("setosa",)))
+
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert store.production_version() == before
+
+
+@pytest.mark.slow
+def test_labels_spelled_differently_from_production_are_rejected(
+    champion: tuple[Store, TrainingRun], tmp_path: Path
+) -> None:
+    store, _ = champion
+    before = store.production_version()
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(prefix="Iris-"))
+
+    reason = run.evaluation["gate"]["reason"]
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert store.production_version() == before
+    assert "unexpected Iris-setosa, Iris-versicolor, Iris-virginica" in reason
+    assert "setosa, versicolor, virginica" in reason
+
+
+EXPECTED = SPECIES
+
+
+@pytest.mark.parametrize(
+    ("labels", "champion", "promote", "reason"),
+    [
+        # (training classes, held-out classes, challenger's classes)
+        (
+            (("setosa",), ("setosa",), ("setosa",)),
+            None,
+            False,
+            "lacks class(es) versicolor, virginica",
+        ),
+        (
+            (EXPECTED, ("setosa", "virginica"), EXPECTED),
+            None,
+            False,
+            "held-out set lacks class(es) versicolor",
+        ),
+        (
+            (("Iris-setosa", "Iris-versicolor", "Iris-virginica"),) * 3,
+            Champion("3", 0.0, classes=EXPECTED),
+            False,
+            "unexpected Iris-setosa",
+        ),
+        (
+            (EXPECTED,) * 3,
+            Champion("3", 0.5, classes=("a", "b", "c")),
+            False,
+            "production version 3 predicts a, b, c",
+        ),
+        ((EXPECTED,) * 3, Champion("3", 0.97, classes=EXPECTED), True, ">= production version 3's"),
+        ((EXPECTED,) * 3, None, True, "no production version yet"),
+    ],
+)
+def test_gate_rejects_challengers_that_do_not_serve_the_production_labels(
+    labels: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+    champion: Champion | None,
+    promote: bool,
+    reason: str,
+) -> None:
+    train_classes, eval_classes, model_classes = labels
+    decision = decide(
+        challenger_accuracy=1.0,
+        min_accuracy=0.9,
+        champion=champion,
+        classes=ClassCoverage(train=train_classes, evaluation=eval_classes, model=model_classes),
+    )
+    assert decision.promote is promote, decision.reason
+    assert reason in decision.reason

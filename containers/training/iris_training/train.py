@@ -26,7 +26,7 @@ from iris_training.evaluate import (
     evaluate,
     feature_importance_figure,
 )
-from iris_training.gate import GateDecision, decide
+from iris_training.gate import ClassCoverage, GateDecision, decide
 from iris_training.hyperparameters import Hyperparameters
 from iris_training.profile import reference_profile, write_profile
 from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
@@ -194,6 +194,9 @@ def _track(
             challenger_accuracy=evaluation.accuracy,
             min_accuracy=hyperparameters.min_accuracy,
             champion=champion,
+            classes=ClassCoverage.of(
+                train=parts.y_train, evaluation=parts.y_test, model=model.classes_
+            ),
         )
         mlflow.set_tags(decision.tags())
         if champion is not None and champion.accuracy is not None:
