@@ -32,6 +32,7 @@ from tests.containers.conftest import (
 
 DATE = "2026-03-01"
 HEADER = "sepal_length,sepal_width,petal_length,petal_width\n"
+GENERATE = ("--generate-rows", "5")
 
 
 @pytest.fixture
@@ -63,12 +64,10 @@ def test_command_line_beats_environment_beats_defaults(tmp_path: Path) -> None:
         "MLFLOW_TRACKING_URI": "sqlite://",
         "SAGEMAKER_BASE_DIR": str(tmp_path),
         "CHUNK_ROWS": "500",
-        "GENERATE_ROWS": "7",
         "INFERENCE_DATE": "2026-01-31",
     }
     settings = load_settings(["--chunk-rows", "9"], env)
     assert settings.chunk_rows == 9
-    assert settings.generate_rows == 7
     assert settings.date.isoformat() == "2026-01-31"
     assert settings.generation_seed == 20260131  # a seed per day unless one is given
     assert settings.input_dir == tmp_path / "processing" / "input"
@@ -82,7 +81,7 @@ def test_command_line_beats_environment_beats_defaults(tmp_path: Path) -> None:
     [
         (["--chunk-rows", "abc"], "setting --chunk-rows/CHUNK_ROWS='abc' is not an integer"),
         (["--date", "2026-3-1"], "setting --date/INFERENCE_DATE='2026-3-1' is not a date"),
-        (["--generate-rows", "-1"], "setting --generate-rows/GENERATE_ROWS='-1' is not an"),
+        (["--generate-rows", "-1"], "setting --generate-rows='-1' is not an"),
         (["--model-alias", "pro duction"], "setting --model-alias/MODEL_ALIAS='pro duction'"),
     ],
 )
@@ -371,12 +370,13 @@ def test_no_production_alias_is_a_clear_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store, _ = champion
-    assert _failing_run(store, dirs, capsys, "--model-name", "never-trained") == (
+    # Demo-style generated rows: the model is what is missing here, not the input.
+    assert _failing_run(store, dirs, capsys, "--model-name", "never-trained", *GENERATE) == (
         "error: registered model 'never-trained' does not exist: train and promote a version "
         "first\n"
     )
     store.client().create_registered_model("never-promoted")
-    assert _failing_run(store, dirs, capsys, "--model-name", "never-promoted") == (
+    assert _failing_run(store, dirs, capsys, "--model-name", "never-promoted", *GENERATE) == (
         "error: registered model 'never-promoted' has no 'production' alias: no version has "
         "passed the quality gate yet\n"
     )
@@ -404,7 +404,7 @@ def test_no_production_alias_is_a_clear_error(
             {"a.csv": HEADER + "5.1,3.5,1.4,0.2\n" * 50, "b.csv": HEADER + "5.1,3.5,1.4,oops\n"},
             "input file b.csv row 1 (line 2): column petal_width value 'oops' is not a finite number",
         ),
-        ({}, "no .csv or .parquet file under "),
+        ({}, "input directory "),
     ],
 )
 def test_input_errors_name_the_file_and_publish_nothing(
@@ -434,8 +434,7 @@ def test_command_line_contract_as_sagemaker_processing_starts_it(tmp_path: Path)
 
     assert bad.returncode == 1
     assert bad.stderr.splitlines() == [
-        "error: setting --generate-rows/GENERATE_ROWS='many' is not an integer between 0 and "
-        "1000000000"
+        "error: setting --generate-rows='many' is not an integer between 0 and 1000000000"
     ]
     assert unknown.returncode == 2
     assert "unrecognized arguments: --rows 5" in unknown.stderr
@@ -445,3 +444,43 @@ def test_command_line_contract_as_sagemaker_processing_starts_it(tmp_path: Path)
 def _load(store: Store, version: str) -> Any:
     mlflow.set_tracking_uri(store.tracking_uri)
     return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+
+
+# --- a job never replaces real results with made-up rows (issue 13) -------------------------
+
+
+def test_generation_is_off_unless_the_command_line_asks_for_it(tmp_path: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": "sqlite://", "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    assert load_settings([], env).generate_rows == 0
+    # A job's Environment cannot turn it on: only the demo's and the benchmark's flag does.
+    assert load_settings([], {**env, "GENERATE_ROWS": "1000"}).generate_rows == 0
+    assert load_settings(["--generate-rows", "5"], env).generate_rows == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("empty", "input directory {input} holds no .csv or .parquet file"),
+        ("missing", "input directory {input} does not exist"),
+        ("markers only", "input directory {input} holds no .csv or .parquet file"),
+        ("header only", "input directory {input} holds no data row (1 file(s), headers only)"),
+    ],
+)
+def test_a_job_without_input_fails_in_one_line_and_keeps_the_previous_partition(
+    champion: tuple[Store, TrainingRun],
+    dirs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+    message: str,
+) -> None:
+    store, _ = champion
+    input_dir, output_dir = dirs
+    if layout == "missing":
+        input_dir = input_dir.parent / "inptu"  # a mistyped directory
+    elif layout == "markers only":
+        (input_dir / "_SUCCESS").write_text("")
+    elif layout == "header only":
+        (input_dir / "part-0000.csv").write_text(HEADER)
+    err = _failing_run(store, (input_dir, output_dir), capsys)
+    assert err == f"error: {message.format(input=input_dir)}\n"

@@ -69,10 +69,12 @@ def run(settings: InferenceSettings) -> dict[str, object]:
     scored_at = dt.datetime.now(dt.UTC)
     files = discover(settings.input_dir)
     if not files and settings.generate_rows == 0:
-        raise UserError(
-            f"no .csv or .parquet file under {settings.input_dir} and generation is off "
-            "(--generate-rows/GENERATE_ROWS=0)"
-        )
+        # Checked before anything is written: the previous partition stays as it was.
+        if not settings.input_dir.exists():
+            raise UserError(f"input directory {settings.input_dir} does not exist")
+        if not settings.input_dir.is_dir():
+            raise UserError(f"input directory {settings.input_dir} is not a directory")
+        raise UserError(f"input directory {settings.input_dir} holds no .csv or .parquet file")
     model = load_production_model(
         tracking_uri=settings.tracking_uri, name=settings.model_name, alias=settings.model_alias
     )
@@ -100,6 +102,13 @@ def run(settings: InferenceSettings) -> dict[str, object]:
             pending = background.submit(writer.write, table)
         if pending is not None:
             pending.result()
+        if tally.rows == 0:
+            # Header-only files (an empty Spark or Glue part): publishing an empty partition
+            # would replace the day's results with nothing. __exit__ removes the staging copy.
+            raise UserError(
+                f"input directory {settings.input_dir} holds no data row "
+                f"({len(files)} file(s), headers only)"
+            )
         finished = time.perf_counter()
         summary = _summary(
             settings,

@@ -63,9 +63,11 @@ def file_batches(
 ) -> Iterator[Batch]:
     name = str(path.relative_to(input_dir))
     if path.name.lower().endswith(CSV_SUFFIXES):
-        yield from _csv_batches(path, name, features, chunk_rows)
+        batches = _csv_batches(path, name, features, chunk_rows)
     else:
-        yield from _parquet_batches(path, name, features, chunk_rows)
+        batches = _parquet_batches(path, name, features, chunk_rows)
+    # A header-only file (an empty Spark or Glue part) contributes no batch, not an empty one.
+    yield from (batch for batch in batches if batch.rows)
 
 
 def normalise(column: str) -> str:
