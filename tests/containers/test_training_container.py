@@ -458,3 +458,75 @@ def test_gate_rejects_challengers_that_do_not_serve_the_production_labels(
     )
     assert decision.promote is promote, decision.reason
     assert reason in decision.reason
+
+
+# --- data the training reader must refuse or accept (issue 13) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (IRIS_HEADER, "holds no data row (header only)"),
+        (IRIS_HEADER + "\n\n", "holds no data row (header only)"),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width,Sepal Length (cm),species\n"
+            "1,2,3,4,5,setosa\n",
+            "column sepal_length appears twice (as sepal_length, Sepal Length (cm))",
+        ),
+        (
+            "species,sepal_length,sepal_width,petal_length,petal_width,Species\n"
+            "setosa,1,2,3,4,virginica\n",
+            "column species appears twice (as species, Species)",
+        ),
+        (
+            IRIS_HEADER + "True,3.5,1.4,0.2,setosa\n",
+            "line 2: sepal_length='True' is not a finite number",
+        ),
+        (
+            IRIS_HEADER + "5.1,inf,1.4,0.2,setosa\n",
+            "line 2: sepal_width='inf' is not a finite number",
+        ),
+        (
+            IRIS_HEADER + "2026-01-01T00:00:00,3.5,1.4,0.2,setosa\n",
+            "line 2: sepal_length='2026-01-01T00:00:00' is not a finite number",
+        ),
+    ],
+)
+def test_train_csv_header_only_duplicates_and_non_numbers_are_refused(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    (tmp_path / "iris.csv").write_text(content)
+    with pytest.raises(UserError) as caught:
+        load_dataset(tmp_path)
+    assert str(caught.value) == f"train channel file {tmp_path / 'iris.csv'} {problem}"
+
+
+def test_header_only_parts_beside_data_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "part-0.csv").write_text(IRIS_HEADER)
+    (tmp_path / "part-1.csv").write_text(_iris_csv())
+    assert load_dataset(tmp_path).rows == 150
+
+
+def test_train_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    (tmp_path / "iris.csv").write_bytes(("\ufeff" + _iris_csv()).encode("utf-8"))
+    assert load_dataset(tmp_path).sha256 == bundled_iris().sha256
+
+
+@pytest.mark.parametrize("blocked", ["model", "output"])
+def test_an_unwritable_model_or_output_directory_fails_in_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], blocked: str
+) -> None:
+    base = sagemaker_tree(tmp_path / "opt-ml", {})
+    (base / blocked).write_text("a file where SageMaker's directory should be")
+    database = tmp_path / "never-created.db"
+
+    code = main(
+        [], {"SAGEMAKER_BASE_DIR": str(base), "MLFLOW_TRACKING_URI": f"sqlite:///{database}"}
+    )
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {blocked} directory {base / blocked}"), err
+    assert "is not writable" in err
+    assert not database.exists()

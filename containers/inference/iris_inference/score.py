@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +76,7 @@ def run(settings: InferenceSettings) -> dict[str, object]:
         if not settings.input_dir.is_dir():
             raise UserError(f"input directory {settings.input_dir} is not a directory")
         raise UserError(f"input directory {settings.input_dir} holds no .csv or .parquet file")
+    _check_writable(settings.output_dir)
     model = load_production_model(
         tracking_uri=settings.tracking_uri, name=settings.model_name, alias=settings.model_alias
     )
@@ -136,6 +138,18 @@ def run(settings: InferenceSettings) -> dict[str, object]:
             writer.write_json(DRIFT_FILE, report)
             writer.commit(summary)
     return summary
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Fail before the model loads and anything is scored when the partition cannot be written."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"output directory {output_dir} is not writable: {err.strerror or err}"
+        ) from err
 
 
 def _batches(

@@ -32,6 +32,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
         settings = RunSettings.from_env(env)
+        paths.check_writable()
         os.environ.update(credentials_from_secret(env))  # MLflow basic auth, when configured
         log.info("hyperparameters: %s", json.dumps(hyperparameters.model_dump()))
         from iris_training.train import run_training  # noqa: PLC0415 -- mlflow import is slow; bad input fails fast
@@ -61,12 +62,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(paths: TrainingPaths, message: str) -> int:
-    print(message, file=sys.stderr, flush=True)
     try:
         # SageMaker shows the first 1024 characters as the job's FailureReason.
         write_atomically(paths.failure_file, message + "\n")
-    except OSError as err:
-        print(f"could not write {paths.failure_file}: {err}", file=sys.stderr)
+    except OSError as err:  # still one line: the reason, then why it is not in the file
+        message += f" (not written to {paths.failure_file}: {err.strerror or err})"
+    print(message, file=sys.stderr, flush=True)
     return 1
 
 
