@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mlops_cdk.config import ConfigError, Settings
 from tests.synth import ROOT, cdk_json_context
 
 
@@ -88,3 +90,333 @@ def test_missing_env_defaults_to_dev_and_says_so_once(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == ["no -c env=NAME given; using dev"]
     manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
     assert "mlops-dev-storage" in manifest["artifacts"]
+
+
+# --- issue 13: settings that CDK, CloudFormation or every scheduled run would reject ----------
+# In-process (Settings.from_context, what app.py calls) for speed; the subprocess cases above
+# and below prove the same errors reach the user as one line.
+
+
+def _settings(env: str = "dev", **overrides: str) -> Settings:
+    return Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+
+
+def _error(env: str = "dev", **overrides: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        _settings(env, **overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+ZONES = {"region": "eu-west-1", "network.enabled": "true"}
+FARGATE_TO_ZERO = {"tracking.fargate.scale_to_zero": "true"}  # prod: fargate, schedules on
+
+REFUSED: dict[str, tuple[str, dict[str, str], str]] = {
+    # -c values arrive as strings
+    "JSON syntax error in an object": (
+        "dev",
+        {"tracking": '{"mode": managed}'},
+        "-c tracking='{\"mode\": managed}' is not valid JSON: Expecting value at line 1 column 10",
+    ),
+    "JSON syntax error in a list": (
+        "dev",
+        {"studio.user_profiles": '["alice", ]'},
+        "-c studio.user_profiles='[\"alice\", ]' is not valid JSON: ",
+    ),
+    "JSON trailing comma in hyperparameters": (
+        "dev",
+        {"pipelines.training.hyperparameters": '{"n_estimators": 5,}'},
+        "-c pipelines.training.hyperparameters='{\"n_estimators\": 5,}' is not valid JSON: ",
+    ),
+    "integer choice not in the list": (
+        "prod",
+        {"tracking.fargate.cpu": "2000"},
+        "tracking.fargate.cpu=2000: input should be 256, 512, 1024, 2048 or 4096",
+    ),
+    "section that is not an object beside a dotted key": (
+        "dev",
+        {"tracking.size": "Large", "tracking": "managed"},
+        "-c tracking='managed' must be a JSON object: -c tracking.size sets a key inside it",
+    ),
+    # values CDK or CloudFormation reject at synth or deploy
+    "CIDR too small for the subnets": (
+        "staging",
+        {"network.cidr": "10.0.0.0/20"},
+        "network.cidr='10.0.0.0/20' is too small for 2 private /20 subnets (one per zone): "
+        "use a /19 or larger",
+    ),
+    "CIDR too small with NAT public subnets": (
+        "staging",
+        {"network.cidr": "10.0.0.0/19", "network.egress": "nat_gateway"},
+        "network.cidr='10.0.0.0/19' is too small for 2 private /20 and 2 public /24 subnets",
+    ),
+    "bucket name with adjacent dots": (
+        "dev",
+        {"storage.create_bucket": "false", "storage.artifact_store_uri": "s3://my..bucket/mlflow"},
+        "storage.artifact_store_uri='s3://my..bucket/mlflow': bucket name 'my..bucket' is not a valid",
+    ),
+    "bucket name shaped like an IP address": (
+        "dev",
+        {"storage.create_bucket": "false", "storage.artifact_store_uri": "s3://192.168.10.1"},
+        "bucket name '192.168.10.1' is not a valid S3 bucket name",
+    ),
+    "bucket name with a reserved prefix": (
+        "dev",
+        {"storage.create_bucket": "false", "storage.artifact_store_uri": "s3://xn--bucket"},
+        "bucket name 'xn--bucket' is not a valid S3 bucket name",
+    ),
+    "Aurora capacity not in 0.5 steps": (
+        "prod",
+        {"tracking.fargate.db_min_capacity": "0.3"},
+        "tracking.fargate.db_min_capacity='0.3': must be a multiple of 0.5 ACU",
+    ),
+    "Aurora max capacity not in 0.5 steps": (
+        "prod",
+        {"tracking.fargate.db_max_capacity": "2.25"},
+        "tracking.fargate.db_max_capacity='2.25': must be a multiple of 0.5 ACU",
+    ),
+    "duplicated interface endpoint": (
+        "staging",
+        {"network.interface_endpoints": '["sts", "logs", "sts"]'},
+        "network.interface_endpoints lists sts more than once",
+    ),
+    "reserved Lambda environment name": (
+        "dev",
+        {"pipelines.lambda_launcher.environment": '{"AWS_REGION": "eu-west-1"}'},
+        "pipelines.lambda_launcher.environment: AWS_REGION is reserved by AWS Lambda",
+    ),
+    "Lambda environment the construct sets": (
+        "dev",
+        {"pipelines.lambda_launcher.environment": '{"PIPELINE_NAME": "x"}'},
+        "pipelines.lambda_launcher.environment: PIPELINE_NAME is set by the launcher construct",
+    ),
+    "tag key starting with aws:": (
+        "dev",
+        {"tags": '{"aws:owner": "me"}'},
+        "tags: key 'aws:owner' starts with aws:, which AWS reserves",
+    ),
+    "empty tag key": ("dev", {"tags": '{"": "me"}'}, "tags: key '' is empty"),
+    "tag value too long": (
+        "dev",
+        {"tags": json.dumps({"team": "x" * 257})},
+        "tags: value of 'team' is longer than 256 characters",
+    ),
+    # settings that would fail every scheduled run
+    "hyperparameter the training container refuses": (
+        "dev",
+        {"pipelines.training.hyperparameters": '{"n_estimators": 0}'},
+        "pipelines.training.hyperparameters: hyperparameter n_estimators='0' is not an integer "
+        "between 1 and 2000",
+    ),
+    "unknown hyperparameter name": (
+        "dev",
+        {"pipelines.training.hyperparameters.n_estimator": "5"},
+        "pipelines.training.hyperparameters: hyperparameter n_estimator='5' is not a known "
+        "hyperparameter",
+    ),
+    "hyperparameter choice": (
+        "dev",
+        {"pipelines.training.hyperparameters.criterion": "gain"},
+        "hyperparameter criterion='gain' is not one of gini, entropy, log_loss",
+    ),
+    "inference environment value the container refuses": (
+        "dev",
+        {"pipelines.inference.environment": '{"CHUNK_ROWS": "lots"}'},
+        "pipelines.inference.environment: setting --chunk-rows/CHUNK_ROWS='lots' is not an integer",
+    ),
+    "inference drift threshold out of range": (
+        "dev",
+        {"pipelines.inference.environment.DRIFT_THRESHOLD": "0"},
+        "setting --drift-threshold/DRIFT_THRESHOLD='0' is not a number greater than 0",
+    ),
+    "generated rows in a job": (
+        "dev",
+        {"pipelines.inference.environment.GENERATE_ROWS": "1000"},
+        "pipelines.inference.environment: GENERATE_ROWS is not read by the inference container",
+    ),
+    "cron with #6": (
+        "dev",
+        {"pipelines.schedules.training.cron": "cron(0 2 ? * MON#6 *)"},
+        "day-of-week field 'MON#6'",
+    ),
+    "training instance type that does not exist": (
+        "dev",
+        {"pipelines.training.instance_type": "ml.m5.huge"},
+        "pipelines.training.instance_type='ml.m5.huge': is not a SageMaker training instance type",
+    ),
+    "processing instance type that does not exist": (
+        "dev",
+        {"pipelines.inference.instance_type": "ml.p9.xlarge"},
+        "pipelines.inference.instance_type='ml.p9.xlarge': is not a SageMaker processing "
+        "instance type",
+    ),
+    "two identical availability zones": (
+        "staging",
+        {**ZONES, "network.availability_zones": '["eu-west-1a", "eu-west-1a"]'},
+        "network.availability_zones lists eu-west-1a more than once",
+    ),
+    "MLflow scaled to zero during the weekly training": (
+        "prod",
+        FARGATE_TO_ZERO,
+        "pipelines.schedules.training.cron='cron(0 2 ? * SUN *)' (UTC) starts runs while "
+        "tracking.fargate.scale_to_zero stops MLflow (working hours MON-FRI 7-19 UTC), e.g. "
+        "Sun 02:00 UTC",
+    ),
+    "MLflow scaled to zero during the daily inference in another zone": (
+        "prod",
+        {
+            **FARGATE_TO_ZERO,
+            "pipelines.schedules.training.cron": "cron(0 9 ? * MON *)",
+            "pipelines.schedules.inference.cron": "cron(0 6 ? * MON-FRI *)",
+            "pipelines.schedules.inference.time_zone": "America/New_York",
+            "tracking.fargate.working_hours_end": "10",
+        },
+        "pipelines.schedules.inference.cron='cron(0 6 ? * MON-FRI *)' (America/New_York) starts "
+        "runs while tracking.fargate.scale_to_zero stops MLflow",
+    ),
+    "MLflow scaled to zero for a summer-time run only": (
+        "prod",
+        {
+            **FARGATE_TO_ZERO,
+            "pipelines.schedules.training.cron": "cron(0 9 ? * MON *)",
+            "pipelines.schedules.inference.cron": "cron(30 7 ? * MON-FRI *)",
+            "pipelines.schedules.inference.time_zone": "Europe/London",
+        },
+        "e.g. Mon 06:30 UTC",  # 07:30 BST; in winter 07:30 GMT would be inside the hours
+    ),
+    "no interface endpoints for VpcOnly Studio": (
+        "staging",
+        {"network.interface_endpoints": "[]"},
+        "studio.network_access='VpcOnly' with network.egress='endpoints' needs interface "
+        "endpoints sagemaker_api, sagemaker_runtime, sagemaker_studio, sts",
+    ),
+    "no interface endpoints for VPC jobs": (
+        "dev",
+        {"pipelines.vpc": "true", "network.interface_endpoints": '["sts"]'},
+        "pipelines.vpc=true with network.egress='endpoints' needs interface endpoints "
+        "sagemaker_api, ecr_api, ecr_docker, logs",
+    ),
+}
+
+
+@pytest.mark.parametrize(("env", "overrides", "expected"), REFUSED.values(), ids=REFUSED.keys())
+def test_bad_setting_is_refused_at_synth_in_one_line(
+    env: str, overrides: dict[str, str], expected: str
+) -> None:
+    assert expected in _error(env, **overrides)
+
+
+ACCEPTED: dict[str, tuple[str, dict[str, str], Callable[[Settings], object], object]] = {
+    "integer choice from -c": (
+        "prod",
+        {"tracking.fargate.cpu": "2048", "tracking.fargate.memory_mib": "4096"},
+        lambda s: s.tracking.fargate.cpu,
+        2048,
+    ),
+    "profiler interval from -c": (
+        "dev",
+        {"pipelines.training.profiler.interval_ms": "1000"},
+        lambda s: s.pipelines.training.profiler.interval_ms,
+        1000,
+    ),
+    "a dotted key survives a later whole section": (
+        "dev",
+        {"tracking.size": "Large", "tracking": '{"mode": "managed"}'},
+        lambda s: (s.tracking.mode, s.tracking.size),
+        ("managed", "Large"),
+    ),
+    "a dotted key wins over an earlier whole section": (
+        "dev",
+        {"tracking": '{"mode": "managed", "size": "Medium"}', "tracking.size": "Large"},
+        lambda s: (s.tracking.mode, s.tracking.size),
+        ("managed", "Large"),
+    ),
+    "a whole section merges into cdk.json": (
+        "prod",
+        {"tracking": '{"fargate": {"max_tasks": 6}}'},
+        lambda s: (s.tracking.mode, s.tracking.fargate.min_tasks, s.tracking.fargate.max_tasks),
+        ("fargate", 2, 6),
+    ),
+    "hyperparameters the container accepts": (
+        "dev",
+        {"pipelines.training.hyperparameters": '{"n_estimators": 50, "max_depth": "none"}'},
+        lambda s: s.pipelines.training.hyperparameters["n_estimators"],
+        50,
+    ),
+    "a CIDR that fits": (
+        "staging",
+        {"network.cidr": "10.0.0.0/19"},
+        lambda s: s.network.cidr,
+        "10.0.0.0/19",
+    ),
+    "Aurora capacity in 0.5 steps": (
+        "prod",
+        {"tracking.fargate.db_max_capacity": "2.5"},
+        lambda s: s.tracking.fargate.db_max_capacity,
+        2.5,
+    ),
+    "scale to zero with runs inside the working hours": (
+        "prod",
+        {
+            **FARGATE_TO_ZERO,
+            "pipelines.schedules.training.cron": "cron(0 9 ? * MON *)",
+            # 08:30 in London is 08:30 UTC in winter and 07:30 UTC in summer: both inside.
+            "pipelines.schedules.inference.cron": "cron(30 8 ? * MON-FRI *)",
+            "pipelines.schedules.inference.time_zone": "Europe/London",
+        },
+        lambda s: s.tracking.fargate.scale_to_zero,
+        True,
+    ),
+    "an instance type SageMaker has": (
+        "dev",
+        {"pipelines.training.instance_type": "ml.c5.xlarge"},
+        lambda s: s.pipelines.training.instance_type,
+        "ml.c5.xlarge",
+    ),
+    "a valid dotted bucket name": (
+        "dev",
+        {"storage.create_bucket": "false", "storage.artifact_store_uri": "s3://my.bucket-1/mlflow"},
+        lambda s: s.storage.existing_bucket_name,
+        "my.bucket-1",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "overrides", "read", "expected"), ACCEPTED.values(), ids=ACCEPTED.keys()
+)
+def test_good_setting_is_accepted(
+    env: str, overrides: dict[str, str], read: Callable[[Settings], object], expected: object
+) -> None:
+    assert read(_settings(env, **overrides)) == expected
+
+
+SUBPROCESS = {
+    "JSON syntax error": (
+        {"env": "dev", "tracking": '{"mode": managed}'},
+        "config error: -c tracking='{\"mode\": managed}' is not valid JSON: Expecting value at "
+        "line 1 column 10 (char 9)",
+    ),
+    "hyperparameter the container refuses": (
+        {"env": "dev", "pipelines.training.hyperparameters.max_features": "most"},
+        "config error: pipelines.training.hyperparameters: hyperparameter max_features='most' is "
+        "not one of sqrt, log2, all",
+    ),
+    "CIDR too small": (
+        {"env": "staging", "network.cidr": "10.0.0.0/24"},
+        "config error: network.cidr='10.0.0.0/24' is too small",
+    ),
+}
+
+
+@pytest.mark.parametrize("overrides, expected", SUBPROCESS.values(), ids=SUBPROCESS.keys())
+def test_issue_13_errors_reach_the_user_as_one_line(
+    tmp_path: Path, overrides: dict[str, str], expected: str
+) -> None:
+    result = run_app(tmp_path, **overrides)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [expected] or result.stderr.strip().startswith(
+        expected
+    ), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

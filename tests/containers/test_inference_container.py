@@ -455,7 +455,8 @@ def test_generation_is_off_unless_the_command_line_asks_for_it(tmp_path: Path) -
     env = {"MLFLOW_TRACKING_URI": "sqlite://", "SAGEMAKER_BASE_DIR": str(tmp_path)}
     assert load_settings([], env).generate_rows == 0
     # A job's Environment cannot turn it on: only the demo's and the benchmark's flag does.
-    assert load_settings([], {**env, "GENERATE_ROWS": "1000"}).generate_rows == 0
+    with pytest.raises(UserError, match=r"^GENERATE_ROWS is not read by the inference container"):
+        load_settings([], {**env, "GENERATE_ROWS": "1000"})
     assert load_settings(["--generate-rows", "5"], env).generate_rows == 5
 
 

@@ -55,6 +55,33 @@ OPTIONS = {
 }
 
 
+# Variables older images read; a job setting them expects behaviour this image refuses to have.
+RETIRED_ENVIRONMENT = {
+    "GENERATE_ROWS": "a job never generates rows; only make demo and the benchmark pass "
+    "--generate-rows",
+    "GENERATE_SEED": "a job never generates rows; only make demo and the benchmark pass --seed",
+}
+
+
+def check_job_environment(env: Mapping[str, str]) -> None:
+    """A job's extra Environment: refuse what this container would refuse at start.
+
+    Shared with synth (mlops_cdk.config), so a value that would fail every run fails `cdk synth`.
+    """
+    for name, reason in RETIRED_ENVIRONMENT.items():
+        if name in env:
+            raise UserError(f"{name} is not read by the inference container: {reason}")
+    values: dict[str, object] = {"tracking_uri": "checked-at-run-time", "input_dir": ".",
+                                 "output_dir": ".", "date": "2026-01-01"}  # fmt: skip
+    for field, option in OPTIONS.items():
+        if option.env is not None and env.get(option.env, "") != "":
+            values[field] = env[option.env]
+    try:
+        InferenceSettings.model_validate(values)
+    except ValidationError as err:
+        raise UserError("; ".join(_describe(error, values) for error in err.errors())) from None
+
+
 class InferenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
@@ -128,6 +155,9 @@ def parser() -> argparse.ArgumentParser:
 
 def load_settings(argv: Sequence[str] | None, env: Mapping[str, str]) -> InferenceSettings:
     args = vars(parser().parse_args(argv))
+    for name, reason in RETIRED_ENVIRONMENT.items():
+        if name in env:
+            raise UserError(f"{name} is not read by the inference container: {reason}")
     base = Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
     values: dict[str, object] = {
         "input_dir": str(base / "processing" / "input"),
