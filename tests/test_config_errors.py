@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from mlops_cdk.config import ConfigError, Settings
 from tests.synth import ROOT, cdk_json_context
@@ -420,3 +426,143 @@ def test_issue_13_errors_reach_the_user_as_one_line(
         expected
     ), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+# --- property-based: whatever -c holds, the loader answers settings or one ConfigError line ----
+
+PROPERTIES = settings(max_examples=80, deadline=None, database=None)
+
+
+def _leaf_settings(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        if name == "env_name":
+            continue
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths.extend(_leaf_settings(annotation, f"{prefix}{name}."))
+        else:
+            paths.append(prefix + name)
+    return paths
+
+
+LEAVES = _leaf_settings()
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+cli_values = st.one_of(
+    st.text(max_size=20),
+    st.integers(-5, 70000).map(str),
+    st.sampled_from(["true", "false", "null", "[]", "{}", "{", "[1,", "0.5", "Large", "fargate"]),
+    json_values.map(json.dumps),
+)
+
+
+@PROPERTIES
+@given(
+    env=st.sampled_from(["dev", "staging", "prod"]),
+    overrides=st.dictionaries(st.sampled_from(LEAVES), cli_values, min_size=1, max_size=4),
+)
+def test_any_cli_values_give_settings_or_one_config_error_line(
+    env: str, overrides: dict[str, str]
+) -> None:
+    try:
+        _settings(env, **overrides)
+    except ConfigError as err:
+        message = str(err)
+        assert message and "\n" not in message
+        assert "Traceback" not in message
+
+
+@PROPERTIES
+@given(
+    size=st.sampled_from(["Small", "Medium", "Large"]),
+    section_size=st.sampled_from(["Small", "Medium", "Large"]),
+    dotted_first=st.booleans(),
+)
+def test_the_dotted_key_wins_whatever_the_command_line_order(
+    size: str, section_size: str, dotted_first: bool
+) -> None:
+    section = ("tracking", json.dumps({"mode": "managed", "size": section_size}))
+    dotted = ("tracking.size", size)
+    pairs = [dotted, section] if dotted_first else [section, dotted]
+    loaded = _settings("dev", **dict(pairs)).tracking
+    assert (loaded.mode, loaded.size) == ("managed", size)
+
+
+@PROPERTIES
+@given(
+    field=st.sampled_from(
+        [
+            ("tracking.fargate.cpu", (256, 512, 1024, 2048, 4096)),
+            ("pipelines.training.profiler.interval_ms", (100, 200, 500, 1000, 5000, 60000)),
+        ]
+    ),
+    value=st.integers(0, 70000),
+)
+def test_integer_choices_from_the_command_line(
+    field: tuple[str, tuple[int, ...]], value: int
+) -> None:
+    name, choices = field
+    extra = {"tracking.fargate.memory_mib": "8192"} if value == 4096 else {}
+    if name == "tracking.fargate.cpu" and value in (256, 512):
+        extra = {"tracking.fargate.memory_mib": "1024"}
+    if name == "tracking.fargate.cpu" and value in (1024, 2048):
+        extra = {"tracking.fargate.memory_mib": "4096"}
+    if value in choices:
+        loaded = _settings("prod", **{name: str(value)}, **extra)
+        assert loaded.model_dump(mode="python")[name.split(".")[0]] is not None
+        section: Any = loaded
+        for part in name.split("."):
+            section = getattr(section, part)
+        assert section == value
+    else:
+        assert f"{name}={value}: input should be " in _error("prod", **{name: str(value)})
+
+
+@PROPERTIES
+@given(tags=st.dictionaries(st.text(max_size=140), st.text(max_size=260), max_size=3))
+def test_tags_are_accepted_only_when_aws_would_accept_them(tags: dict[str, str]) -> None:
+    try:
+        loaded = _settings("dev", tags=json.dumps(tags))
+    except ConfigError as err:
+        assert str(err).startswith("tags: ")
+        return
+    for key, value in loaded.tags.items():
+        assert 1 <= len(key) <= 128 and key.strip() and not key.lower().startswith("aws:")
+        assert len(value) <= 256
+
+
+@PROPERTIES
+@given(
+    hour=st.integers(0, 23),
+    minute=st.integers(0, 59),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo"]),
+)
+def test_scale_to_zero_refuses_exactly_the_runs_outside_the_working_hours(
+    hour: int, minute: int, zone: str
+) -> None:
+    overrides = {
+        **FARGATE_TO_ZERO,
+        "pipelines.schedules.training.cron": "cron(0 9 ? * MON *)",
+        "pipelines.schedules.inference.cron": f"cron({minute} {hour} ? * MON-FRI *)",
+        "pipelines.schedules.inference.time_zone": zone,
+    }
+    # The daily run in UTC over one year, both sides of each DST change.
+    times = [
+        dt.datetime(2027, month, day, hour, minute, tzinfo=ZoneInfo(zone)).astimezone(dt.UTC)
+        for month in range(1, 13)
+        for day in range(1, 29)
+        if dt.date(2027, month, day).weekday() < 5
+    ]
+    inside = all(t.weekday() < 5 and 7 <= t.hour < 19 for t in times)
+    if inside:
+        assert _settings("prod", **overrides).tracking.fargate.scale_to_zero
+    else:
+        assert "starts runs while tracking.fargate.scale_to_zero stops MLflow" in _error(
+            "prod", **overrides
+        )
