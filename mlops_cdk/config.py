@@ -1404,12 +1404,14 @@ class Settings(Section):
             "region": environ.get("CDK_DEFAULT_REGION"),
         }
         raw = _deep_merge(raw, dict(env_values))
-        raw = _deep_merge(raw, _overrides(context, field_names=set(cls.model_fields)))
+        overrides = _overrides(context, field_names=set(cls.model_fields))
+        raw = _deep_merge(raw, overrides)
         raw["env_name"] = env_name
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
-            raise ConfigError(describe(err)) from None
+            sources = (("-c", overrides), (f"cdk.json environments.{env_name}", env_values))
+            raise ConfigError(describe(err, sources=sources)) from None
 
 
 def _overrides(context: Mapping[str, Any], *, field_names: set[str]) -> dict[str, Any]:
@@ -1476,21 +1478,39 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def describe(err: ValidationError) -> str:
-    """One line per the project's error style: setting, bad value, what is allowed."""
+def describe(
+    err: ValidationError, *, sources: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+) -> str:
+    """One line per the project's error style: setting, bad value, what is allowed, and where
+    the value was set (``-c`` or ``cdk.json environments.<env>``) when that is one place."""
     parts = []
     for error in err.errors(include_url=False):
         location = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            parts.append(f"unknown setting {location!r}{_allowed_keys_hint(error['loc'])}")
+            part = f"unknown setting {location!r}{_allowed_keys_hint(error['loc'])}"
         elif error["type"] == "missing":
-            parts.append(f"{location} is required")
+            part = f"{location} is required"
         elif not location or isinstance(error["input"], dict):
-            parts.append(message)  # a model-level check: its message names the settings
+            part = message  # a model-level check: its message names the settings
         else:
-            parts.append(f"{location}={error['input']!r}: {_lower_first(message)}")
+            part = f"{location}={error['input']!r}: {_lower_first(message)}"
+        where = [name for name, values in sources if _holds(values, error["loc"])]
+        parts.append(f"{part} (set in {where[0]})" if len(where) == 1 else part)
     return "; ".join(parts)
+
+
+def _holds(values: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Whether the nested mapping sets the setting at `loc` (an empty loc is no one place)."""
+    cursor: Any = values
+    for part in loc:
+        if isinstance(cursor, Mapping) and str(part) in cursor:
+            cursor = cursor[str(part)]
+        elif isinstance(cursor, list | tuple) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            return False
+    return bool(loc)
 
 
 def _allowed_keys_hint(loc: tuple[int | str, ...]) -> str:

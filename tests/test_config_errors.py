@@ -566,3 +566,15 @@ def test_scale_to_zero_refuses_exactly_the_runs_outside_the_working_hours(
         assert "starts runs while tracking.fargate.scale_to_zero stops MLflow" in _error(
             "prod", **overrides
         )
+
+
+def test_an_error_says_where_the_bad_value_was_set() -> None:
+    assert _error("dev", **{"tracking.size": "Huge"}).endswith("(set in -c)")
+    context = cdk_json_context()
+    context["environments"]["dev"]["tracking"]["size"] = "Huge"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_context({**context, "env": "dev"}, environ={})
+    assert str(caught.value) == (
+        "tracking.size='Huge': input should be 'Small', 'Medium' or 'Large' "
+        "(set in cdk.json environments.dev)"
+    )
