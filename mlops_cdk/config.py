@@ -170,6 +170,14 @@ def _sagemaker_enum(shape: str) -> frozenset[str]:
     return frozenset(model.shape_for(shape).enum)
 
 
+@cache
+def _ec2_instance_types() -> frozenset[str]:
+    import botocore.session  # noqa: PLC0415
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    return frozenset(model.shape_for("InstanceType").enum)
+
+
 def _instance_type_of(shape: str, what: str) -> AfterValidator:
     def check(value: str) -> str:
         if value not in _sagemaker_enum(shape):
@@ -1241,6 +1249,22 @@ class Settings(Section):
                 f"network.cidr={network.cidr!r} is too small for {subnets} subnets (one per "
                 f"zone): use a /{smallest} or larger"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ec2_instance_types_exist(self) -> Self:
+        # Checked only where used: botocore's EC2 model costs ~0.3 s to load.
+        used = []
+        if self.tracking.mode == "ec2":
+            used.append(("tracking.ec2.instance_type", self.tracking.ec2.instance_type))
+        if self.needs_network and self.network.egress == "nat_instance":
+            used.append(("network.nat_instance_type", self.network.nat_instance_type))
+        for setting, value in used:
+            if value not in _ec2_instance_types():
+                raise ValueError(
+                    f"{setting}={value!r} is not an EC2 instance type (botocore's ec2 "
+                    "InstanceType list, e.g. t3.small)"
+                )
         return self
 
     @model_validator(mode="after")

@@ -257,6 +257,16 @@ REFUSED: dict[str, tuple[str, dict[str, str], str]] = {
         "pipelines.inference.instance_type='ml.p9.xlarge': is not a SageMaker processing "
         "instance type",
     ),
+    "EC2 tracking instance type that does not exist": (
+        "staging",
+        {"tracking.mode": "ec2", "tracking.ec2.instance_type": "t3.enormous"},
+        "tracking.ec2.instance_type='t3.enormous' is not an EC2 instance type",
+    ),
+    "NAT instance type that does not exist": (
+        "staging",
+        {"network.egress": "nat_instance", "network.nat_instance_type": "t4g.nanoo"},
+        "network.nat_instance_type='t4g.nanoo' is not an EC2 instance type",
+    ),
     "two identical availability zones": (
         "staging",
         {**ZONES, "network.availability_zones": '["eu-west-1a", "eu-west-1a"]'},
