@@ -13,11 +13,15 @@ plus one field on :class:`Settings`.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import re
+import sys
 import zoneinfo
 from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self, get_args
 
 from aws_cdk import Environment, RemovalPolicy
@@ -32,6 +36,20 @@ from pydantic import (
     computed_field,
     model_validator,
 )
+
+# The containers' own rules (hyperparameters, job environment) are what synth checks too: one
+# definition, imported from the container code. Those modules import only pydantic and the
+# standard library (no scikit-learn, MLflow or pandas), so synth stays light.
+_CONTAINERS = Path(__file__).resolve().parents[1] / "containers"
+for _code in (_CONTAINERS / "training", _CONTAINERS / "inference"):
+    if str(_code) not in sys.path:
+        sys.path.append(str(_code))
+
+from iris_inference.errors import UserError as InferenceRuleError  # noqa: E402
+from iris_inference.settings import check_job_environment as check_inference_environment  # noqa: E402
+from iris_training.errors import UserError as TrainingRuleError  # noqa: E402
+from iris_training.hyperparameters import parse_hyperparameters  # noqa: E402
+from iris_training.mlflow_auth import http_environment  # noqa: E402
 
 DEFAULT_ENVIRONMENT = "dev"
 
@@ -91,6 +109,136 @@ def check_log_retention(days: int) -> int:
 
 LogRetentionDays = Annotated[int, AfterValidator(check_log_retention)]
 
+
+def _int_from_text(value: Any) -> Any:
+    """``-c`` values arrive as strings: "2048" is the integer choice 2048."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return value
+
+
+IntChoice = BeforeValidator(_int_from_text)
+
+
+def _check_half_acu(value: float) -> float:
+    if (value * 2) != int(value * 2):
+        raise ValueError("must be a multiple of 0.5 ACU (Aurora Serverless v2 capacity steps)")
+    return value
+
+
+HalfAcu = Annotated[float, AfterValidator(_check_half_acu)]
+
+# S3 bucket naming rules (general purpose buckets):
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET_RULES = (
+    "3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or "
+    "digit, no '..', '.-' or '-.', not an IP address, not starting with xn--, sthree- or "
+    "amzn-s3-demo-, not ending with -s3alias, --ol-s3, .mrap or --x-s3"
+)
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name (None when it is)."""
+    if (
+        not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name)
+        or any(bad in name for bad in ("..", ".-", "-."))
+        or re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
+        or name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+        or name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3"))
+    ):
+        return f"bucket name {name!r} is not a valid S3 bucket name ({_BUCKET_RULES})"
+    return None
+
+
+def _no_duplicates(setting: str) -> Any:
+    def check(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise ValueError(f"{setting} lists {', '.join(twice)} more than once")
+        return values
+
+    return AfterValidator(check)
+
+
+@cache
+def _sagemaker_enum(shape: str) -> frozenset[str]:
+    """Instance types SageMaker accepts, from botocore's service model (updated with each
+    botocore release): TrainingInstanceType, ProcessingInstanceType, AppInstanceType."""
+    import botocore.session  # noqa: PLC0415 -- only when a setting names an instance type
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+@cache
+def _ec2_instance_types() -> frozenset[str]:
+    import botocore.session  # noqa: PLC0415
+
+    model = botocore.session.get_session().get_service_model("ec2")
+    return frozenset(model.shape_for("InstanceType").enum)
+
+
+def _instance_type_of(shape: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in _sagemaker_enum(shape):
+            raise ValueError(
+                f"is not a SageMaker {what} instance type (botocore's {shape} list, "
+                "e.g. ml.m5.large)"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+# Names Lambda reserves (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html
+# "Reserved environment variables"): a function with one of them fails to deploy.
+LAMBDA_RESERVED_ENVIRONMENT = frozenset(
+    {"_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+     "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+     "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+     "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"}
+)  # fmt: skip
+# What the launcher construct sets itself (mlops_cdk/constructs/training_launcher.py).
+LAUNCHER_OWN_ENVIRONMENT = frozenset({"JOB_NAME_PREFIX", "PIPELINE_NAME", "STEP_NAME"})
+
+
+def _check_lambda_environment(value: dict[str, str]) -> dict[str, str]:
+    for name in sorted(value):
+        if name in LAMBDA_RESERVED_ENVIRONMENT:
+            raise ValueError(
+                f"pipelines.lambda_launcher.environment: {name} is reserved by AWS Lambda "
+                f"(reserved: {', '.join(sorted(LAMBDA_RESERVED_ENVIRONMENT))})"
+            )
+        if name in LAUNCHER_OWN_ENVIRONMENT:
+            raise ValueError(
+                f"pipelines.lambda_launcher.environment: {name} is set by the launcher construct; "
+                "remove it"
+            )
+    return value
+
+
+def _check_tags(value: dict[str, str]) -> dict[str, str]:
+    # https://docs.aws.amazon.com/tag-editor/latest/userguide/tagging.html (tag naming limits)
+    allowed = r"[\w\s.:/=+\-@]*"
+    for key, text in value.items():
+        if not key.strip():
+            raise ValueError(f"tags: key {key!r} is empty (1-128 characters)")
+        if key.lower().startswith("aws:"):
+            raise ValueError(f"tags: key {key!r} starts with aws:, which AWS reserves")
+        if len(key) > 128:
+            raise ValueError(f"tags: key {key[:20]!r}... is longer than 128 characters")
+        if len(text) > 256:
+            raise ValueError(f"tags: value of {key!r} is longer than 256 characters")
+        for what, item in (("key", key), ("value", text)):
+            if not re.fullmatch(allowed, item):
+                raise ValueError(
+                    f"tags: {what} {item!r} holds a character tags do not allow "
+                    "(letters, digits, spaces and _ . : / = + - @)"
+                )
+    return value
+
+
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
 
@@ -136,10 +284,16 @@ class StorageSettings(Section):
                     "storage.create_bucket=false needs storage.artifact_store_uri "
                     "(an existing bucket as s3://bucket[/prefix])"
                 )
-            if not _S3_URI.match(self.artifact_store_uri):
+            bucket = re.match(r"s3://([^/]*)", self.artifact_store_uri)
+            if bucket is None:
                 raise ValueError(
                     f"storage.artifact_store_uri={self.artifact_store_uri!r} "
                     "is not of the form s3://bucket[/prefix]"
+                )
+            problem = bucket_name_problem(bucket[1])
+            if problem is not None:
+                raise ValueError(
+                    f"storage.artifact_store_uri={self.artifact_store_uri!r}: {problem}"
                 )
         return self
 
@@ -205,7 +359,9 @@ class NetworkSettings(Section):
         le=3,
         description="Zones to span; an environment-agnostic synth can see only 2 (set availability_zones).",
     )
-    availability_zones: tuple[str, ...] | None = Field(
+    availability_zones: (
+        Annotated[tuple[str, ...], _no_duplicates("network.availability_zones")] | None
+    ) = Field(
         default=None,
         min_length=2,
         max_length=6,
@@ -219,7 +375,9 @@ class NetworkSettings(Section):
         pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
         description="Instance type of the NAT instance (egress: nat_instance).",
     )
-    interface_endpoints: tuple[InterfaceEndpoint, ...] = Field(
+    interface_endpoints: Annotated[
+        tuple[InterfaceEndpoint, ...], _no_duplicates("network.interface_endpoints")
+    ] = Field(
         default=INTERFACE_ENDPOINT_NAMES,
         description="Interface endpoints created in endpoints egress (each costs per hour and AZ).",
     )
@@ -290,7 +448,7 @@ class OidcSettings(Section):
 class FargateTrackingSettings(Section):
     """Self-hosted MLflow on ECS Fargate (tracking.mode=fargate)."""
 
-    cpu: Literal[256, 512, 1024, 2048, 4096] = Field(
+    cpu: Annotated[Literal[256, 512, 1024, 2048, 4096], IntChoice] = Field(
         default=1024, description="Task CPU units (256, 512, 1024, 2048, 4096)."
     )
     memory_mib: int = Field(default=2048, description="Task memory; must fit the CPU size.")
@@ -318,10 +476,15 @@ class FargateTrackingSettings(Section):
     allowed_hosts: tuple[str, ...] = Field(
         default=(), description="Extra Host names MLflow accepts besides the ALB's DNS name."
     )
-    db_min_capacity: float = Field(
-        default=0, ge=0, le=256, description="Aurora ACUs when idle; 0 pauses the database."
+    db_min_capacity: HalfAcu = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Aurora ACUs when idle, in 0.5 steps; 0 pauses the database.",
     )
-    db_max_capacity: float = Field(default=2, ge=1, le=256, description="Aurora ACU ceiling.")
+    db_max_capacity: HalfAcu = Field(
+        default=2, ge=1, le=256, description="Aurora ACU ceiling, in 0.5 steps."
+    )
     db_multi_az: bool = Field(default=False, description="Add a reader in a second zone.")
     db_backup_days: int = Field(default=7, ge=1, le=35, description="Automated backup retention.")
 
@@ -459,7 +622,11 @@ def _split_names(value: Any) -> Any:
 UserProfileName = Annotated[str, AfterValidator(_check_user_profile_name)]
 # Studio's idle-shutdown bounds (AWS::SageMaker::Domain IdleSettings).
 IdleMinutes = Annotated[int, Field(ge=60, le=525600)]
-StudioInstanceType = Annotated[str, Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")]
+StudioInstanceType = Annotated[
+    str,
+    Field(pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$"),
+    _instance_type_of("AppInstanceType", "Studio app"),
+]
 
 
 class StudioSettings(Section):
@@ -546,6 +713,12 @@ def _check_cron(value: str) -> str:
         for number in re.findall(r"(?<![/#])\b\d+", field):
             if not low <= int(number) <= high:
                 raise ValueError(f"{name} field {field!r} is outside {low}-{high}; {_CRON_HELP}")
+    for nth in re.findall(r"#(\d+)", fields[4]):
+        if not 1 <= int(nth) <= 5:
+            raise ValueError(
+                f"day-of-week field {fields[4]!r}: #{nth} is not a week of the month (1-5); "
+                f"{_CRON_HELP}"
+            )
     if (fields[2] == "?") == (fields[4] == "?"):
         raise ValueError(f"exactly one of day-of-month and day-of-week must be ?; {_CRON_HELP}")
     return f"cron({' '.join(fields)})"
@@ -561,7 +734,16 @@ def _check_time_zone(value: str) -> str:
 
 CronExpression = Annotated[str, AfterValidator(_check_cron)]
 TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
-SageMakerInstanceType = Annotated[str, Field(pattern=_SAGEMAKER_INSTANCE_TYPE)]
+TrainingInstanceType = Annotated[
+    str,
+    Field(pattern=_SAGEMAKER_INSTANCE_TYPE),
+    _instance_type_of("TrainingInstanceType", "training"),
+]
+ProcessingInstanceType = Annotated[
+    str,
+    Field(pattern=_SAGEMAKER_INSTANCE_TYPE),
+    _instance_type_of("ProcessingInstanceType", "processing"),
+]
 # A key prefix in the data bucket: relative, ends with "/".
 DataPrefix = Annotated[str, Field(pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()=-]+)*/$")]
 EnvironmentName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")]
@@ -591,6 +773,28 @@ def _check_job_environment(value: dict[str, str]) -> dict[str, str]:
         raise ValueError(
             f"{', '.join(reserved)} is set by the pipeline; remove it from environment"
         )
+    try:
+        http_environment(value)  # the MLflow client bounds both containers apply
+    except TrainingRuleError as err:
+        raise ValueError(str(err)) from None
+    return value
+
+
+def _check_inference_environment(value: dict[str, str]) -> dict[str, str]:
+    try:  # the inference container's own rules: a value it refuses would fail every run
+        check_inference_environment(value)
+    except InferenceRuleError as err:
+        raise ValueError(f"pipelines.inference.environment: {err}") from None
+    return value
+
+
+def _check_hyperparameters(value: dict[str, str | int | float]) -> dict[str, str | int | float]:
+    # As SageMaker hands them to the container: every value a string.
+    raw = {name: str(v) if not isinstance(v, str) else v for name, v in value.items()}
+    try:  # the training container's own rules: a value it refuses would fail every run
+        parse_hyperparameters(raw)
+    except TrainingRuleError as err:
+        raise ValueError(f"pipelines.training.hyperparameters: {err}") from None
     return value
 
 
@@ -639,7 +843,7 @@ class ProfilerSettings(Section):
     """SageMaker Profiler system metrics of the training job."""
 
     enabled: bool = Field(default=False, description="Collect system metrics (ProfilerConfig).")
-    interval_ms: Literal[100, 200, 500, 1000, 5000, 60000] = Field(
+    interval_ms: Annotated[Literal[100, 200, 500, 1000, 5000, 60000], IntChoice] = Field(
         default=500, description="Sampling interval: 100, 200, 500, 1000, 5000 or 60000 ms."
     )
 
@@ -676,7 +880,9 @@ NetworkIsolation = Annotated[bool, AfterValidator(_check_network_isolation)]
 class TrainingJobSettings(Section):
     """The training step (and the launcher's training job)."""
 
-    instance_type: SageMakerInstanceType = Field(default="ml.m5.large", description="ml.* type.")
+    instance_type: TrainingInstanceType = Field(
+        default="ml.m5.large", description="ml.* type (SageMaker's TrainingInstanceType list)."
+    )
     instance_count: int = Field(default=1, ge=1, le=20, description="Training instances.")
     volume_gb: int = Field(default=30, ge=1, le=16384, description="EBS volume per instance (GB).")
     encrypt_volume: bool = Field(
@@ -704,9 +910,13 @@ class TrainingJobSettings(Section):
     min_accuracy: float = Field(
         default=0.85, ge=0, le=1, description="Quality gate (the MinAccuracy parameter's default)."
     )
-    hyperparameters: dict[
-        Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")], str | int | float
-    ] = Field(default_factory=dict, description="Hyperparameters of iris_training.")
+    hyperparameters: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")], str | int | float],
+        AfterValidator(_check_hyperparameters),
+    ] = Field(
+        default_factory=dict,
+        description="Hyperparameters of iris_training, checked with the container's own rules.",
+    )
     environment: JobEnvironment = Field(
         default_factory=dict, description="Extra environment variables of the container."
     )
@@ -751,7 +961,9 @@ class TrainingJobSettings(Section):
 class InferenceJobSettings(Section):
     """The inference processing step."""
 
-    instance_type: SageMakerInstanceType = Field(default="ml.m5.large", description="ml.* type.")
+    instance_type: ProcessingInstanceType = Field(
+        default="ml.m5.large", description="ml.* type (SageMaker's ProcessingInstanceType list)."
+    )
     volume_gb: int = Field(default=30, ge=1, le=16384, description="EBS volume (GB).")
     encrypt_volume: bool = Field(
         default=True, description="Encrypt the volume with the storage key (see training)."
@@ -765,9 +977,10 @@ class InferenceJobSettings(Section):
     network_isolation: NetworkIsolation = Field(
         default=False, description="Must stay false: the job talks to MLflow."
     )
-    environment: JobEnvironment = Field(
+    environment: Annotated[JobEnvironment, AfterValidator(_check_inference_environment)] = Field(
         default_factory=dict,
-        description="Extra environment variables, e.g. GENERATE_ROWS, CHUNK_ROWS.",
+        description="Extra environment variables, e.g. CHUNK_ROWS, DRIFT_THRESHOLD; checked with "
+        "the inference container's own rules.",
     )
 
 
@@ -784,8 +997,11 @@ class LambdaLauncherSettings(Section):
     )
     timeout_seconds: int = Field(default=30, ge=3, le=900, description="Function timeout.")
     memory_mb: int = Field(default=256, ge=128, le=10240, description="Function memory (MB).")
-    environment: dict[EnvironmentName, EnvironmentValue] = Field(
-        default_factory=dict, description="Extra environment variables of the function."
+    environment: Annotated[
+        dict[EnvironmentName, EnvironmentValue], AfterValidator(_check_lambda_environment)
+    ] = Field(
+        default_factory=dict,
+        description="Extra environment variables of the function (not Lambda's reserved names).",
     )
     job_name_prefix: str | None = Field(
         default=None,
@@ -827,15 +1043,95 @@ class PipelinesSettings(Section):
         default=None,
         description="E-mail subscribed to failure alarms (confirm the first message).",
     )
-    preflight_instance_type: SageMakerInstanceType = Field(
+    preflight_instance_type: ProcessingInstanceType = Field(
         default="ml.t3.medium",
         description="Instance of the preflight step that decides whether a run has work to do "
-        "(an EBS-only type: its volume is encrypted with the storage key).",
+        "(an EBS-only type from SageMaker's ProcessingInstanceType list: its volume is encrypted "
+        "with the storage key).",
     )
     training: TrainingJobSettings = TrainingJobSettings()
     inference: InferenceJobSettings = InferenceJobSettings()
     schedules: SchedulesSettings = SchedulesSettings()
     lambda_launcher: LambdaLauncherSettings = LambdaLauncherSettings()
+
+
+# Subnet sizes of the private network construct (mlops_cdk/constructs/private_network.py).
+PRIVATE_SUBNET_MASK = 20
+PUBLIC_SUBNET_MASK = 24
+
+_DAY_NUMBERS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+_MONTH_NUMBERS = {name: i for i, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1)}  # fmt: skip
+
+
+def _cron_set(field: str, low: int, high: int, names: Mapping[str, int]) -> set[int] | None:
+    """The values a cron field matches; None for what this check does not model (L, W, #)."""
+    if field in ("*", "?"):
+        return set(range(low, high + 1))
+    if any(mark in field for mark in ("L", "W", "#")):
+        return None
+    values: set[int] = set()
+    for part in field.upper().split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = low, high
+        elif "-" in base:
+            first_text, last_text = base.split("-", 1)
+            first, last = (
+                names.get(first_text) or int(first_text),
+                names.get(last_text) or int(last_text),
+            )
+        else:
+            first = names.get(base) or int(base)
+            last = high if step_text else first
+        if first <= last:
+            values.update(range(first, last + 1, step))
+        else:  # a range that wraps (FRI-MON)
+            values.update(range(first, high + 1, step), range(low, last + 1, step))
+    return values
+
+
+def _cron_fire_times(cron: str, time_zone: str) -> list[dt.datetime]:
+    """When an EventBridge cron fires over one year (2027, both DST changes), as aware datetimes.
+
+    Day fields with L, W or # are treated as matching any day (the hours still count)."""
+    minutes, hours, dom, month, dow, _year = cron[len("cron(") : -1].split()
+    minute_set = _cron_set(minutes, 0, 59, {}) or set()
+    hour_set = _cron_set(hours, 0, 23, {}) or set()
+    dom_set = _cron_set(dom, 1, 31, {})
+    month_set = _cron_set(month, 1, 12, _MONTH_NUMBERS)
+    dow_set = _cron_set(dow, 1, 7, _DAY_NUMBERS)
+    zone = zoneinfo.ZoneInfo(time_zone)
+    times: list[dt.datetime] = []
+    day = dt.date(2027, 1, 1)
+    while day.year == 2027:
+        weekday = (day.isoweekday() % 7) + 1  # EventBridge: 1 = SUN
+        if (
+            (month_set is None or day.month in month_set)
+            and (dom_set is None or day.day in dom_set)
+            and (dow_set is None or weekday in dow_set)
+        ):
+            times.extend(
+                dt.datetime(day.year, day.month, day.day, h, m, tzinfo=zone)
+                for h in sorted(hour_set)
+                for m in sorted(minute_set)
+            )
+        day += dt.timedelta(days=1)
+    return times
+
+
+def _weekdays(working_days: str) -> set[int]:
+    """Python weekdays (MON = 0) of a cron day-of-week list such as MON-FRI or SAT,SUN."""
+    python = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
+    order = list(python)
+    days: set[int] = set()
+    for part in working_days.split(","):
+        first, _, last = part.partition("-")
+        start, end = order.index(first), order.index(last or first)
+        span = range(start, end + 1) if start <= end else [*range(start, 7), *range(0, end + 1)]
+        days.update(python[order[i]] for i in span)
+    return days
 
 
 class Settings(Section):
@@ -867,7 +1163,10 @@ class Settings(Section):
     log_retention_days: LogRetentionDays = Field(
         default=30, description="Retention of every log group (a CloudWatch Logs period)."
     )
-    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every resource.")
+    tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
+        default_factory=dict,
+        description="Extra tags on every resource (keys 1-128 characters, not aws:; values <= 256).",
+    )
     storage: StorageSettings = StorageSettings()
     network: NetworkSettings = NetworkSettings()
     tracking: TrackingSettings = TrackingSettings()
@@ -935,6 +1234,105 @@ class Settings(Section):
                 "but network.egress='endpoints' has no internet; set network.egress to "
                 "nat_gateway or nat_instance"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _subnets_fit_the_cidr(self) -> Self:
+        if not self.needs_network:
+            return self
+        network = self.network
+        zones = len(network.availability_zones or ()) or network.max_azs
+        public = network.egress != "endpoints"
+        needed = zones * 2 ** (32 - PRIVATE_SUBNET_MASK)
+        needed += zones * 2 ** (32 - PUBLIC_SUBNET_MASK) if public else 0
+        size = ipaddress.IPv4Network(network.cidr).num_addresses
+        if needed > size:
+            smallest = 32 - (needed - 1).bit_length()
+            subnets = f"{zones} private /{PRIVATE_SUBNET_MASK}" + (
+                f" and {zones} public /{PUBLIC_SUBNET_MASK}" if public else ""
+            )
+            raise ValueError(
+                f"network.cidr={network.cidr!r} is too small for {subnets} subnets (one per "
+                f"zone): use a /{smallest} or larger"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ec2_instance_types_exist(self) -> Self:
+        # Checked only where used: botocore's EC2 model costs ~0.3 s to load.
+        used = []
+        if self.tracking.mode == "ec2":
+            used.append(("tracking.ec2.instance_type", self.tracking.ec2.instance_type))
+        if self.needs_network and self.network.egress == "nat_instance":
+            used.append(("network.nat_instance_type", self.network.nat_instance_type))
+        for setting, value in used:
+            if value not in _ec2_instance_types():
+                raise ValueError(
+                    f"{setting}={value!r} is not an EC2 instance type (botocore's ec2 "
+                    "InstanceType list, e.g. t3.small)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _mlflow_is_up_when_the_schedules_run(self) -> Self:
+        fargate = self.tracking.fargate
+        if self.tracking.mode != "fargate" or not fargate.scale_to_zero:
+            return self
+        days = _weekdays(fargate.working_days)
+        for name in ("training", "inference"):
+            schedule: ScheduleSettings = getattr(self.pipelines.schedules, name)
+            if not schedule.enabled:
+                continue
+            for when in _cron_fire_times(schedule.cron, schedule.time_zone):
+                utc = when.astimezone(dt.UTC)
+                if utc.weekday() in days and (
+                    fargate.working_hours_start <= utc.hour < fargate.working_hours_end
+                ):
+                    continue
+                raise ValueError(
+                    f"pipelines.schedules.{name}.cron={schedule.cron!r} ({schedule.time_zone}) "
+                    "starts runs while tracking.fargate.scale_to_zero stops MLflow (working hours "
+                    f"{fargate.working_days} {fargate.working_hours_start}-"
+                    f"{fargate.working_hours_end} UTC), e.g. {utc:%a %H:%M} UTC; move the "
+                    "schedule into the working hours or set scale_to_zero=false"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _private_clients_have_their_endpoints(self) -> Self:
+        network = self.network
+        if not self.needs_network or network.egress != "endpoints":
+            return self
+        needs: list[tuple[str, tuple[str, ...]]] = []
+        if self.studio.enabled and self.studio.network_access == "VpcOnly":
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-and-internet-access.html
+            needs.append(
+                (
+                    "studio.network_access='VpcOnly'",
+                    ("sagemaker_api", "sagemaker_runtime", "sagemaker_studio", "sts"),
+                )
+            )
+        if self.jobs_in_vpc:
+            # https://docs.aws.amazon.com/sagemaker/latest/dg/train-vpc.html: the image from ECR,
+            # logs to CloudWatch; SageMaker MLflow (serverless, managed) through its API.
+            job_needs: tuple[str, ...] = ("sagemaker_api", "ecr_api", "ecr_docker", "logs")
+            if self.tracking.mode not in SELF_HOSTED_MODES:
+                job_needs += ("sagemaker_experiments",)
+            setting = (
+                "pipelines.vpc=true"
+                if self.pipelines.vpc
+                else (
+                    f"pipelines.vpc (null: jobs in the VPC for tracking.mode={self.tracking.mode!r})"
+                )
+            )
+            needs.append((setting, job_needs))
+        for who, wanted in needs:
+            missing = [e for e in wanted if e not in network.interface_endpoints]
+            if missing:
+                raise ValueError(
+                    f"{who} with network.egress='endpoints' needs interface endpoints "
+                    f"{', '.join(missing)} in network.interface_endpoints (or use NAT egress)"
+                )
         return self
 
     @model_validator(mode="after")
@@ -1036,30 +1434,49 @@ class Settings(Section):
             "region": environ.get("CDK_DEFAULT_REGION"),
         }
         raw = _deep_merge(raw, dict(env_values))
-        raw = _deep_merge(raw, _overrides(context, field_names=set(cls.model_fields)))
+        overrides = _overrides(context, field_names=set(cls.model_fields))
+        raw = _deep_merge(raw, overrides)
         raw["env_name"] = env_name
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
-            raise ConfigError(describe(err)) from None
+            sources = (("-c", overrides), (f"cdk.json environments.{env_name}", env_values))
+            raise ConfigError(describe(err, sources=sources)) from None
 
 
 def _overrides(context: Mapping[str, Any], *, field_names: set[str]) -> dict[str, Any]:
-    """Turn ``-c a.b=value`` context keys into a nested dict; reject unknown keys."""
+    """Turn ``-c a.b=value`` context keys into a nested dict; reject unknown keys.
+
+    Merge order: the shorter key first, whatever the order on the command line. A whole
+    section (``-c tracking={...}``) is merged into cdk.json's values, and a dotted key inside
+    it (``-c tracking.size=Large``) is merged after it, so the more specific setting wins and
+    neither silently drops the other.
+    """
+    keys = [
+        key
+        for key in context
+        if key not in _OWN_CONTEXT_KEYS and key not in _CDK_CONTEXT_KEYS and not _is_cdk_key(key)
+    ]
     nested: dict[str, Any] = {}
-    for key, value in context.items():
-        if key in _OWN_CONTEXT_KEYS or key in _CDK_CONTEXT_KEYS or _is_cdk_key(key):
-            continue
+    for key in sorted(keys, key=lambda k: k.count(".")):  # stable: same depth keeps its order
         path = key.split(".")
         if path[0] not in field_names or path[0] == "env_name":
             allowed = ", ".join(sorted((field_names - {"env_name"}) | _OWN_CONTEXT_KEYS))
             raise ConfigError(f"unknown setting {key!r} (-c); top-level settings are: {allowed}")
+        value = _parse_cli_value(key, context[key])
+        deeper = [k for k in keys if k.startswith(key + ".")]
+        if deeper and not isinstance(value, dict):
+            raise ConfigError(
+                f"-c {key}={context[key]!r} must be a JSON object: -c {deeper[0]} sets a key "
+                "inside it"
+            )
         cursor = nested
         for part in path[:-1]:
             cursor = cursor.setdefault(part, {})
-            if not isinstance(cursor, dict):
-                raise ConfigError(f"setting {key!r} conflicts with another -c override")
-        cursor[path[-1]] = _parse_cli_value(value)
+        if isinstance(value, dict) and isinstance(cursor.get(path[-1]), dict):
+            cursor[path[-1]] = _deep_merge(cursor[path[-1]], value)
+        else:
+            cursor[path[-1]] = value
     return nested
 
 
@@ -1068,13 +1485,16 @@ def _is_cdk_key(key: str) -> bool:
     return key.startswith("@") or ":" in key
 
 
-def _parse_cli_value(value: Any) -> Any:
+def _parse_cli_value(key: str, value: Any) -> Any:
     """``-c`` values arrive as strings; lists, objects and null may be written as JSON."""
-    if isinstance(value, str) and (value[:1] in "[{" or value == "null"):
+    if isinstance(value, str) and (value.lstrip()[:1] in "[{" or value == "null"):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
-            return value
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"-c {key}={value!r} is not valid JSON: {err.msg} at line {err.lineno} "
+                f"column {err.colno} (char {err.pos})"
+            ) from None
     return value
 
 
@@ -1088,21 +1508,39 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def describe(err: ValidationError) -> str:
-    """One line per the project's error style: setting, bad value, what is allowed."""
+def describe(
+    err: ValidationError, *, sources: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+) -> str:
+    """One line per the project's error style: setting, bad value, what is allowed, and where
+    the value was set (``-c`` or ``cdk.json environments.<env>``) when that is one place."""
     parts = []
     for error in err.errors(include_url=False):
         location = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            parts.append(f"unknown setting {location!r}{_allowed_keys_hint(error['loc'])}")
+            part = f"unknown setting {location!r}{_allowed_keys_hint(error['loc'])}"
         elif error["type"] == "missing":
-            parts.append(f"{location} is required")
+            part = f"{location} is required"
         elif not location or isinstance(error["input"], dict):
-            parts.append(message)  # a model-level check: its message names the settings
+            part = message  # a model-level check: its message names the settings
         else:
-            parts.append(f"{location}={error['input']!r}: {_lower_first(message)}")
+            part = f"{location}={error['input']!r}: {_lower_first(message)}"
+        where = [name for name, values in sources if _holds(values, error["loc"])]
+        parts.append(f"{part} (set in {where[0]})" if len(where) == 1 else part)
     return "; ".join(parts)
+
+
+def _holds(values: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Whether the nested mapping sets the setting at `loc` (an empty loc is no one place)."""
+    cursor: Any = values
+    for part in loc:
+        if isinstance(cursor, Mapping) and str(part) in cursor:
+            cursor = cursor[str(part)]
+        elif isinstance(cursor, list | tuple) and isinstance(part, int) and part < len(cursor):
+            cursor = cursor[part]
+        else:
+            return False
+    return bool(loc)
 
 
 def _allowed_keys_hint(loc: tuple[int | str, ...]) -> str:

@@ -33,6 +33,10 @@ class LauncherError(Exception):
     """The event or the configuration is unusable; retrying will not help."""
 
 
+class DefinitionError(LauncherError):
+    """The deployed pipeline definition does not have the shape the launcher reads."""
+
+
 def scheduled_time(event: Mapping[str, Any], now: dt.datetime | None = None) -> dt.datetime:
     """The event's scheduled time in UTC; the current time for a manual invocation without one."""
     raw = event.get("scheduled_time")
@@ -46,7 +50,12 @@ def scheduled_time(event: Mapping[str, Any], now: dt.datetime | None = None) -> 
         raise LauncherError(f"scheduled_time={raw!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise LauncherError(
+            f"scheduled_time={raw!r} is not a time a job can be named after (out of range)"
+        ) from None
 
 
 def job_name(prefix: str, when: dt.datetime) -> str:
@@ -68,6 +77,10 @@ def resolve_defaults(value: Any, defaults: Mapping[str, Any]) -> Any:
             return None  # Execution.*: there is no pipeline execution
         if set(value) == {"Std:Join"}:
             join = value["Std:Join"]
+            if not (
+                isinstance(join, Mapping) and "On" in join and isinstance(join.get("Values"), list)
+            ):
+                raise DefinitionError(f"Std:Join needs On and a list of Values, not {join!r}")
             return str(join["On"]).join(str(resolve_defaults(v, defaults)) for v in join["Values"])
         return {k: resolve_defaults(v, defaults) for k, v in value.items()}
     if isinstance(value, list):
@@ -77,28 +90,47 @@ def resolve_defaults(value: Any, defaults: Mapping[str, Any]) -> Any:
 
 def training_request(definition: Mapping[str, Any], step_name: str) -> dict[str, Any]:
     """The step's CreateTrainingJob arguments at the parameters' defaults."""
-    steps = [s for s in _all_steps(definition.get("Steps", [])) if s.get("Name") == step_name]
+    all_steps = definition.get("Steps", [])
+    parameters = definition.get("Parameters", [])
+    for name, value in (("Steps", all_steps), ("Parameters", parameters)):
+        if not isinstance(value, list):
+            raise DefinitionError(f"{name} is not a list")
+    steps = [s for s in _all_steps(all_steps) if s.get("Name") == step_name]
     if len(steps) != 1 or steps[0].get("Type") != "Training":
         raise LauncherError(f"the pipeline has no training step named {step_name!r}")
-    defaults = {p["Name"]: p.get("DefaultValue") for p in definition.get("Parameters", [])}
-    request = resolve_defaults(steps[0]["Arguments"], defaults)
+    if not all(isinstance(p, Mapping) and isinstance(p.get("Name"), str) for p in parameters):
+        raise DefinitionError("a parameter has no Name")
+    defaults = {p["Name"]: p.get("DefaultValue") for p in parameters}
+    arguments = steps[0].get("Arguments")
+    if not isinstance(arguments, Mapping):
+        raise DefinitionError(f"step {step_name} has no Arguments object")
+    request = resolve_defaults(arguments, defaults)
     # Environment entries fed by execution variables (PIPELINE_EXECUTION_ID) have no value here.
     environment = request.get("Environment", {})
+    if not isinstance(environment, Mapping):
+        raise DefinitionError(f"step {step_name} Environment is not an object")
     request["Environment"] = {k: v for k, v in environment.items() if v is not None}
     if not request["Environment"]:
         del request["Environment"]
     return request  # type: ignore[no-any-return]
 
 
-def _all_steps(steps: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _all_steps(steps: list[Any]) -> list[Mapping[str, Any]]:
     """Top-level steps and the ones nested in condition branches (the pipeline's preflight
     gates its training step; the launcher starts that step's job directly, without it)."""
     found: list[Mapping[str, Any]] = []
     for step in steps:
+        if not isinstance(step, Mapping):
+            raise DefinitionError("a step is not an object")
         found.append(step)
         if step.get("Type") == "Condition":
-            arguments = step.get("Arguments", {})
-            found += _all_steps([*arguments.get("IfSteps", []), *arguments.get("ElseSteps", [])])
+            arguments = step.get("Arguments")
+            if not isinstance(arguments, Mapping):
+                raise DefinitionError(f"step {step.get('Name')} has no Arguments object")
+            branches = [arguments.get("IfSteps", []), arguments.get("ElseSteps", [])]
+            if not all(isinstance(branch, list) for branch in branches):
+                raise DefinitionError(f"step {step.get('Name')} branches are not lists")
+            found += _all_steps([*branches[0], *branches[1]])
     return found
 
 
@@ -118,16 +150,24 @@ def _settings(environ: Mapping[str, str]) -> tuple[str, str, str]:
     return values  # type: ignore[return-value]
 
 
-def launch(event: Mapping[str, Any], *, environ: Mapping[str, str], client: Any) -> dict[str, Any]:
+def launch(event: object, *, environ: Mapping[str, str], client: Any) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise LauncherError(f"the event is not a JSON object: {event!r:.200}")
     prefix, pipeline, step = _settings(environ)
     when = scheduled_time(event)
     name = job_name(prefix, when)
     described = client.describe_pipeline(PipelineName=pipeline)
     try:
         definition = json.loads(described["PipelineDefinition"])
-    except (KeyError, json.JSONDecodeError) as err:
+    except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise LauncherError(f"pipeline {pipeline} has no readable definition: {err}") from None
-    request = build_request(training_request(definition, step), name, when)
+    if not isinstance(definition, Mapping):
+        raise LauncherError(f"pipeline {pipeline} has no readable definition: not a JSON object")
+    try:
+        template = training_request(definition, step)
+    except DefinitionError as err:
+        raise LauncherError(f"pipeline {pipeline} definition: {err}") from None
+    request = build_request(template, name, when)
     try:
         response = client.create_training_job(**request)
     except ClientError as err:
@@ -143,6 +183,14 @@ def launch(event: Mapping[str, Any], *, environ: Mapping[str, str], client: Any)
     }
 
 
-def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-    """Lambda entry point (``launcher.handler``)."""
-    return launch(event, environ=os.environ, client=boto3.client("sagemaker"))
+def handler(event: object, context: Any) -> dict[str, Any]:
+    """Lambda entry point (``launcher.handler``).
+
+    A LauncherError is logged as one line and raised, so the invocation fails (Scheduler
+    retries it, then the dead-letter queue keeps the event) with that line as errorMessage.
+    """
+    try:
+        return launch(event, environ=os.environ, client=boto3.client("sagemaker"))
+    except LauncherError as err:
+        log.error("error: %s", err)
+        raise

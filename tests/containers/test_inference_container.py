@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 import json
 import threading
 from collections.abc import Iterator
@@ -32,6 +34,7 @@ from tests.containers.conftest import (
 
 DATE = "2026-03-01"
 HEADER = "sepal_length,sepal_width,petal_length,petal_width\n"
+GENERATE = ("--generate-rows", "5")
 
 
 @pytest.fixture
@@ -63,12 +66,10 @@ def test_command_line_beats_environment_beats_defaults(tmp_path: Path) -> None:
         "MLFLOW_TRACKING_URI": "sqlite://",
         "SAGEMAKER_BASE_DIR": str(tmp_path),
         "CHUNK_ROWS": "500",
-        "GENERATE_ROWS": "7",
         "INFERENCE_DATE": "2026-01-31",
     }
     settings = load_settings(["--chunk-rows", "9"], env)
     assert settings.chunk_rows == 9
-    assert settings.generate_rows == 7
     assert settings.date.isoformat() == "2026-01-31"
     assert settings.generation_seed == 20260131  # a seed per day unless one is given
     assert settings.input_dir == tmp_path / "processing" / "input"
@@ -82,7 +83,7 @@ def test_command_line_beats_environment_beats_defaults(tmp_path: Path) -> None:
     [
         (["--chunk-rows", "abc"], "setting --chunk-rows/CHUNK_ROWS='abc' is not an integer"),
         (["--date", "2026-3-1"], "setting --date/INFERENCE_DATE='2026-3-1' is not a date"),
-        (["--generate-rows", "-1"], "setting --generate-rows/GENERATE_ROWS='-1' is not an"),
+        (["--generate-rows", "-1"], "setting --generate-rows='-1' is not an"),
         (["--model-alias", "pro duction"], "setting --model-alias/MODEL_ALIAS='pro duction'"),
     ],
 )
@@ -371,12 +372,13 @@ def test_no_production_alias_is_a_clear_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store, _ = champion
-    assert _failing_run(store, dirs, capsys, "--model-name", "never-trained") == (
+    # Demo-style generated rows: the model is what is missing here, not the input.
+    assert _failing_run(store, dirs, capsys, "--model-name", "never-trained", *GENERATE) == (
         "error: registered model 'never-trained' does not exist: train and promote a version "
         "first\n"
     )
     store.client().create_registered_model("never-promoted")
-    assert _failing_run(store, dirs, capsys, "--model-name", "never-promoted") == (
+    assert _failing_run(store, dirs, capsys, "--model-name", "never-promoted", *GENERATE) == (
         "error: registered model 'never-promoted' has no 'production' alias: no version has "
         "passed the quality gate yet\n"
     )
@@ -404,7 +406,7 @@ def test_no_production_alias_is_a_clear_error(
             {"a.csv": HEADER + "5.1,3.5,1.4,0.2\n" * 50, "b.csv": HEADER + "5.1,3.5,1.4,oops\n"},
             "input file b.csv row 1 (line 2): column petal_width value 'oops' is not a finite number",
         ),
-        ({}, "no .csv or .parquet file under "),
+        ({}, "input directory "),
     ],
 )
 def test_input_errors_name_the_file_and_publish_nothing(
@@ -434,8 +436,7 @@ def test_command_line_contract_as_sagemaker_processing_starts_it(tmp_path: Path)
 
     assert bad.returncode == 1
     assert bad.stderr.splitlines() == [
-        "error: setting --generate-rows/GENERATE_ROWS='many' is not an integer between 0 and "
-        "1000000000"
+        "error: setting --generate-rows='many' is not an integer between 0 and 1000000000"
     ]
     assert unknown.returncode == 2
     assert "unrecognized arguments: --rows 5" in unknown.stderr
@@ -445,3 +446,162 @@ def test_command_line_contract_as_sagemaker_processing_starts_it(tmp_path: Path)
 def _load(store: Store, version: str) -> Any:
     mlflow.set_tracking_uri(store.tracking_uri)
     return mlflow.sklearn.load_model(f"models:/{MODEL_NAME}/{version}")
+
+
+# --- a job never replaces real results with made-up rows (issue 13) -------------------------
+
+
+def test_generation_is_off_unless_the_command_line_asks_for_it(tmp_path: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": "sqlite://", "SAGEMAKER_BASE_DIR": str(tmp_path)}
+    assert load_settings([], env).generate_rows == 0
+    # A job's Environment cannot turn it on: only the demo's and the benchmark's flag does.
+    with pytest.raises(UserError, match=r"^GENERATE_ROWS is not read by the inference container"):
+        load_settings([], {**env, "GENERATE_ROWS": "1000"})
+    assert load_settings(["--generate-rows", "5"], env).generate_rows == 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("empty", "input directory {input} holds no .csv or .parquet file"),
+        ("missing", "input directory {input} does not exist"),
+        ("markers only", "input directory {input} holds no .csv or .parquet file"),
+        ("header only", "input directory {input} holds no data row (1 file(s), headers only)"),
+    ],
+)
+def test_a_job_without_input_fails_in_one_line_and_keeps_the_previous_partition(
+    champion: tuple[Store, TrainingRun],
+    dirs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+    message: str,
+) -> None:
+    store, _ = champion
+    input_dir, output_dir = dirs
+    if layout == "missing":
+        input_dir = input_dir.parent / "inptu"  # a mistyped directory
+    elif layout == "markers only":
+        (input_dir / "_SUCCESS").write_text("")
+    elif layout == "header only":
+        (input_dir / "part-0000.csv").write_text(HEADER)
+    err = _failing_run(store, (input_dir, output_dir), capsys)
+    assert err == f"error: {message.format(input=input_dir)}\n"
+
+
+# --- data the reader must refuse or accept (issue 13) ---------------------------------------
+
+
+def _read_all(path: Path) -> np.ndarray:
+    batches = file_batches(path, input_dir=path.parent, features=CANONICAL_FEATURES, chunk_rows=2)
+    return np.vstack([b.features for b in batches] or [np.empty((0, 4))])
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            HEADER + "True,3.5,1.4,0.2\nFalse,3.0,1.4,0.2\n",
+            "column sepal_length holds booleans (expected numbers)",
+        ),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width,Sepal Length (cm)\n1,2,3,4,5\n",
+            "column sepal_length appears twice (as sepal_length, Sepal Length (cm))",
+        ),
+        (
+            HEADER + "5.1,3.5,1.4,0.2\n5.1,inf,1.4,0.2\n",
+            "row 2 (line 3): column sepal_width value inf is not a finite number",
+        ),
+        (
+            HEADER + "5.1,3.5,1.4,-Infinity\n",
+            "row 1 (line 2): column petal_width value -inf is not a finite number",
+        ),
+        (
+            HEADER + "2026-01-01,3.5,1.4,0.2\n",
+            "row 1 (line 2): column sepal_length value '2026-01-01' is not a finite number",
+        ),
+    ],
+)
+def test_csv_booleans_duplicates_and_infinities_are_refused(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    (tmp_path / "day.csv").write_text(content)
+    with pytest.raises(UserError) as caught:
+        _read_all(tmp_path / "day.csv")
+    assert str(caught.value) == f"input file day.csv {problem}"
+
+
+@pytest.mark.parametrize(
+    ("column", "problem"),
+    [
+        (pa.array([True, False]), "column sepal_length holds booleans (expected numbers)"),
+        (
+            pa.array([dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)], pa.timestamp("us")),
+            "column sepal_length holds timestamp[us] values (expected numbers)",
+        ),
+        (
+            pa.array([dt.date(2026, 1, 1), dt.date(2026, 1, 2)], pa.date32()),
+            "column sepal_length holds date32[day] values (expected numbers)",
+        ),
+        (
+            pa.array([5.1, float("inf")]),
+            "row 2: column sepal_length value inf is not a finite number",
+        ),
+    ],
+)
+def test_parquet_non_numeric_types_are_refused_not_scored(
+    tmp_path: Path, column: pa.Array, problem: str
+) -> None:
+    table = pa.table(
+        {
+            "sepal_length": column,
+            "sepal_width": [3.5, 3.0],
+            "petal_length": [1.4, 1.4],
+            "petal_width": [0.2, 0.2],
+        }
+    )
+    pq.write_table(table, tmp_path / "day.parquet")
+    with pytest.raises(UserError) as caught:
+        _read_all(tmp_path / "day.parquet")
+    assert str(caught.value) == f"input file day.parquet {problem}"
+
+
+def test_parquet_duplicated_feature_column_is_refused(tmp_path: Path) -> None:
+    arrays = [pa.array([1.0]), pa.array([2.0]), pa.array([3.0]), pa.array([4.0]), pa.array([9.0])]
+    names = ["sepal_length", "sepal_width", "petal_length", "petal_width", "sepal_length"]
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), tmp_path / "day.parquet")
+    with pytest.raises(UserError) as caught:
+        _read_all(tmp_path / "day.parquet")
+    assert str(caught.value) == (
+        "input file day.parquet column sepal_length appears twice (as sepal_length, sepal_length)"
+    )
+
+
+@pytest.mark.parametrize("name", ["day.csv", "day.csv.gz"])
+def test_utf8_csv_with_a_byte_order_mark_is_read(tmp_path: Path, name: str) -> None:
+    content = ("\ufeff" + HEADER + "5.1,3.5,1.4,0.2\n").encode("utf-8")
+    (tmp_path / name).write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    assert _read_all(tmp_path / name).tolist() == [[5.1, 3.5, 1.4, 0.2]]
+
+
+def test_header_only_files_yield_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "part-0.csv").write_text(HEADER)
+    assert _read_all(tmp_path / "part-0.csv").shape == (0, 4)
+
+
+def test_an_unwritable_output_directory_is_one_line_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "input").mkdir()
+    (tmp_path / "input" / "day.csv").write_text(HEADER + "5.1,3.5,1.4,0.2\n")
+    (tmp_path / "output").write_text("a file where the output directory should be")
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'never.db'}"}
+    argv = ["--input-dir", str(tmp_path / "input"), "--output-dir", str(tmp_path / "output")]
+
+    code = main(argv, env)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: output directory {tmp_path / 'output'} is not writable: ")
+    assert len(err.splitlines()) == 1, err
+    assert not (tmp_path / "never.db").exists()

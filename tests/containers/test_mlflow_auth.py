@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +22,7 @@ from iris_training import cli as training_cli
 from iris_training import mlflow_auth as training_auth
 from moto import mock_aws
 
-from tests.containers.conftest import TrainingRun, sagemaker_tree
+from tests.containers.conftest import INFERENCE_CODE, TRAINING_CODE, TrainingRun, sagemaker_tree
 
 REGION = "eu-west-1"
 PASSWORD = "s3cret-Pa55word-never-logged"
@@ -149,3 +153,50 @@ def test_inference_stops_on_an_unreadable_secret(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"error: MLflow credentials secret MLFLOW_CREDENTIALS_SECRET_ARN={arn} ")
+
+
+# --- an unreachable tracking server fails fast (issue 13) -----------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again when the block ends
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image", ["training", "inference"])
+def test_an_unreachable_tracking_server_fails_within_30_seconds_naming_it(
+    tmp_path: Path, image: str
+) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "SAGEMAKER_BASE_DIR": str(tmp_path),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        env.pop(name, None)
+    if image == "inference":
+        (tmp_path / "processing" / "input").mkdir(parents=True)
+        (tmp_path / "processing" / "input" / "day.csv").write_text("sepal_length\n1\n")
+    code, module = {
+        "training": (TRAINING_CODE, "iris_training"),
+        "inference": (INFERENCE_CODE, "iris_inference"),
+    }[image]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", module],
+        env={**env, "PYTHONPATH": str(code)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: MLflow at {uri} is unreachable"), done.stderr
+    assert "Traceback" not in done.stderr
+    assert seconds < 30, f"{seconds:.1f} s"

@@ -8,14 +8,16 @@ import pytest
 from iris_training.cli import main
 from iris_training.data import bundled_iris, load_dataset
 from iris_training.errors import UserError
-from iris_training.gate import Champion, decide
+from iris_training.gate import SPECIES, Champion, ClassCoverage, decide
 from iris_training.hyperparameters import Hyperparameters, parse_hyperparameters
+from mlflow.exceptions import MlflowException
 
 from tests.containers.conftest import (
     HOPELESS,
     TRAINING_CODE,
     Store,
     TrainingRun,
+    new_store,
     run_module,
     sagemaker_tree,
     train,
@@ -234,7 +236,12 @@ def test_malformed_channel_fails_the_job_before_mlflow(
 def test_gate_rules(
     challenger: float, champion: Champion | None, promote: bool, reason: str
 ) -> None:
-    decision = decide(challenger_accuracy=challenger, min_accuracy=0.9, champion=champion)
+    decision = decide(
+        challenger_accuracy=challenger,
+        min_accuracy=0.9,
+        champion=champion,
+        classes=ClassCoverage(train=SPECIES, evaluation=SPECIES, model=SPECIES),
+    )
     assert decision.promote is promote
     assert reason in decision.reason
     assert decision.tags()["gate.decision"] == ("promoted" if promote else "rejected")
@@ -333,3 +340,193 @@ def test_gate_refuses_when_the_champion_cannot_be_scored(
     assert f"production version {broken.version} could not be scored" in tags["gate.reason"]
     assert "gate.champion_error" in tags
     assert run.evaluation["gate"]["champion_accuracy"] is None
+
+
+# --- the gate judges what production serves (issue 13) --------------------------------------
+
+
+def _iris_csv(
+    *, species: tuple[str, ...] = ("setosa", "versicolor", "virginica"), prefix: str = ""
+) -> str:
+    """The bundled Iris as a train-channel CSV, keeping only `species`, labels prefixed."""
+    bundled = bundled_iris()
+    frame = bundled.features.copy()
+    frame["species"] = [prefix + label for label in bundled.labels]
+    keep = bundled.labels.isin(species).to_numpy()
+    return str(frame[keep].to_csv(index=False))
+
+
+def _train_on(store: Store, base: Path, csv_text: str, **hyperparameters: str) -> TrainingRun:
+    channel = base / "input" / "data" / "train"
+    channel.mkdir(parents=True, exist_ok=True)
+    (channel / "iris.csv").write_text(csv_text)
+    return train(store, base, hyperparameters)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_one_class_is_never_promoted_without_a_champion(
+    tmp_path: Path,
+) -> None:
+    store = new_store(tmp_path / "store")
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(species=("setosa",)))
+
+    assert run.exit_code == 0, run.failure  # registered and rejected, a normal outcome
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert "lacks class(es) versicolor, virginica" in run.evaluation["gate"]["reason"]
+    assert run.evaluation["alias"] is None
+    with pytest.raises(MlflowException):
+        store.production_version()
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_one_class_is_never_promoted_over_a_champion(
+    champion: tuple[Store, TrainingRun], tmp_path: Path
+) -> None:
+    store, _ = champion
+    before = store.production_version()
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(species=("setosa",)))
+
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert store.production_version() == before
+
+
+@pytest.mark.slow
+def test_labels_spelled_differently_from_production_are_rejected(
+    champion: tuple[Store, TrainingRun], tmp_path: Path
+) -> None:
+    store, _ = champion
+    before = store.production_version()
+
+    run = _train_on(store, tmp_path / "opt-ml", _iris_csv(prefix="Iris-"))
+
+    reason = run.evaluation["gate"]["reason"]
+    assert run.evaluation["gate"]["decision"] == "rejected"
+    assert store.production_version() == before
+    assert "unexpected Iris-setosa, Iris-versicolor, Iris-virginica" in reason
+    assert "setosa, versicolor, virginica" in reason
+
+
+EXPECTED = SPECIES
+
+
+@pytest.mark.parametrize(
+    ("labels", "champion", "promote", "reason"),
+    [
+        # (training classes, held-out classes, challenger's classes)
+        (
+            (("setosa",), ("setosa",), ("setosa",)),
+            None,
+            False,
+            "lacks class(es) versicolor, virginica",
+        ),
+        (
+            (EXPECTED, ("setosa", "virginica"), EXPECTED),
+            None,
+            False,
+            "held-out set lacks class(es) versicolor",
+        ),
+        (
+            (("Iris-setosa", "Iris-versicolor", "Iris-virginica"),) * 3,
+            Champion("3", 0.0, classes=EXPECTED),
+            False,
+            "unexpected Iris-setosa",
+        ),
+        (
+            (EXPECTED,) * 3,
+            Champion("3", 0.5, classes=("a", "b", "c")),
+            False,
+            "production version 3 predicts a, b, c",
+        ),
+        ((EXPECTED,) * 3, Champion("3", 0.97, classes=EXPECTED), True, ">= production version 3's"),
+        ((EXPECTED,) * 3, None, True, "no production version yet"),
+    ],
+)
+def test_gate_rejects_challengers_that_do_not_serve_the_production_labels(
+    labels: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+    champion: Champion | None,
+    promote: bool,
+    reason: str,
+) -> None:
+    train_classes, eval_classes, model_classes = labels
+    decision = decide(
+        challenger_accuracy=1.0,
+        min_accuracy=0.9,
+        champion=champion,
+        classes=ClassCoverage(train=train_classes, evaluation=eval_classes, model=model_classes),
+    )
+    assert decision.promote is promote, decision.reason
+    assert reason in decision.reason
+
+
+# --- data the training reader must refuse or accept (issue 13) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (IRIS_HEADER, "holds no data row (header only)"),
+        (IRIS_HEADER + "\n\n", "holds no data row (header only)"),
+        (
+            "sepal_length,sepal_width,petal_length,petal_width,Sepal Length (cm),species\n"
+            "1,2,3,4,5,setosa\n",
+            "column sepal_length appears twice (as sepal_length, Sepal Length (cm))",
+        ),
+        (
+            "species,sepal_length,sepal_width,petal_length,petal_width,Species\n"
+            "setosa,1,2,3,4,virginica\n",
+            "column species appears twice (as species, Species)",
+        ),
+        (
+            IRIS_HEADER + "True,3.5,1.4,0.2,setosa\n",
+            "line 2: sepal_length='True' is not a finite number",
+        ),
+        (
+            IRIS_HEADER + "5.1,inf,1.4,0.2,setosa\n",
+            "line 2: sepal_width='inf' is not a finite number",
+        ),
+        (
+            IRIS_HEADER + "2026-01-01T00:00:00,3.5,1.4,0.2,setosa\n",
+            "line 2: sepal_length='2026-01-01T00:00:00' is not a finite number",
+        ),
+    ],
+)
+def test_train_csv_header_only_duplicates_and_non_numbers_are_refused(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    (tmp_path / "iris.csv").write_text(content)
+    with pytest.raises(UserError) as caught:
+        load_dataset(tmp_path)
+    assert str(caught.value) == f"train channel file {tmp_path / 'iris.csv'} {problem}"
+
+
+def test_header_only_parts_beside_data_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "part-0.csv").write_text(IRIS_HEADER)
+    (tmp_path / "part-1.csv").write_text(_iris_csv())
+    assert load_dataset(tmp_path).rows == 150
+
+
+def test_train_csv_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    (tmp_path / "iris.csv").write_bytes(("\ufeff" + _iris_csv()).encode("utf-8"))
+    assert load_dataset(tmp_path).sha256 == bundled_iris().sha256
+
+
+@pytest.mark.parametrize("blocked", ["model", "output"])
+def test_an_unwritable_model_or_output_directory_fails_in_one_line_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], blocked: str
+) -> None:
+    base = sagemaker_tree(tmp_path / "opt-ml", {})
+    (base / blocked).write_text("a file where SageMaker's directory should be")
+    database = tmp_path / "never-created.db"
+
+    code = main(
+        [], {"SAGEMAKER_BASE_DIR": str(base), "MLFLOW_TRACKING_URI": f"sqlite:///{database}"}
+    )
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: {blocked} directory {base / blocked}"), err
+    assert "is not writable" in err
+    assert not database.exists()

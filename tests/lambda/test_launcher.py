@@ -159,3 +159,88 @@ def test_the_request_is_tagged_with_the_scheduled_time() -> None:
     assert request["TrainingJobName"] == "n"
     assert request["Tags"] == [{"Key": "ScheduledTime", "Value": "2025-01-05T02:00Z"}]
     assert "TrainingJobName" not in template  # the template is not modified
+
+
+# --- malformed events and definitions end in one LauncherError (issue 13) --------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (None, "the event is not a JSON object: None"),
+        ([], "the event is not a JSON object: []"),
+        ("2025-01-05T02:00:00Z", "the event is not a JSON object: '2025-01-05T02:00:00Z'"),
+        (42, "the event is not a JSON object: 42"),
+        ({"scheduled_time": 1736042400}, "scheduled_time=1736042400 is not an ISO 8601 string"),
+        ({"scheduled_time": ["2025-01-05"]}, "is not an ISO 8601 string"),
+        ({"scheduled_time": "2025-13-05T02:00:00Z"}, "is not an ISO 8601 time"),
+        ({"scheduled_time": "9999-12-31T23:59:59-23:59"}, "is not a time a job can be named after"),
+    ],
+)
+def test_a_malformed_event_is_one_launcher_error(event: Any, message: str) -> None:
+    with pytest.raises(launcher.LauncherError) as caught:
+        launcher.launch(event, environ=ENVIRON, client=None)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def _with_definition(definition: Any) -> tuple[Any, Stubber]:
+    client = boto3.client("sagemaker", region_name="eu-west-1")
+    stub = Stubber(client)
+    text = definition if isinstance(definition, str) else json.dumps(definition)
+    stub.add_response(
+        "describe_pipeline", {"PipelineDefinition": text}, {"PipelineName": "mlops-dev-training"}
+    )
+    return client, stub
+
+
+def _step(arguments: Any) -> dict[str, Any]:
+    return {**DEFINITION, "Steps": [{"Name": "Train", "Type": "Training", "Arguments": arguments}]}
+
+
+@pytest.mark.parametrize(
+    ("definition", "message"),
+    [
+        ("[]", "pipeline mlops-dev-training has no readable definition: not a JSON object"),
+        ({"Steps": "Train"}, "pipeline mlops-dev-training definition: Steps is not a list"),
+        ({"Steps": ["Train"]}, "no training step named 'Train'"),
+        (
+            {**DEFINITION, "Parameters": [{"Type": "String"}]},
+            "pipeline mlops-dev-training definition: a parameter has no Name",
+        ),
+        (
+            {**DEFINITION, "Parameters": "none"},
+            "pipeline mlops-dev-training definition: Parameters is not a list",
+        ),
+        (
+            _step("none"),
+            "pipeline mlops-dev-training definition: step Train has no Arguments object",
+        ),
+        (
+            _step({**ARGUMENTS, "HyperParameters": {"x": {"Std:Join": {"Values": ["a"]}}}}),
+            "pipeline mlops-dev-training definition: Std:Join needs On and a list of Values",
+        ),
+        (
+            _step({**ARGUMENTS, "Environment": ["A=1"]}),
+            "pipeline mlops-dev-training definition: step Train Environment is not an object",
+        ),
+    ],
+)
+def test_a_malformed_definition_is_one_launcher_error(definition: Any, message: str) -> None:
+    client, stub = _with_definition(definition)
+    with stub, pytest.raises(launcher.LauncherError) as caught:
+        launcher.launch(EVENT, environ=ENVIRON, client=client)
+    assert message in str(caught.value)
+
+
+def test_the_handler_logs_one_line_and_raises_for_a_malformed_event(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ENVIRON.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(boto3, "client", lambda *_a, **_k: None)
+    with pytest.raises(launcher.LauncherError):
+        launcher.handler(["not", "an", "event"], None)
+    assert [r.getMessage() for r in caplog.records] == [
+        "error: the event is not a JSON object: ['not', 'an', 'event']"
+    ]

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from iris_inference.errors import UserError
-from iris_inference.mlflow_auth import credentials_from_secret
+from iris_inference.mlflow_auth import credentials_from_secret, http_environment
 from iris_inference.settings import load_settings
 
 log = logging.getLogger("iris_inference")
@@ -29,6 +29,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         settings = load_settings(argv, env)
+        os.environ.update(http_environment(env))  # bounded retries: fail fast, name the server
         os.environ.update(credentials_from_secret(env))  # MLflow basic auth, when configured
         from iris_inference.score import run  # noqa: PLC0415 -- mlflow import is slow; bad settings fail fast
 

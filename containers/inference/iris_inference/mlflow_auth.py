@@ -1,4 +1,5 @@
-"""MLflow basic auth for a self-hosted server: credentials from a Secrets Manager secret.
+"""MLflow client settings of a job: bounded HTTP retries, and basic auth for a self-hosted
+server (credentials from a Secrets Manager secret).
 
 The pipelines pass ``MLFLOW_CREDENTIALS_SECRET_ARN`` (a secret ``{"username", "password"}``)
 instead of the password; the job's role may read it. MLflow reads the two variables returned
@@ -15,6 +16,40 @@ from iris_inference.errors import UserError
 SECRET_ARN_ENV = "MLFLOW_CREDENTIALS_SECRET_ARN"  # noqa: S105 -- a variable name
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"  # noqa: S105 -- a variable name
+
+
+# MLflow retries a failed request MLFLOW_HTTP_REQUEST_MAX_RETRIES times (default 7) with
+# exponential backoff (factor 2): about four minutes before an unreachable server is reported.
+# A scheduled job should fail fast and say where it tried. These defaults apply unless the job's
+# environment sets them; MLflow caps retries at 10 and the backoff factor at 120
+# (mlflow.environment_variables, https://mlflow.org/docs/latest/python_api/mlflow.environment_variables.html).
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": ("2", 0, 10),
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": ("1", 0, 120),
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": ("20", 1, 3600),
+}
+
+
+def http_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow HTTP retry settings to apply: the job's own when valid, else the defaults."""
+    settings = {}
+    for name, (default, low, high) in HTTP_DEFAULTS.items():
+        value = env.get(name, "").strip() or default
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise UserError(f"setting {name}={value!r} is not an integer between {low} and {high}")
+        settings[name] = value
+    return settings
+
+
+def mlflow_failure(tracking_uri: str, err: Exception) -> UserError:
+    """One line for a failed MLflow call, saying plainly when the server could not be reached."""
+    text = str(getattr(err, "message", None) or err).strip()
+    first = text.splitlines()[0] if text else type(err).__name__
+    unreachable = ("Max retries exceeded", "Connection refused", "NewConnectionError",
+                   "Failed to establish", "timed out", "Name or service not known")  # fmt: skip
+    if any(marker in text for marker in unreachable):
+        return UserError(f"MLflow at {tracking_uri} is unreachable: {first}")
+    return UserError(f"MLflow at {tracking_uri} failed: {first}")
 
 
 def credentials_from_secret(env: Mapping[str, str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_
 from sklearn.base import ClassifierMixin
 
 from iris_inference.errors import UserError
+from iris_inference.mlflow_auth import mlflow_failure
 from iris_inference.sources import CANONICAL_FEATURES
 
 
@@ -44,8 +45,7 @@ def load_production_model(*, tracking_uri: str, name: str, alias: str) -> Produc
         # Load the resolved version, not the alias: the alias may move while this job runs.
         estimator = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
     except MlflowException as err:
-        first_line = (err.message or str(err)).strip().splitlines()[0]
-        raise UserError(f"MLflow at {tracking_uri} failed: {first_line}") from err
+        raise mlflow_failure(tracking_uri, err) from err
     if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
         raise UserError(
             f"models:/{name}/{version.version} is a {type(estimator).__name__}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -69,10 +70,13 @@ def run(settings: InferenceSettings) -> dict[str, object]:
     scored_at = dt.datetime.now(dt.UTC)
     files = discover(settings.input_dir)
     if not files and settings.generate_rows == 0:
-        raise UserError(
-            f"no .csv or .parquet file under {settings.input_dir} and generation is off "
-            "(--generate-rows/GENERATE_ROWS=0)"
-        )
+        # Checked before anything is written: the previous partition stays as it was.
+        if not settings.input_dir.exists():
+            raise UserError(f"input directory {settings.input_dir} does not exist")
+        if not settings.input_dir.is_dir():
+            raise UserError(f"input directory {settings.input_dir} is not a directory")
+        raise UserError(f"input directory {settings.input_dir} holds no .csv or .parquet file")
+    _check_writable(settings.output_dir)
     model = load_production_model(
         tracking_uri=settings.tracking_uri, name=settings.model_name, alias=settings.model_alias
     )
@@ -100,6 +104,13 @@ def run(settings: InferenceSettings) -> dict[str, object]:
             pending = background.submit(writer.write, table)
         if pending is not None:
             pending.result()
+        if tally.rows == 0:
+            # Header-only files (an empty Spark or Glue part): publishing an empty partition
+            # would replace the day's results with nothing. __exit__ removes the staging copy.
+            raise UserError(
+                f"input directory {settings.input_dir} holds no data row "
+                f"({len(files)} file(s), headers only)"
+            )
         finished = time.perf_counter()
         summary = _summary(
             settings,
@@ -127,6 +138,18 @@ def run(settings: InferenceSettings) -> dict[str, object]:
             writer.write_json(DRIFT_FILE, report)
             writer.commit(summary)
     return summary
+
+
+def _check_writable(output_dir: Path) -> None:
+    """Fail before the model loads and anything is scored when the partition cannot be written."""
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write-probe-"):
+            pass
+    except OSError as err:
+        raise UserError(
+            f"output directory {output_dir} is not writable: {err.strerror or err}"
+        ) from err
 
 
 def _batches(

@@ -24,8 +24,12 @@ DEFAULT_BASE_DIR = Path("/opt/ml")
 @dataclass(frozen=True)
 class Option:
     flag: str
-    env: str
+    env: str | None  # None: a command-line option only, never read from a job's Environment
     help: str
+
+    @property
+    def names(self) -> str:
+        return self.flag if self.env is None else f"{self.flag}/{self.env}"
 
 
 # Field name -> how it is set. The README's options table follows this.
@@ -35,15 +39,47 @@ OPTIONS = {
     "date": Option("--date", "INFERENCE_DATE", "partition date YYYY-MM-DD (default: today, UTC)"),
     "model_name": Option("--model-name", "MODEL_NAME", "registered model name"),
     "model_alias": Option("--model-alias", "MODEL_ALIAS", "alias of the version to use"),
+    # Generated rows are a demo and benchmark convenience: only an explicit command-line option
+    # turns them on, never a default or a job's Environment, so a job started on a mistyped or
+    # empty input fails instead of publishing made-up predictions over the day's real ones.
     "generate_rows": Option(
-        "--generate-rows", "GENERATE_ROWS", "rows to generate when the input is empty (0: off)"
+        "--generate-rows",
+        None,
+        "rows to generate when the input is empty (demo and benchmark only; default 0: off)",
     ),
-    "seed": Option("--seed", "GENERATE_SEED", "seed of generated rows (default: from the date)"),
+    "seed": Option("--seed", None, "seed of generated rows (default: from the date)"),
     "chunk_rows": Option("--chunk-rows", "CHUNK_ROWS", "rows read, scored and written at a time"),
     "drift_threshold": Option(
         "--drift-threshold", "DRIFT_THRESHOLD", "PSI above which a feature is flagged as drifted"
     ),
 }
+
+
+# Variables older images read; a job setting them expects behaviour this image refuses to have.
+RETIRED_ENVIRONMENT = {
+    "GENERATE_ROWS": "a job never generates rows; only make demo and the benchmark pass "
+    "--generate-rows",
+    "GENERATE_SEED": "a job never generates rows; only make demo and the benchmark pass --seed",
+}
+
+
+def check_job_environment(env: Mapping[str, str]) -> None:
+    """A job's extra Environment: refuse what this container would refuse at start.
+
+    Shared with synth (mlops_cdk.config), so a value that would fail every run fails `cdk synth`.
+    """
+    for name, reason in RETIRED_ENVIRONMENT.items():
+        if name in env:
+            raise UserError(f"{name} is not read by the inference container: {reason}")
+    values: dict[str, object] = {"tracking_uri": "checked-at-run-time", "input_dir": ".",
+                                 "output_dir": ".", "date": "2026-01-01"}  # fmt: skip
+    for field, option in OPTIONS.items():
+        if option.env is not None and env.get(option.env, "") != "":
+            values[field] = env[option.env]
+    try:
+        InferenceSettings.model_validate(values)
+    except ValidationError as err:
+        raise UserError("; ".join(_describe(error, values) for error in err.errors())) from None
 
 
 class InferenceSettings(BaseModel):
@@ -66,7 +102,7 @@ class InferenceSettings(BaseModel):
         description="an alias of letters, digits, '_' or '-'",
     )
     generate_rows: int = Field(
-        1000, ge=0, le=1_000_000_000, description="an integer between 0 and 1000000000"
+        0, ge=0, le=1_000_000_000, description="an integer between 0 and 1000000000"
     )
     seed: int | None = Field(
         None, ge=0, le=2**32 - 1, description="an integer between 0 and 4294967295"
@@ -102,18 +138,26 @@ class InferenceSettings(BaseModel):
 def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m iris_inference",
-        description="Score every CSV/Parquet file under the input directory (or generated rows "
-        "when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
+        description="Score every CSV/Parquet file under the input directory (or, with "
+        "--generate-rows, generated rows when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
         "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,drift.json,summary.json} atomically. "
         "MLFLOW_TRACKING_URI must be set.",
     )
     for option in OPTIONS.values():
-        parser.add_argument(option.flag, metavar=option.env, help=f"{option.help} [${option.env}]")
+        if option.env is None:
+            parser.add_argument(option.flag, metavar="N", help=option.help)
+        else:
+            parser.add_argument(
+                option.flag, metavar=option.env, help=f"{option.help} [${option.env}]"
+            )
     return parser
 
 
 def load_settings(argv: Sequence[str] | None, env: Mapping[str, str]) -> InferenceSettings:
     args = vars(parser().parse_args(argv))
+    for name, reason in RETIRED_ENVIRONMENT.items():
+        if name in env:
+            raise UserError(f"{name} is not read by the inference container: {reason}")
     base = Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
     values: dict[str, object] = {
         "input_dir": str(base / "processing" / "input"),
@@ -121,7 +165,9 @@ def load_settings(argv: Sequence[str] | None, env: Mapping[str, str]) -> Inferen
         "date": dt.datetime.now(dt.UTC).date().isoformat(),
     }
     for field, option in OPTIONS.items():
-        given = args[field] if args[field] is not None else env.get(option.env)
+        given = args[field]
+        if given is None and option.env is not None:
+            given = env.get(option.env)
         if given not in (None, ""):
             values[field] = given
     if env.get("MLFLOW_TRACKING_URI"):
@@ -140,4 +186,4 @@ def _describe(error: ErrorDetails, values: Mapping[str, object]) -> str:
             return f"setting MLFLOW_TRACKING_URI is not set (expected {allowed})"
         return f"setting MLFLOW_TRACKING_URI={values.get(field)!r} is not {allowed}"
     option = OPTIONS[field]
-    return f"setting {option.flag}/{option.env}={values.get(field)!r} is not {allowed}"
+    return f"setting {option.names}={values.get(field)!r} is not {allowed}"

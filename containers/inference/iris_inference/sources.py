@@ -63,9 +63,11 @@ def file_batches(
 ) -> Iterator[Batch]:
     name = str(path.relative_to(input_dir))
     if path.name.lower().endswith(CSV_SUFFIXES):
-        yield from _csv_batches(path, name, features, chunk_rows)
+        batches = _csv_batches(path, name, features, chunk_rows)
     else:
-        yield from _parquet_batches(path, name, features, chunk_rows)
+        batches = _parquet_batches(path, name, features, chunk_rows)
+    # A header-only file (an empty Spark or Glue part) contributes no batch, not an empty one.
+    yield from (batch for batch in batches if batch.rows)
 
 
 def normalise(column: str) -> str:
@@ -76,7 +78,14 @@ def normalise(column: str) -> str:
 
 def _columns_for(header: Sequence[str], features: Sequence[str], name: str) -> list[str]:
     """The header's spelling of each model feature, in the model's order."""
-    by_name = {normalise(str(column)): str(column) for column in header}
+    by_name: dict[str, str] = {}
+    for column in map(str, header):
+        key = normalise(column)
+        if key in by_name and key in map(normalise, features):
+            spellings = ", ".join(c for c in map(str, header) if normalise(c) == key)
+            # Which copy is the feature? Taking the first would silently score the wrong one.
+            raise UserError(f"input file {name} column {key} appears twice (as {spellings})")
+        by_name.setdefault(key, column)
     missing = [f for f in features if normalise(f) not in by_name]
     if missing:
         raise UserError(
@@ -93,7 +102,9 @@ def _csv_batches(
         header = _csv_header(path, name)
         columns = _columns_for(header, features, name)
         first_row = 1
-        for chunk in pd.read_csv(path, usecols=columns, chunksize=chunk_rows):
+        # utf-8-sig: spreadsheet tools start UTF-8 CSV with a byte-order mark.
+        reader = pd.read_csv(path, usecols=columns, chunksize=chunk_rows, encoding="utf-8-sig")
+        for chunk in reader:
             values = _as_numbers(chunk[columns], features, name, first_row, lines=True)
             yield Batch(name, first_row, values)
             first_row += len(chunk)
@@ -114,7 +125,7 @@ def _csv_header(path: Path, name: str) -> list[str]:
     """The header, after checking the first row has as many fields: when it has more, pandas
     would silently take the extra leading fields as an index and shift every column."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", newline="", encoding="utf-8") as handle:
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -133,6 +144,13 @@ def _parquet_batches(
     try:
         parquet = pq.ParquetFile(path)
         columns = _columns_for(parquet.schema_arrow.names, features, name)
+        for column, feature in zip(columns, features, strict=True):
+            kind = parquet.schema_arrow.field(column).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or _is_text(kind)):
+                what = "booleans" if pa.types.is_boolean(kind) else f"{kind} values"
+                raise UserError(
+                    f"input file {name} column {feature} holds {what} (expected numbers)"
+                )
         first_row = 1
         for record_batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
             chunk = record_batch.to_pandas()
@@ -143,13 +161,31 @@ def _parquet_batches(
         raise UserError(f"cannot read input file {name} as Parquet: {err}") from err
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _shown(raw: object) -> str:
+    """A cell as the user wrote it: 'abc' quoted, numbers (inf, nan) bare."""
+    if isinstance(raw, (float, int, np.floating, np.integer)) and not isinstance(raw, bool):
+        return repr(float(raw))
+    return repr(raw)
+
+
 def _as_numbers(
     chunk: pd.DataFrame, features: Sequence[str], name: str, first_row: int, *, lines: bool
 ) -> np.ndarray:
     """The chunk as a float64 matrix; the first empty or non-numeric cell is a UserError."""
-    columns = []
+    columns: list[np.ndarray] = []
     for column in chunk.columns:
         values = chunk[column]
+        feature = features[len(columns)]
+        if values.dtype.kind == "b":  # True/False would be scored as 1/0
+            raise UserError(f"input file {name} column {feature} holds booleans (expected numbers)")
+        if values.dtype.kind in "mM":  # timestamps would be scored as nanoseconds
+            raise UserError(
+                f"input file {name} column {feature} holds {values.dtype} values (expected numbers)"
+            )
         if values.dtype.kind not in "fiu":  # a non-numeric cell made pandas keep text
             values = pd.to_numeric(values, errors="coerce")
         columns.append(values.to_numpy(dtype=np.float64, na_value=np.nan))
@@ -161,7 +197,7 @@ def _as_numbers(
         # CSV: data row N is line N + 1 after the header (no blank or multi-line rows assumed).
         where = f"row {first_row + row}" + (f" (line {first_row + row + 1})" if lines else "")
         empty = pd.isna(raw) or str(raw).strip() == ""
-        problem = "is empty" if empty else f"value {raw!r} is not a finite number"
+        problem = "is empty" if empty else f"value {_shown(raw)} is not a finite number"
         raise UserError(f"input file {name} {where}: column {features[col]} {problem}")
     return matrix
 

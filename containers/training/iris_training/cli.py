@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from iris_training.contract import TrainingPaths, read_hyperparameters, write_atomically
 from iris_training.errors import UserError
 from iris_training.hyperparameters import parse_hyperparameters
-from iris_training.mlflow_auth import credentials_from_secret
+from iris_training.mlflow_auth import credentials_from_secret, http_environment
 from iris_training.settings import RunSettings
 
 log = logging.getLogger("iris_training")
@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
         settings = RunSettings.from_env(env)
+        paths.check_writable()
+        os.environ.update(http_environment(env))  # bounded retries: fail fast, name the server
         os.environ.update(credentials_from_secret(env))  # MLflow basic auth, when configured
         log.info("hyperparameters: %s", json.dumps(hyperparameters.model_dump()))
         from iris_training.train import run_training  # noqa: PLC0415 -- mlflow import is slow; bad input fails fast
@@ -61,12 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fail(paths: TrainingPaths, message: str) -> int:
-    print(message, file=sys.stderr, flush=True)
     try:
         # SageMaker shows the first 1024 characters as the job's FailureReason.
         write_atomically(paths.failure_file, message + "\n")
-    except OSError as err:
-        print(f"could not write {paths.failure_file}: {err}", file=sys.stderr)
+    except OSError as err:  # still one line: the reason, then why it is not in the file
+        message += f" (not written to {paths.failure_file}: {err.strerror or err})"
+    print(message, file=sys.stderr, flush=True)
     return 1
 
 

@@ -42,8 +42,25 @@ class TrainingPaths:
         return self.base / "model"
 
     @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
     def output_data_dir(self) -> Path:
-        return self.base / "output" / "data"
+        return self.output_dir / "data"
+
+    def check_writable(self) -> None:
+        """Fail before training when the model or the evaluation could not be written."""
+        for what, path in (("model", self.model_dir), ("output", self.output_data_dir)):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=path, prefix=".write-probe-"):
+                    pass
+            except OSError as err:
+                shown = self.output_dir if what == "output" else path
+                raise UserError(
+                    f"{what} directory {shown} is not writable: {err.strerror or err}"
+                ) from err
 
     @property
     def failure_file(self) -> Path:

@@ -47,6 +47,10 @@ def load_dataset(channel_dir: Path) -> Dataset:
     if not files:
         raise UserError(f"train channel {channel_dir} exists but holds no .csv file")
     frames = [_read_csv(path) for path in files]
+    frames = [frame for frame in frames if len(frame)]  # header-only parts (Spark, Glue)
+    if not frames:
+        where = files[0] if len(files) == 1 else f"{channel_dir} ({len(files)} files)"
+        raise UserError(f"train channel file {where} holds no data row (header only)")
     table = pd.concat(frames, ignore_index=True)
     names = ", ".join(str(p.relative_to(channel_dir)) for p in files)
     return _dataset(table, source=f"train channel ({names})")
@@ -86,7 +90,8 @@ def _normalise(column: str) -> str:
 def _read_csv(path: Path) -> pd.DataFrame:
     # The csv module, not pandas: pandas silently turns extra fields into an index.
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet tools start UTF-8 CSV with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
@@ -111,7 +116,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
     # Indexed by line number, so a bad value can be reported where an editor shows it.
     raw = pd.DataFrame(body, columns=header, index=lines, dtype=object)
 
-    raw.columns = [_normalise(str(c)) for c in raw.columns]
+    names = [_normalise(str(c)) for c in raw.columns]
+    for wanted in (*FEATURES, LABEL):
+        if names.count(wanted) > 1:
+            spellings = ", ".join(c for c, n in zip(header, names, strict=True) if n == wanted)
+            # Which copy is meant? Taking the first would silently train on the wrong one.
+            raise UserError(
+                f"train channel file {path} column {wanted} appears twice (as {spellings})"
+            )
+    raw.columns = names
     missing = [c for c in (*FEATURES, LABEL) if c not in raw.columns]
     if missing:
         raise UserError(

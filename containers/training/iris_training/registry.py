@@ -38,7 +38,12 @@ def score_champion(
         return None
     try:
         model = mlflow.sklearn.load_model(f"models:/{model_name}/{version.version}")
-        return Champion(version=str(version.version), accuracy=accuracy(model, x_test, y_test))
+        classes = tuple(sorted(str(c) for c in getattr(model, "classes_", ())))
+        return Champion(
+            version=str(version.version),
+            accuracy=accuracy(model, x_test, y_test),
+            classes=classes or None,
+        )
     except Exception as err:  # whatever the cause, the champion cannot be scored; the gate says so
         reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err) else ''}"
         return Champion(version=str(version.version), accuracy=None, error=reason)

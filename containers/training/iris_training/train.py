@@ -19,15 +19,15 @@ from sklearn.ensemble import RandomForestClassifier
 
 from iris_training.contract import TRAIN_CHANNEL, TrainingPaths, write_atomically
 from iris_training.data import Dataset, Split, load_dataset, split
-from iris_training.errors import UserError
 from iris_training.evaluate import (
     Evaluation,
     confusion_matrix_figure,
     evaluate,
     feature_importance_figure,
 )
-from iris_training.gate import GateDecision, decide
+from iris_training.gate import ClassCoverage, GateDecision, decide
 from iris_training.hyperparameters import Hyperparameters
+from iris_training.mlflow_auth import mlflow_failure
 from iris_training.profile import reference_profile, write_profile
 from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
 from iris_training.settings import RunSettings
@@ -76,6 +76,11 @@ def run_training(
     *, hyperparameters: Hyperparameters, settings: RunSettings, paths: TrainingPaths
 ) -> TrainingResult:
     dataset = load_dataset(paths.channel(TRAIN_CHANNEL))
+    try:
+        # MLflow first: an unreachable server fails the job before anything is trained or written.
+        _connect(settings)
+    except MlflowException as err:
+        raise mlflow_failure(settings.tracking_uri, err) from err
     log.info("data: %d rows from %s (sha256 %s)", dataset.rows, dataset.source, dataset.sha256[:12])
     parts = split(
         dataset, test_size=hyperparameters.test_size, seed=hyperparameters.split_random_state
@@ -104,12 +109,20 @@ def run_training(
                 extra_files=extra_files,
             )
         except MlflowException as err:
-            first_line = (err.message or str(err)).strip().splitlines()[0]
-            raise UserError(f"MLflow at {settings.tracking_uri} failed: {first_line}") from err
+            raise mlflow_failure(settings.tracking_uri, err) from err
     write_atomically(
         paths.output_data_dir / EVALUATION_FILE, json.dumps(result.to_json(), indent=2) + "\n"
     )
     return result
+
+
+def _connect(settings: RunSettings) -> None:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    if not settings.tracking_uri.startswith("arn:"):
+        # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a
+        # warning on each request when it is not one; it only matters for ARNs.
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    mlflow.set_experiment(settings.experiment_name)
 
 
 def _fit(hyperparameters: Hyperparameters, parts: Split) -> RandomForestClassifier:
@@ -161,12 +174,6 @@ def _track(
     evaluation: Evaluation,
     extra_files: list[str],
 ) -> TrainingResult:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    if not settings.tracking_uri.startswith("arn:"):
-        # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a
-        # warning on each request when it is not one; it only matters for ARNs.
-        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
-    mlflow.set_experiment(settings.experiment_name)
     client = MlflowClient()
     lineage = {"data.sha256": dataset.sha256, "data.source": dataset.source}
     if settings.pipeline_execution_id:
@@ -194,6 +201,9 @@ def _track(
             challenger_accuracy=evaluation.accuracy,
             min_accuracy=hyperparameters.min_accuracy,
             champion=champion,
+            classes=ClassCoverage.of(
+                train=parts.y_train, evaluation=parts.y_test, model=model.classes_
+            ),
         )
         mlflow.set_tags(decision.tags())
         if champion is not None and champion.accuracy is not None:
