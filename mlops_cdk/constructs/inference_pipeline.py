@@ -4,7 +4,8 @@ The preflight checks the input prefix holds an object and the model alias exists
 either the run is a recorded skip (:mod:`mlops_cdk.constructs.preflight`).
 
 The container loads ``models:/<model>@<alias>`` from MLflow, scores everything under the input
-prefix (or generated rows when it holds no data file) and writes
+prefix (a job with no data file fails in one line; rows are generated only by the demo) and
+writes
 ``<output>/date=YYYY-MM-DD/`` itself; SageMaker uploads that when the job ends.
 """
 

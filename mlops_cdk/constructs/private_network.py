@@ -7,7 +7,12 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from mlops_cdk.config import NetworkSettings, retention_days
+from mlops_cdk.config import (
+    PRIVATE_SUBNET_MASK,
+    PUBLIC_SUBNET_MASK,
+    NetworkSettings,
+    retention_days,
+)
 
 # What the later stacks call from private subnets when there is no NAT: SageMaker jobs and
 # Studio, MLflow on Fargate/EC2 (ECR pulls, logs, secrets, Session Manager), KMS and STS.
@@ -46,12 +51,16 @@ class PrivateNetwork(Construct):
         private_type = (
             ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS
         )
-        subnets = [ec2.SubnetConfiguration(name="private", subnet_type=private_type, cidr_mask=20)]
+        subnets = [
+            ec2.SubnetConfiguration(
+                name="private", subnet_type=private_type, cidr_mask=PRIVATE_SUBNET_MASK
+            )
+        ]
         nat_provider = self._nat_provider(settings)
         if not isolated:
             subnets.append(
                 ec2.SubnetConfiguration(
-                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=PUBLIC_SUBNET_MASK
                 )
             )
         self.vpc = ec2.Vpc(
