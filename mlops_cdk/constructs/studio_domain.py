@@ -179,7 +179,9 @@ class StudioDomain(Construct):
         self.domain = sagemaker.CfnDomain(
             self,
             "Resource",
-            domain_name=name,
+            # KmsKeyId is create-only: a new key means a new domain, and a written name that
+            # stayed the same would make that replacement impossible. The name follows the key.
+            domain_name=Fn.join("-", [name, Fn.select(0, Fn.split("-", key.key_id))]),
             auth_mode="IAM",
             app_network_access_type=settings.network_access,
             vpc_id=vpc.vpc_id,
