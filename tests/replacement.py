@@ -146,6 +146,15 @@ class Deployment:
                     found[name] = (stack, output["Value"])
         return found
 
+    @cached_property
+    def importers(self) -> dict[str, list[str]]:
+        """Export name -> the stacks that import it (``Fn::ImportValue`` of a literal name)."""
+        found: dict[str, list[str]] = {}
+        for stack, template in self.templates.items():
+            for name in sorted({n for n in _imports(template) if isinstance(n, str)}):
+                found.setdefault(name, []).append(stack)
+        return found
+
     def resources(self) -> Iterator[tuple[Address, Mapping[str, Any]]]:
         for stack, template in self.templates.items():
             for logical_id, resource in template.get("Resources", {}).items():
@@ -296,3 +305,37 @@ def _targets(value: Any) -> Iterator[str]:
                 yield from _targets(arg[1:] if isinstance(arg, list) else [])
             else:
                 yield from _targets(arg)
+
+
+def refused_exports(before: Deployment, after: Deployment) -> list[str]:
+    """Why CloudFormation would refuse to deploy ``after`` over ``before`` (empty: it would not).
+
+    ``cdk deploy --all`` updates a producer before its consumers, and CloudFormation refuses
+    a producer update that deletes or changes an export another stack still imports (the
+    consumers' imports are still those of ``before`` then). A consumer update that imports
+    an export its producer's new template lacks fails too.
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html
+    """
+    problems: list[str] = []
+    for name, importers in before.importers.items():
+        producer, value = before.exports[name]
+        if name not in after.exports:
+            problems.append(f"{producer} deletes export {name}, which {importers} import")
+        elif canonical(after.exports[name][1]) != canonical(value):
+            problems.append(f"{producer} changes export {name}, which {importers} import")
+    for name, importers in after.importers.items():
+        if name not in after.exports:
+            problems.append(f"{importers} import {name}, which no stack exports")
+    return problems
+
+
+def _imports(value: Any) -> Iterator[Any]:
+    """The argument of every ``Fn::ImportValue`` inside a template value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Fn::ImportValue":
+                yield inner
+            yield from _imports(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _imports(inner)

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from tests.matrix import VARIANTS, Variant, variant_params
+from tests.conftest import synthesized
+from tests.matrix import VARIANTS, Variant, default_mode, variant_params
 from tests.replacement import (
     Deployment,
     create_only,
     name_properties,
+    refused_exports,
     replaceable_exports,
     replacements,
 )
@@ -103,6 +106,41 @@ def test_an_upstream_change_replaces_no_fixed_name_resource(variant: Variant) ->
     )
 
 
+# Switching tracking.mode (docs/migration.md) deletes the tracking stack's exports that the
+# pipelines and Studio stacks import: CloudFormation refuses that. README "Updates and
+# references" gives the order that works; these tests replay it on the templates.
+REFERENCES = "@aws-cdk/core:defaultCrossStackReferences"
+MODE_SWITCHES = [("prod", "fargate", "serverless"), ("staging", "managed", "ec2")]
+
+
+def _deployment(env: str, mode: str, references: str = "strong") -> Deployment:
+    overrides = {} if mode == default_mode(env) else {"tracking.mode": mode}
+    if references == "strong":  # as cdk.json has it: the session's cached app
+        return Deployment.of(synthesized(env, form="deployed", **overrides).assembly.stacks)
+    overrides[REFERENCES] = references
+    return Deployment.of(synthesize(env, overrides, form="deployed").assembly.stacks)
+
+
+@pytest.mark.parametrize("env, old, new", MODE_SWITCHES)
+def test_a_plain_deploy_cannot_switch_the_tracking_mode(env: str, old: str, new: str) -> None:
+    refused = refused_exports(_deployment(env, old), _deployment(env, new))
+    assert refused, "expected CloudFormation to refuse deleting exports still imported"
+    producers = {problem.split(" ", 1)[0] for problem in refused}
+    assert producers == {f"mlops-{env}-tracking"}, refused
+
+
+@pytest.mark.parametrize("env, old, new", MODE_SWITCHES)
+def test_the_documented_mode_switch_deploys_step_by_step(env: str, old: str, new: str) -> None:
+    steps = [
+        ("deployed", _deployment(env, old)),
+        (f"{REFERENCES}=both", _deployment(env, old, "both")),
+        (f"tracking.mode={new} {REFERENCES}=both", _deployment(env, new, "both")),
+        (f"tracking.mode={new}", _deployment(env, new)),
+    ]
+    for (_, before), (label, after) in pairwise(steps):
+        assert refused_exports(before, after) == [], f"cdk deploy --all -c {label}"
+
+
 # The check itself: it reads real schemas, and it finds what it is for.
 
 
@@ -114,7 +152,7 @@ def test_the_schemas_list_create_only_names() -> None:
     assert name_properties("AWS::S3::BucketPolicy") == ("/properties/Bucket",)
 
 
-def _deployment(**stacks: dict[str, Any]) -> Deployment:
+def _templates(**stacks: dict[str, Any]) -> Deployment:
     return Deployment(stacks)
 
 
@@ -132,7 +170,7 @@ def _consumer(name: Any) -> dict[str, Any]:
 
 
 def test_an_import_into_a_fixed_name_create_only_property_fails() -> None:
-    deployment = _deployment(p=PRODUCER, c=_consumer("studio"))
+    deployment = _templates(p=PRODUCER, c=_consumer("studio"))
     assert replaceable_exports(deployment) == {("p", "Key")}
     changes = replacements(deployment, deployment, replaceable_exports(deployment))
     assert [(c.address, c.pointer, c.fixed_name) for c in changes] == [
@@ -143,7 +181,7 @@ def test_an_import_into_a_fixed_name_create_only_property_fails() -> None:
 
 def test_a_name_that_follows_the_upstream_value_may_be_replaced() -> None:
     name = {"Fn::Join": ["-", ["studio", {"Fn::ImportValue": "p:KeyArn"}]]}
-    deployment = _deployment(p=PRODUCER, c=_consumer(name))
+    deployment = _templates(p=PRODUCER, c=_consumer(name))
     changes = replacements(deployment, deployment, replaceable_exports(deployment))
     assert [(c.address, c.fixed_name) for c in changes] == [(("c", "Domain"), False)]
 
@@ -154,8 +192,8 @@ def test_create_only_tags_on_a_fixed_name_resource_fail() -> None:
         resource = {"Type": "AWS::SageMaker::StudioLifecycleConfig", "Properties": properties}
         return {"Resources": {"Config": resource}}
 
-    before = _deployment(s=config([{"Key": "Project", "Value": "mlops"}]))
-    after = _deployment(s=config([{"Key": "Owner", "Value": "x"}]))
+    before = _templates(s=config([{"Key": "Project", "Value": "mlops"}]))
+    after = _templates(s=config([{"Key": "Owner", "Value": "x"}]))
     assert [(c.pointer, c.fixed_name) for c in replacements(before, after)] == [
         ("/properties/Tags", True)
     ]
@@ -171,10 +209,10 @@ def test_replacements_propagate_inside_a_stack_and_across_stacks() -> None:
     }
     group = {"GroupName": "fixed", "GroupDescription": "d", "VpcId": {"Fn::ImportValue": "p:S"}}
     consumer = {"Resources": {"Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": group}}}
-    before = _deployment(p=producer, c=consumer)
+    before = _templates(p=producer, c=consumer)
     changed = json.loads(json.dumps(producer))
     changed["Resources"]["Vpc"]["Properties"]["CidrBlock"] = "10.1.0.0/16"
-    after = _deployment(p=changed, c=consumer)
+    after = _templates(p=changed, c=consumer)
     assert [(c.address, c.fixed_name) for c in replacements(before, after)] == [
         (("p", "Vpc"), False),
         (("p", "Subnet"), False),
