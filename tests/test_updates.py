@@ -87,6 +87,9 @@ def test_a_tag_change_replaces_nothing(variant: Variant) -> None:
     before = Deployment.of(variant.app().assembly.stacks)
     overrides = {**variant.overrides, "tags": json.dumps(CHANGED_TAGS)}
     after = Deployment.of(synthesize(variant.env, overrides, form=variant.form).assembly.stacks)
+    # Same resources (a new logical id would be a delete and a create under the same name)
+    added = {a for a, _ in after.resources()} ^ {a for a, _ in before.resources()}
+    assert not added, f"a tag change adds or removes resources: {sorted(added)}"
     changes = replacements(before, after)
     fixed = [c.describe() for c in changes if c.fixed_name]
     assert not fixed, "a tag change replaces fixed-name resources:\n" + "\n".join(fixed)
