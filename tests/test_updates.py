@@ -35,7 +35,7 @@ from tests.replacement import (
     replaceable_exports,
     replacements,
 )
-from tests.synth import cdk_json_context, synthesize
+from tests.synth import SynthesizedApp, cdk_json_context, synthesize
 
 # Added tags, and an attempt to change one the app fixes (it must win: Project,
 # Environment and ManagedBy are the app's own).
@@ -58,9 +58,8 @@ def test_cross_stack_references_are_strong_by_choice() -> None:
     assert cdk_json_context()["@aws-cdk/core:defaultCrossStackReferences"] == "strong"
 
 
-@pytest.mark.parametrize("variant", variant_params())
-def test_every_cross_stack_value_is_an_import_of_the_producers_export(variant: Variant) -> None:
-    app = variant.app()
+def reference_problems(app: SynthesizedApp) -> list[str]:
+    """Weak references, and imports that are not an export of a stack the importer needs."""
     deployment = Deployment.of(app.assembly.stacks)
     problems: list[str] = []
     for stack in app.assembly.stacks:
@@ -79,7 +78,18 @@ def test_every_cross_stack_value_is_an_import_of_the_producers_export(variant: V
                     f"{stack.stack_name}: imports {name!r} from {producer}, "
                     "which it does not depend on"
                 )
+    return problems
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_every_cross_stack_value_is_an_import_of_the_producers_export(variant: Variant) -> None:
+    problems = reference_problems(variant.app())
     assert not problems, "\n".join(problems)
+
+
+def test_the_reference_check_finds_weak_references() -> None:
+    weak = synthesize("dev", {"@aws-cdk/core:defaultCrossStackReferences": "weak"})
+    assert any("weak reference Fn::GetStackOutput" in p for p in reference_problems(weak))
 
 
 @pytest.mark.parametrize("variant", variant_params())
