@@ -70,6 +70,7 @@ NO_CHARGE = frozenset(
         "AWS::S3::BucketPolicy",
         "AWS::SNS::TopicPolicy",
         "AWS::SQS::QueuePolicy",
+        "AWS::SSM::Parameter",  # standard tier, standard throughput: no charge
         "AWS::SageMaker::Pipeline",  # its jobs are priced through the schedules
         "AWS::SageMaker::StudioLifecycleConfig",
         "AWS::SageMaker::UserProfile",

@@ -14,6 +14,12 @@ from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.stacks.studio import StudioStack
 from mlops_cdk.stacks.tracking import TrackingStack
 
+# Resource types whose Tags are create-only (cfn-lint's resource schemas list them): a tag
+# change replaces them, and they carry names, which CloudFormation cannot replace. They get
+# the app's own tags, which never change for a deployed environment, and not the extra tags
+# from config, which may. tests/test_updates.py finds any other type that needs this.
+CREATE_ONLY_TAGS = ("AWS::SageMaker::StudioLifecycleConfig",)
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -107,7 +113,10 @@ def build_platform(app: App, settings: Settings) -> Platform:
     )
 
     tags = {"Project": settings.project, "Environment": settings.env_name, "ManagedBy": "cdk"}
-    for key, value in {**settings.tags, **tags}.items():
+    for key, value in tags.items():
         Tags.of(app).add(key, value)
+    for key, value in settings.tags.items():
+        if key not in tags:  # the app's own tags win
+            Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
     nag.acknowledge(app, platform)
     return platform

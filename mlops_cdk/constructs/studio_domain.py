@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 
 from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
@@ -11,6 +10,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlops_cdk.config import StudioSettings
@@ -23,11 +23,33 @@ from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TrackingBackend
 # IPython kernel reads it at start (the execution role may) and sets MLFLOW_TRACKING_USERNAME
 # and MLFLOW_TRACKING_PASSWORD in its own environment, so no password is written to disk.
 # Terminals get MLFLOW_CREDENTIALS_SECRET_ARN and the shell function mlflow_login.
+# The URI and the secret's ARN come from an SSM parameter read at each start, not from the
+# script: every property of a lifecycle configuration is create-only and its name is written,
+# so the script must not change when the tracking server behind it does (a replaced load
+# balancer or secret); the parameter's value can. Without the parameter (no network path to
+# SSM, no permission) the app still starts, without MLflow settings, and says why.
 MLFLOW_ENV_SCRIPT = """#!/bin/bash
 # Written by mlops-cdk (Studio stack): point MLflow clients at this environment's server.
 set -eu
-uri='{uri}'
-secret_arn='{secret_arn}'
+parameter='{parameter}'
+if ! settings=$(python3 - "$parameter" '{region}' <<'PY'
+import json
+import shlex
+import sys
+
+import boto3
+
+name, region = sys.argv[1:]
+value = boto3.client("ssm", region_name=region).get_parameter(Name=name)["Parameter"]["Value"]
+settings = json.loads(value)
+print("uri=" + shlex.quote(settings["uri"]))
+print("secret_arn=" + shlex.quote(settings["secret_arn"]))
+PY
+); then
+  echo "MLflow settings not read from SSM parameter $parameter: MLFLOW_TRACKING_URI not set" >&2
+  exit 0
+fi
+eval "$settings"
 startup="$HOME/.ipython/profile_default/startup"
 mkdir -p "$startup"
 cat > "$startup/00-mlflow-tracking-uri.py" <<PY
@@ -106,7 +128,6 @@ class StudioDomain(Construct):
         subnet_ids: Sequence[str],
         key: kms.IKey,
         tracking: TrackingBackend,
-        tracking_uri_fingerprint: str,
         grant_data: Callable[[iam.IGrantable], None],
     ) -> None:
         super().__init__(scope, id)
@@ -139,14 +160,24 @@ class StudioDomain(Construct):
         tracking.grant_use(self.role)
         grant_data(self.role)
 
-        lifecycle = {
-            app_type: self._lifecycle_config(
-                name,
-                app_type,
-                tracking.tracking_uri,
-                tracking.client_environment.get(CREDENTIALS_SECRET_ENV, ""),
-                tracking_uri_fingerprint,
+        self.mlflow_settings = ssm.StringParameter(
+            self,
+            "MlflowSettings",
+            description="MLflow tracking URI and client credentials secret for Studio apps",
+            string_value=Stack.of(self).to_json_string(
+                {
+                    "uri": tracking.tracking_uri,
+                    "secret_arn": tracking.client_environment.get(CREDENTIALS_SECRET_ENV, ""),
+                }
+            ),
+        )
+        self.role.add_to_policy(  # the one call the lifecycle script makes
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"], resources=[self.mlflow_settings.parameter_arn]
             )
+        )
+        lifecycle = {
+            app_type: self._lifecycle_config(name, app_type, self.mlflow_settings)
             for app_type in ("JupyterLab", "CodeEditor")
         }
         idle = sagemaker.CfnDomain.AppLifecycleManagementProperty(
@@ -180,7 +211,9 @@ class StudioDomain(Construct):
         self.domain = sagemaker.CfnDomain(
             self,
             "Resource",
-            domain_name=name,
+            # KmsKeyId is create-only: a new key means a new domain, and a written name that
+            # stayed the same would make that replacement impossible. The name follows the key.
+            domain_name=Fn.join("-", [name, Fn.select(0, Fn.split("-", key.key_id))]),
             auth_mode="IAM",
             app_network_access_type=settings.network_access,
             vpc_id=vpc.vpc_id,
@@ -287,13 +320,13 @@ class StudioDomain(Construct):
         )
 
     def _lifecycle_config(
-        self, name: str, app_type: str, tracking_uri: str, secret_arn: str, fingerprint: str
+        self, name: str, app_type: str, settings: ssm.IStringParameter
     ) -> sagemaker.CfnStudioLifecycleConfig:
-        # Every property replaces the resource, and the name is fixed: a new script (or a new
-        # server) needs a new name, so the name carries a digest of both.
-        digest = hashlib.sha256(json.dumps([MLFLOW_ENV_SCRIPT, fingerprint]).encode()).hexdigest()[
-            :8
-        ]
+        # Every property replaces the resource, and the name is written: a new script needs a
+        # new name, so the name carries the script's digest. Nothing else in it can change
+        # (the parameter and the region are this stack's own, and the parameter is never
+        # replaced: its name is generated and its value may change in place).
+        digest = hashlib.sha256(MLFLOW_ENV_SCRIPT.encode()).hexdigest()[:8]
         short = {"JupyterLab": "jl", "CodeEditor": "ce"}[app_type]
         config = sagemaker.CfnStudioLifecycleConfig(
             self,
@@ -301,7 +334,9 @@ class StudioDomain(Construct):
             studio_lifecycle_config_name=f"{name}-mlflow-{short}-{digest}",
             studio_lifecycle_config_app_type=app_type,
             studio_lifecycle_config_content=Fn.base64(
-                MLFLOW_ENV_SCRIPT.format(uri=tracking_uri, secret_arn=secret_arn)
+                MLFLOW_ENV_SCRIPT.format(
+                    parameter=settings.parameter_name, region=Stack.of(self).region
+                )
             ),
         )
         config.apply_removal_policy(RemovalPolicy.DESTROY)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
@@ -55,9 +54,6 @@ class StudioStack(Stack):
             subnet_ids=network.private_subnet_ids,
             key=storage.key,
             tracking=tracking.backend,
-            tracking_uri_fingerprint=json.dumps(  # the URI and the credentials secret
-                tracking.resolve(dict(tracking.backend.client_environment)), sort_keys=True
-            ),
             grant_data=grant_data,
         )
         self.cleanup = StudioCleanup(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from mlops_cdk.config import ConfigError, Settings
 from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
@@ -142,48 +143,79 @@ def test_every_app_start_exports_the_tracking_uri(
     assert config["StudioLifecycleConfigAppType"] == app_type
     script = json.dumps(config["StudioLifecycleConfigContent"]["Fn::Base64"])
     assert "MLFLOW_TRACKING_URI" in script
-    # The URI is the tracking stack's, resolved at deploy time (no copy-paste).
-    assert "mlops-staging-tracking" in script
+    # The script reads this stack's parameter; the parameter holds the tracking stack's URI,
+    # resolved at deploy time (no copy-paste), and may change without a new script.
+    (parameter_id,) = staging.template("studio").find_resources("AWS::SSM::Parameter")
+    assert {"Ref": parameter_id} in config["StudioLifecycleConfigContent"]["Fn::Base64"][
+        "Fn::Join"
+    ][1]
+    assert "mlops-staging-tracking" not in script
+    assert "mlops-staging-tracking" in _mlflow_settings(staging)
 
 
-def _lifecycle_script(app: SynthesizedApp) -> str:
-    """The JupyterLab lifecycle script as synthesized (tokens as CloudFormation JSON)."""
-    arn = _domain(app)["DefaultUserSettings"]["JupyterLabAppSettings"]["BuiltInLifecycleConfigArn"]
-    config = app.template_json("studio")["Resources"][arn["Fn::GetAtt"][0]]["Properties"]
-    return json.dumps(config["StudioLifecycleConfigContent"]["Fn::Base64"])
+def _mlflow_settings(app: SynthesizedApp) -> str:
+    """The SSM parameter value the lifecycle script reads (tokens as CloudFormation JSON)."""
+    parameter = _one(app, "AWS::SSM::Parameter")["Properties"]
+    return json.dumps(parameter["Value"])
 
 
 def test_notebooks_authenticate_to_a_self_hosted_mlflow(
     prod: SynthesizedApp, staging: SynthesizedApp
 ) -> None:
     assert prod.settings.tracking.mode == "fargate"  # basic auth with the client user
-    script = _lifecycle_script(prod)
-    assert "secret_arn='" in script and "ClientSecret" in script  # the tracking stack's secret
-    assert "MLFLOW_CREDENTIALS_SECRET_ARN" in script and "mlflow_login" in script
+    settings = _mlflow_settings(prod)
+    assert '\\"secret_arn\\":\\"' in settings and "ClientSecret" in settings
     reads = [s for s in _statements(prod, "DomainExecutionRole") if "secretsmanager" in str(s)]
     assert any("ClientSecret" in json.dumps(s["Resource"]) for s in reads)
     # SageMaker-managed MLflow signs requests with the role: no secret to read.
-    assert "secret_arn=''" in _lifecycle_script(staging)
+    assert '\\"secret_arn\\":\\"\\"' in _mlflow_settings(staging)
+
+
+def test_the_execution_role_reads_the_mlflow_settings(staging: SynthesizedApp) -> None:
+    (parameter_id,) = staging.template("studio").find_resources("AWS::SSM::Parameter")
+    reads = [
+        s for s in _statements(staging, "DomainExecutionRole") if "ssm:GetParameter" in s["Action"]
+    ]
+    assert parameter_id in json.dumps(reads)
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server: the lifecycle script's own python3 process calls AWS through it."""
+    server = ThreadedMotoServer(port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    for name, value in {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield url
+    server.stop()
 
 
 def test_the_lifecycle_script_logs_notebooks_in_without_writing_the_password(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_server: str
 ) -> None:
-    with mock_aws():
-        arn = boto3.client("secretsmanager", region_name="eu-west-1").create_secret(
-            Name="client",
-            SecretString=json.dumps({"username": "mlflow-client", "password": "pw-9"}),
-        )["ARN"]
-        script = MLFLOW_ENV_SCRIPT.format(uri="http://mlflow.internal", secret_arn=arn)
-        for _ in range(2):  # every app start runs it again
-            subprocess.run(
-                ["bash", "-c", script], env={"HOME": str(tmp_path)}, capture_output=True, check=True
-            )
-        startup = tmp_path / ".ipython/profile_default/startup/00-mlflow-tracking-uri.py"
-        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            monkeypatch.setenv(name, "")  # so that the original state is restored afterwards
-            monkeypatch.delenv(name)
-        exec(compile(startup.read_text(), str(startup), "exec"), {})  # what IPython does
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="client",
+        SecretString=json.dumps({"username": "mlflow-client", "password": "pw-9"}),
+    )["ARN"]
+    settings = {"uri": "http://mlflow.internal", "secret_arn": arn}
+    boto3.client("ssm").put_parameter(Name="mlflow", Value=json.dumps(settings), Type="String")
+    script = MLFLOW_ENV_SCRIPT.format(parameter="mlflow", region="eu-west-1")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    for _ in range(2):  # every app start runs it again
+        subprocess.run(["bash", "-c", script], env=env, capture_output=True, check=True)
+    startup = tmp_path / ".ipython/profile_default/startup/00-mlflow-tracking-uri.py"
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # so that the original state is restored afterwards
+        monkeypatch.delenv(name)
+    exec(compile(startup.read_text(), str(startup), "exec"), {})  # what IPython does
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://mlflow.internal"
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "mlflow-client"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-9"
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
@@ -197,6 +229,19 @@ def test_the_lifecycle_script_logs_notebooks_in_without_writing_the_password(
         check=True,
     )
     assert shell.stdout.strip() == arn
+
+
+def test_the_app_starts_without_mlflow_settings_when_the_parameter_is_unreadable(
+    tmp_path: Path, moto_server: str
+) -> None:
+    script = MLFLOW_ENV_SCRIPT.format(parameter="missing", region="eu-west-1")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    run = subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0
+    assert "MLflow settings not read from SSM parameter missing" in run.stderr
+    assert not (tmp_path / ".mlflow-tracking-uri.sh").exists()
 
 
 def test_user_profiles_come_from_config(staging: SynthesizedApp) -> None:
@@ -224,6 +269,8 @@ ALLOWED_EXECUTION_ACTIONS = {
     "sagemaker:DescribeMlflowApp",
     "sagemaker:DescribeMlflowTrackingServer",
     "sagemaker:CreatePresignedMlflowTrackingServerUrl",
+    # the lifecycle script reads the MLflow settings parameter
+    "ssm:GetParameter",
     # S3 and KMS through CDK grants
     "s3:GetObject*",
     "s3:GetBucket*",
