@@ -121,7 +121,7 @@ def _all_steps(steps: list[Any]) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     for step in steps:
         if not isinstance(step, Mapping):
-            raise DefinitionError("a step is not an object")
+            continue  # not a step: the search then reports the missing training step
         found.append(step)
         if step.get("Type") == "Condition":
             arguments = step.get("Arguments")
