@@ -326,12 +326,12 @@ def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -
         reason="Notebooks read and write objects of any name, but only under the MLflow "
         "artifact prefix and the data prefixes the Studio stack grants.",
     )
-    if platform.tracking.backend.server_arn is not None:
+    if isinstance(platform.tracking.backend, MlflowTrackingServer):
         ack(
             role,
             "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
             "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
-            "server/app ARN: an MLflow client calls all of it.",
+            "tracking server ARN: an MLflow client calls all of it.",
         )
     ack(
         role,
@@ -393,12 +393,12 @@ def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments
         reason="Jobs read and write objects of any name (one file per run or date), but only "
         "under the MLflow artifact prefix and the data prefixes each job uses.",
     )
-    if platform.tracking.backend.server_arn is not None:
+    if isinstance(platform.tracking.backend, MlflowTrackingServer):
         ack(
             execution,
             "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
             "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
-            "server/app ARN: training logs and registers, inference loads the model.",
+            "tracking server ARN: training logs and registers, inference loads the model.",
         )
     ack(
         execution,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -35,8 +35,23 @@ class FailureAlarms(Construct):
         email: str | None,
     ) -> None:
         super().__init__(scope, id)
-        account = Stack.of(self).account
-        # Own key: EventBridge and CloudWatch must be allowed in its policy to publish.
+        stack = Stack.of(self)
+        # CloudWatch alarms of this stack (CloudFormation names them <stack name>-<id>-<suffix>)
+        # publish as cloudwatch.amazonaws.com: the topic policy (which replaces SNS's default
+        # owner-only policy) and the key policy must both let them, scoped to these alarms
+        # (CloudWatch user guide, "Amazon SNS topic policies for alarms"; SNS developer guide,
+        # sns-key-management.html#compatibility-with-aws-services).
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{stack.stack_name}-*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        from_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": alarms},
+        }
+        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
         self.key = kms.Key(
             self,
             "Key",
@@ -44,22 +59,32 @@ class FailureAlarms(Construct):
             enable_key_rotation=True,
             removal_policy=removal,
         )
-        for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Publish from {service.split('.')[0]}",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],  # in a key policy, "*" is this key
-                    conditions={"StringEquals": {"aws:SourceAccount": account}},
-                )
+        # EventBridge's rules get their key statement from the SnsTopic target; its KMS
+        # requests carry no aws:SourceAccount, so it cannot be conditioned like this one.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="Publish from cloudwatch",
+                principals=[cloudwatch_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=from_alarms,
             )
+        )
         self.topic = sns.Topic(
             self,
             "Topic",
             display_name="ML pipeline failures",
             master_key=self.key,
             enforce_ssl=True,
+        )
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[cloudwatch_service],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=from_alarms,
+            )
         )
         if email is not None:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))

@@ -14,7 +14,8 @@ from mlops_cdk.stacks.storage import StorageStack
 class MlflowApp(SageMakerMlflow):
     """``AWS::SageMaker::MlflowApp`` writing artifacts under the storage stack's MLflow prefix."""
 
-    CLIENT_ACTIONS = ("sagemaker:DescribeMlflowApp",)
+    API_ACTIONS = ("sagemaker:CallMlflowAppApi",)
+    CLIENT_ACTIONS = ("sagemaker:DescribeMlflowApp", "sagemaker:CreatePresignedMlflowAppUrl")
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ MODEL_REGISTRY_ACTIONS = (
 class MlflowTrackingServer(SageMakerMlflow):
     """``AWS::SageMaker::MlflowTrackingServer`` writing artifacts under the MLflow prefix."""
 
+    API_ACTIONS = ("sagemaker-mlflow:*",)
     CLIENT_ACTIONS = (
         "sagemaker:DescribeMlflowTrackingServer",
         "sagemaker:CreatePresignedMlflowTrackingServerUrl",

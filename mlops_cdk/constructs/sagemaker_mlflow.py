@@ -20,7 +20,13 @@ class SageMakerMlflow(Construct):
     tracking URI is the resource's ARN and there is no network path to open.
     """
 
-    # Read-only calls a client makes on the resource besides the MLflow API itself.
+    # The IAM actions of the MLflow API calls the ``sagemaker-mlflow`` plugin signs for this
+    # kind of resource (sagemaker_mlflow/auth_provider.py, plugin 0.5.0: SigV4 service
+    # "sagemaker-mlflow" for an mlflow-tracking-server ARN, one action per MLflow API;
+    # "sagemaker" for an mlflow-app ARN, authorized as sagemaker:CallMlflowAppApi).
+    API_ACTIONS: tuple[str, ...] = ()
+    # Calls a client makes on the resource besides the MLflow API itself (describe, and the
+    # presigned UI URL that sagemaker_mlflow/presigned_url.py asks for).
     CLIENT_ACTIONS: tuple[str, ...] = ()
 
     def __init__(
@@ -69,9 +75,8 @@ class SageMakerMlflow(Construct):
     def grant_use(self, grantee: iam.IGrantable) -> None:
         """SigV4 MLflow API calls on this one resource, its client actions, and the artifacts."""
         iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker-mlflow:*"], resource_arns=[self.server_arn]
-        )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=list(self.CLIENT_ACTIONS), resource_arns=[self.server_arn]
+            grantee=grantee,
+            actions=[*self.API_ACTIONS, *self.CLIENT_ACTIONS],
+            resource_arns=[self.server_arn],
         )
         self._storage.grant_artifacts_read_write(grantee)

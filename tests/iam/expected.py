@@ -27,6 +27,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import IConstruct
 
+from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
+from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
+from mlops_cdk.stacks.pipelines import CHECKPOINT_PREFIX
 from tests.iam.policies import ACCOUNT, REGION, Resolver
 from tests.synth import SynthesizedApp
 
@@ -128,9 +131,7 @@ class _Builder:
         if principal.startswith("arn:"):
             base |= {"aws:PrincipalArn": principal, "aws:PrincipalAccount": ACCOUNT}
         for action in actions:
-            self.calls.append(
-                Call(actor, principal, action, resource, why, {**base, **context})
-            )
+            self.calls.append(Call(actor, principal, action, resource, why, {**base, **context}))
 
     # --- building blocks -----------------------------------------------------------------
     def key_arn(self, key: kms.IKey) -> str:
@@ -151,7 +152,11 @@ class _Builder:
         caller (kms:ViaService s3), per the S3 developer guide's SSE-KMS permissions."""
         prefix = key.rsplit("/", 1)[0] + "/"
         self.add(
-            actor, principal, ["s3:ListBucket"], f"arn:aws:s3:::{bucket_name}", why,
+            actor,
+            principal,
+            ["s3:ListBucket"],
+            f"arn:aws:s3:::{bucket_name}",
+            why,
             **{"s3:prefix": prefix},
         )
         actions = ["s3:GetObject", "s3:PutObject"] if write else ["s3:GetObject"]
@@ -159,7 +164,11 @@ class _Builder:
         if kms_key is not None:
             kms_actions = ["kms:Decrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"]
             self.add(
-                actor, principal, kms_actions, kms_key, f"{why} (SSE-KMS)",
+                actor,
+                principal,
+                kms_actions,
+                kms_key,
+                f"{why} (SSE-KMS)",
                 **{"kms:ViaService": S3_VIA, "kms:CallerAccount": ACCOUNT},
             )
 
@@ -178,26 +187,46 @@ class _Builder:
             if mode == "serverless":
                 # sagemaker-mlflow 0.5.0 auth_provider.py: an mlflow-app ARN is signed for the
                 # "sagemaker" service, which IAM authorizes as sagemaker:CallMlflowAppApi.
-                self.add(actor, principal, ["sagemaker:CallMlflowAppApi"], server,
-                         f"{why}: MLflow API through the plugin")
+                self.add(
+                    actor,
+                    principal,
+                    ["sagemaker:CallMlflowAppApi"],
+                    server,
+                    f"{why}: MLflow API through the plugin",
+                )
             else:
                 # ... an mlflow-tracking-server ARN for "sagemaker-mlflow": one action per API.
-                self.add(actor, principal, [f"sagemaker-mlflow:{op}" for op in MLFLOW_OPERATIONS],
-                         server, f"{why}: MLflow API through the plugin")
+                self.add(
+                    actor,
+                    principal,
+                    [f"sagemaker-mlflow:{op}" for op in MLFLOW_OPERATIONS],
+                    server,
+                    f"{why}: MLflow API through the plugin",
+                )
             artifacts_key = (
                 self.key_arn(storage.artifacts_key) if storage.artifacts_key is not None else None
             )
             bucket = str(self.value(storage, storage.artifacts_bucket.bucket_name))
             self.s3_object(
-                actor, principal, bucket, f"{storage.artifacts_prefix}/1/run/artifacts/model.pkl",
-                artifacts_key, write=True, why=f"{why}: MLflow artifacts",
+                actor,
+                principal,
+                bucket,
+                f"{storage.artifacts_prefix}/1/run/artifacts/model.pkl",
+                artifacts_key,
+                write=True,
+                why=f"{why}: MLflow artifacts",
             )
         else:
             secret = backend.client_environment.get("MLFLOW_CREDENTIALS_SECRET_ARN")
             if secret is not None:
                 arn = str(self.value(tracking, secret))
-                self.add(actor, principal, ["secretsmanager:GetSecretValue"], arn,
-                         f"{why}: MLflow basic-auth credentials")
+                self.add(
+                    actor,
+                    principal,
+                    ["secretsmanager:GetSecretValue"],
+                    arn,
+                    f"{why}: MLflow basic-auth credentials",
+                )
 
     # --- actors -------------------------------------------------------------------------
     def pipelines(self) -> None:
@@ -213,9 +242,11 @@ class _Builder:
         data = str(self.value(storage, storage.data_bucket.bucket_name))
         repository: ecr.IRepository = pipelines.training_image.repository
         repo_arn = str(self.value(pipelines, repository.repository_arn))
-        vpc = self.app.platform.network.vpc if (
-            self.app.platform.network is not None and pipelines.job_security_group is not None
-        ) else None
+        vpc = (
+            self.app.platform.network.vpc
+            if (self.app.platform.network is not None and pipelines.job_security_group is not None)
+            else None
+        )
 
         for actor, kind, log_group in (
             ("training-job", "training-job", "/aws/sagemaker/TrainingJobs"),
@@ -225,32 +256,77 @@ class _Builder:
             why = f"SageMaker runs the {kind}"
             self.add(actor, execution, ["ecr:GetAuthorizationToken"], "*", f"{why}: image pull")
             self.add(
-                actor, execution,
-                ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-                repo_arn, f"{why}: image pull",
+                actor,
+                execution,
+                [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                repo_arn,
+                f"{why}: image pull",
             )
             # VolumeKmsKeyId: SageMaker creates a grant for the instance's volume.
-            self.add(actor, execution, ["kms:CreateGrant"], key, f"{why}: encrypted volume",
-                     **{"kms:GrantIsForAWSResource": "true", "kms:CallerAccount": ACCOUNT})
+            self.add(
+                actor,
+                execution,
+                ["kms:CreateGrant"],
+                key,
+                f"{why}: encrypted volume",
+                **{"kms:GrantIsForAWSResource": "true", "kms:CallerAccount": ACCOUNT},
+            )
             self.add(actor, execution, ["kms:DescribeKey"], key, f"{why}: encrypted volume")
             group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}"
-            self.add(actor, execution, ["logs:CreateLogGroup", "logs:DescribeLogStreams"],
-                     f"{group}:*", f"{why}: job logs")
-            self.add(actor, execution, ["logs:CreateLogStream", "logs:PutLogEvents"],
-                     f"{group}:log-stream:pipelines-abc-step-xyz/algo-1-1700000000", f"{why}: job logs")
-            self.add(actor, execution, ["cloudwatch:PutMetricData"], "*", f"{why}: job metrics",
-                     **{"cloudwatch:namespace": log_group})
+            self.add(
+                actor,
+                execution,
+                ["logs:CreateLogGroup", "logs:DescribeLogStreams"],
+                f"{group}:*",
+                f"{why}: job logs",
+            )
+            self.add(
+                actor,
+                execution,
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                f"{group}:log-stream:pipelines-abc-step-xyz/algo-1-1700000000",
+                f"{why}: job logs",
+            )
+            self.add(
+                actor,
+                execution,
+                ["cloudwatch:PutMetricData"],
+                "*",
+                f"{why}: job metrics",
+                **{"cloudwatch:namespace": log_group},
+            )
             if vpc is not None:
                 vpc_arn = str(self.value(vpc, vpc.vpc_arn))
-                self.add(actor, execution,
-                         ["ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
-                          "ec2:DescribeNetworkInterfaces", "ec2:DescribeDhcpOptions"],
-                         "*", f"{why}: network interfaces in the VPC")
-                self.add(actor, execution,
-                         ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                          "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                         f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/eni-0123456789abcdef0",
-                         f"{why}: network interfaces in the VPC", **{"ec2:Vpc": vpc_arn})
+                self.add(
+                    actor,
+                    execution,
+                    [
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeDhcpOptions",
+                    ],
+                    "*",
+                    f"{why}: network interfaces in the VPC",
+                )
+                self.add(
+                    actor,
+                    execution,
+                    [
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                    ],
+                    f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/eni-0123456789abcdef0",
+                    f"{why}: network interfaces in the VPC",
+                    **{"ec2:Vpc": vpc_arn},
+                )
             self.mlflow_client(actor, execution, f"the {kind}'s container")
             for action in CODE_CALLS[actor]:
                 if not any(c.actor == actor and c.action == action for c in self.calls):
@@ -258,30 +334,97 @@ class _Builder:
                     pass
 
         # Channels and outputs, with the job's KMS key (OutputDataConfig.KmsKeyId: kms:Encrypt).
-        self.s3_object("training-job", execution, data, f"{layout.training}iris.csv", key,
-                       write=False, why="SageMaker downloads the train channel")
-        self.s3_object("training-job", execution, data,
-                       f"{layout.models}pipelines-abc-train-xyz/output/model.tar.gz", key,
-                       write=True, why="SageMaker uploads the model")
-        self.add("training-job", execution, ["kms:Encrypt"], key,
-                 "SageMaker encrypts the job output (OutputDataConfig.KmsKeyId)")
-        self.s3_object("inference-job", execution, data, f"{layout.inference_input}day.csv", key,
-                       write=False, why="SageMaker downloads the processing input")
-        self.s3_object("inference-job", execution, data,
-                       f"{layout.inference_output}date=2026-01-01/predictions.parquet", key,
-                       write=True, why="SageMaker uploads the processing output")
+        self.s3_object(
+            "training-job",
+            execution,
+            data,
+            f"{layout.training}iris.csv",
+            key,
+            write=False,
+            why="SageMaker downloads the train channel",
+        )
+        self.s3_object(
+            "training-job",
+            execution,
+            data,
+            f"{layout.models}pipelines-abc-train-xyz/output/model.tar.gz",
+            key,
+            write=True,
+            why="SageMaker uploads the model",
+        )
+        training = self.app.settings.pipelines.training
+        for channel in training.extra_channels:
+            self.s3_object(
+                "training-job",
+                execution,
+                data,
+                f"{channel.prefix}part.csv",
+                key,
+                write=False,
+                why=f"SageMaker downloads channel {channel.name}",
+            )
+        if training.spot:
+            uri = training.checkpoint_uri or f"s3://{data}/{CHECKPOINT_PREFIX}"
+            bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+            self.s3_object(
+                "training-job",
+                execution,
+                bucket,
+                f"{prefix}checkpoint-1.pt",
+                key if bucket == data else None,
+                write=True,
+                why="SageMaker syncs spot checkpoints",
+            )
+        self.add(
+            "training-job",
+            execution,
+            ["kms:Encrypt"],
+            key,
+            "SageMaker encrypts the job output (OutputDataConfig.KmsKeyId)",
+        )
+        self.s3_object(
+            "inference-job",
+            execution,
+            data,
+            f"{layout.inference_input}day.csv",
+            key,
+            write=False,
+            why="SageMaker downloads the processing input",
+        )
+        self.s3_object(
+            "inference-job",
+            execution,
+            data,
+            f"{layout.inference_output}date=2026-01-01/predictions.parquet",
+            key,
+            write=True,
+            why="SageMaker uploads the processing output",
+        )
 
         # The pipelines' own role: start, watch and stop the jobs, passing the execution role.
         self.assume("pipeline", roles.orchestration, "sagemaker.amazonaws.com")
         for kind, verb in (("training-job", "TrainingJob"), ("processing-job", "ProcessingJob")):
             arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/pipelines-abc123-step-xyz"
-            self.add("pipeline", orchestration,
-                     [f"sagemaker:Create{verb}", f"sagemaker:Describe{verb}",
-                      f"sagemaker:Stop{verb}", "sagemaker:AddTags"], arn,
-                     f"the pipeline runs its {kind} step")
-        self.add("pipeline", orchestration, ["iam:PassRole"], execution,
-                 "the pipeline passes the execution role to its jobs",
-                 **{"iam:PassedToService": "sagemaker.amazonaws.com"})
+            self.add(
+                "pipeline",
+                orchestration,
+                [
+                    f"sagemaker:Create{verb}",
+                    f"sagemaker:Describe{verb}",
+                    f"sagemaker:Stop{verb}",
+                    "sagemaker:AddTags",
+                ],
+                arn,
+                f"the pipeline runs its {kind} step",
+            )
+        self.add(
+            "pipeline",
+            orchestration,
+            ["iam:PassRole"],
+            execution,
+            "the pipeline passes the execution role to its jobs",
+            **{"iam:PassedToService": "sagemaker.amazonaws.com"},
+        )
 
         self.alarms()
         self.schedules()
@@ -302,7 +445,9 @@ class _Builder:
                 actor, service = "eventbridge-rules", "events.amazonaws.com"
                 source = self.r.get_att(pipelines.stack_name, logical_id, "Arn")
             elif kind == "AWS::CloudWatch::Alarm":
-                actions = self.r.resolve(pipelines.stack_name, resource["Properties"].get("AlarmActions", []))
+                actions = self.r.resolve(
+                    pipelines.stack_name, resource["Properties"].get("AlarmActions", [])
+                )
                 if topic not in actions:
                     continue
                 actor, service = "cloudwatch-alarms", "cloudwatch.amazonaws.com"
@@ -314,8 +459,14 @@ class _Builder:
             # EventBridge's KMS requests carry no aws:SourceArn/SourceAccount (SNS developer
             # guide, sns-key-management.html#compatibility-with-aws-services); CloudWatch's do.
             kms_context = context if actor == "cloudwatch-alarms" else {}
-            self.add(actor, service, ["kms:GenerateDataKey", "kms:Decrypt"], key,
-                     f"{logical_id} publishes to the encrypted topic", **kms_context)
+            self.add(
+                actor,
+                service,
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                key,
+                f"{logical_id} publishes to the encrypted topic",
+                **kms_context,
+            )
 
     def schedules(self) -> None:
         pipelines = self.app.platform.pipelines
@@ -328,26 +479,50 @@ class _Builder:
         queue_arn = str(self.value(queue, queue.queue_arn))
         for label, schedule in schedules.schedules.items():
             schedule_arn = str(self.value(schedule, schedule.schedule_arn))
-            self.assume("scheduler", schedules.role, "scheduler.amazonaws.com",
-                        **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": schedule_arn})
+            self.assume(
+                "scheduler",
+                schedules.role,
+                "scheduler.amazonaws.com",
+                **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": schedule_arn},
+            )
             if label == "Training" and pipelines.launcher is not None:
                 function = pipelines.launcher.function
                 arn = str(self.value(function, function.function_arn))
-                self.add("scheduler", role, ["lambda:InvokeFunction"], arn,
-                         f"schedule {label} invokes the launcher")
+                self.add(
+                    "scheduler",
+                    role,
+                    ["lambda:InvokeFunction"],
+                    arn,
+                    f"schedule {label} invokes the launcher",
+                )
             else:
                 pipeline = pipelines.training if label == "Training" else pipelines.inference
                 arn = str(self.value(pipeline.pipeline, pipeline.pipeline.pipeline_arn))
-                self.add("scheduler", role, ["sagemaker:StartPipelineExecution"], arn,
-                         f"schedule {label} starts its pipeline")
+                self.add(
+                    "scheduler",
+                    role,
+                    ["sagemaker:StartPipelineExecution"],
+                    arn,
+                    f"schedule {label} starts its pipeline",
+                )
             # Undelivered starts go to the DLQ, sent with the schedule's role.
-            self.add("scheduler", role, ["sqs:SendMessage"], queue_arn,
-                     f"schedule {label} dead-letters an undelivered start")
+            self.add(
+                "scheduler",
+                role,
+                ["sqs:SendMessage"],
+                queue_arn,
+                f"schedule {label} dead-letters an undelivered start",
+            )
             kms_key = queue.encryption_master_key
             if kms_key is not None:
-                self.add("scheduler", role, ["kms:GenerateDataKey", "kms:Decrypt"],
-                         self.key_arn(kms_key), f"schedule {label} dead-letters to the encrypted DLQ",
-                         **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"})
+                self.add(
+                    "scheduler",
+                    role,
+                    ["kms:GenerateDataKey", "kms:Decrypt"],
+                    self.key_arn(kms_key),
+                    f"schedule {label} dead-letters to the encrypted DLQ",
+                    **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+                )
 
     def launcher(self) -> None:
         pipelines = self.app.platform.pipelines
@@ -358,17 +533,37 @@ class _Builder:
         role = self.role_arn(launcher.role)
         self.assume("launcher", launcher.role, "lambda.amazonaws.com")
         pipeline = pipelines.training.pipeline
-        self.add("launcher", role, ["sagemaker:DescribePipeline"],
-                 str(self.value(pipeline, pipeline.pipeline_arn)), "reads the training step")
+        self.add(
+            "launcher",
+            role,
+            ["sagemaker:DescribePipeline"],
+            str(self.value(pipeline, pipeline.pipeline_arn)),
+            "reads the training step",
+        )
         job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{launcher.job_name_prefix.lower()}-20260101t020000"
-        self.add("launcher", role, ["sagemaker:CreateTrainingJob", "sagemaker:AddTags"], job,
-                 "starts the scheduled training job")
-        self.add("launcher", role, ["iam:PassRole"], self.role_arn(pipelines.roles.execution),
-                 "passes the execution role", **{"iam:PassedToService": "sagemaker.amazonaws.com"})
+        self.add(
+            "launcher",
+            role,
+            ["sagemaker:CreateTrainingJob", "sagemaker:AddTags"],
+            job,
+            "starts the scheduled training job",
+        )
+        self.add(
+            "launcher",
+            role,
+            ["iam:PassRole"],
+            self.role_arn(pipelines.roles.execution),
+            "passes the execution role",
+            **{"iam:PassedToService": "sagemaker.amazonaws.com"},
+        )
         group = str(self.value(launcher.log_group, launcher.log_group.log_group_arn))
-        self.add("launcher", role, ["logs:CreateLogStream", "logs:PutLogEvents"],
-                 group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
-                 "Lambda writes the function's logs")
+        self.add(
+            "launcher",
+            role,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
+            "Lambda writes the function's logs",
+        )
 
     def tracking(self) -> None:
         tracking = self.app.platform.tracking
@@ -382,63 +577,146 @@ class _Builder:
         if tracking.mode in ("serverless", "managed"):
             role = self.role_arn(backend.role)
             self.assume("mlflow-server", backend.role, "sagemaker.amazonaws.com")
-            self.s3_object("mlflow-server", role, bucket, object_key, artifacts_key, write=True,
-                           why="SageMaker's MLflow reads and writes artifacts as its role")
+            self.s3_object(
+                "mlflow-server",
+                role,
+                bucket,
+                object_key,
+                artifacts_key,
+                write=True,
+                why="SageMaker's MLflow reads and writes artifacts as its role",
+            )
             if getattr(backend, "model_registry_arns", []):
                 base = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
-                self.add("mlflow-server", role,
-                         ["sagemaker:CreateModelPackageGroup", "sagemaker:DescribeModelPackageGroup",
-                          "sagemaker:AddTags"], f"{base}:model-package-group/iris-model",
-                         "automatic model registration")
-                self.add("mlflow-server", role,
-                         ["sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"],
-                         f"{base}:model-package/iris-model/1", "automatic model registration")
-        elif tracking.mode == "fargate":
-            task = backend.task_definition  # type: ignore[attr-defined]
+                self.add(
+                    "mlflow-server",
+                    role,
+                    [
+                        "sagemaker:CreateModelPackageGroup",
+                        "sagemaker:DescribeModelPackageGroup",
+                        "sagemaker:AddTags",
+                    ],
+                    f"{base}:model-package-group/iris-model",
+                    "automatic model registration",
+                )
+                self.add(
+                    "mlflow-server",
+                    role,
+                    ["sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"],
+                    f"{base}:model-package/iris-model/1",
+                    "automatic model registration",
+                )
+        elif isinstance(backend, FargateMlflow):
+            task = backend.task_definition
             task_role = self.role_arn(task.task_role)
             self.assume("ecs-task", task.task_role, "ecs-tasks.amazonaws.com")
-            self.s3_object("ecs-task", task_role, bucket, object_key, artifacts_key, write=True,
-                           why="the MLflow server proxies artifacts")
+            self.s3_object(
+                "ecs-task",
+                task_role,
+                bucket,
+                object_key,
+                artifacts_key,
+                write=True,
+                why="the MLflow server proxies artifacts",
+            )
             execution = task.execution_role
+            assert execution is not None  # a task that pulls from ECR always has one
             exec_arn = self.role_arn(execution)
             self.assume("ecs-execution", execution, "ecs-tasks.amazonaws.com")
-            image = task.default_container.image_name if False else None  # noqa: F841
-            self.add("ecs-execution", exec_arn, ["ecr:GetAuthorizationToken"], "*", "ECS pulls the image")
-            repo = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/cdk-hnb659fds-container-assets-{ACCOUNT}-{REGION}"
-            self.add("ecs-execution", exec_arn,
-                     ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-                     repo, "ECS pulls the image")
+            self.add(
+                "ecs-execution", exec_arn, ["ecr:GetAuthorizationToken"], "*", "ECS pulls the image"
+            )
+            # ContainerImage.from_asset: the bootstrap stack's container-asset repository.
+            repo = (
+                f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/"
+                f"cdk-hnb659fds-container-assets-{ACCOUNT}-{REGION}"
+            )
+            self.add(
+                "ecs-execution",
+                exec_arn,
+                [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                repo,
+                "ECS pulls the image",
+            )
             group = str(self.value(backend.log_group, backend.log_group.log_group_arn))
-            self.add("ecs-execution", exec_arn, ["logs:CreateLogStream", "logs:PutLogEvents"],
-                     group.removesuffix("*") + "log-stream:mlflow/mlflow/abc", "awslogs driver")
+            self.add(
+                "ecs-execution",
+                exec_arn,
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                group.removesuffix("*") + "log-stream:mlflow/mlflow/abc",
+                "awslogs driver",
+            )
             secrets = [backend.database.secret, backend.admin_secret, backend.client_secret]
             for secret in secrets:
                 if secret is not None:
-                    self.add("ecs-execution", exec_arn, ["secretsmanager:GetSecretValue"],
-                             str(self.value(secret, secret.secret_arn)), "ECS injects the container secrets")
-        elif tracking.mode == "ec2":
+                    self.add(
+                        "ecs-execution",
+                        exec_arn,
+                        ["secretsmanager:GetSecretValue"],
+                        str(self.value(secret, secret.secret_arn)),
+                        "ECS injects the container secrets",
+                    )
+        elif isinstance(backend, Ec2Mlflow):
             role = self.role_arn(backend.role)
             self.assume("ec2-instance", backend.role, "ec2.amazonaws.com")
-            self.s3_object("ec2-instance", role, bucket, object_key, artifacts_key, write=True,
-                           why="the MLflow server proxies artifacts")
+            self.s3_object(
+                "ec2-instance",
+                role,
+                bucket,
+                object_key,
+                artifacts_key,
+                write=True,
+                why="the MLflow server proxies artifacts",
+            )
             for secret in (backend.database.secret, backend.admin_secret, backend.client_secret):
                 assert secret is not None
-                self.add("ec2-instance", role, ["secretsmanager:GetSecretValue"],
-                         str(self.value(secret, secret.secret_arn)), "fetch-secrets at every start")
+                self.add(
+                    "ec2-instance",
+                    role,
+                    ["secretsmanager:GetSecretValue"],
+                    str(self.value(secret, secret.secret_arn)),
+                    "fetch-secrets at every start",
+                )
             zone = str(self.value(backend.zone, backend.zone.hosted_zone_arn))
-            self.add("ec2-instance", role, ["route53:ChangeResourceRecordSets"], zone,
-                     "register-dns at every start")
+            self.add(
+                "ec2-instance",
+                role,
+                ["route53:ChangeResourceRecordSets"],
+                zone,
+                "register-dns at every start",
+            )
             entrypoint = backend.entrypoint
-            self.add("ec2-instance", role, ["s3:GetObject"],
-                     f"arn:aws:s3:::{self.value(entrypoint, entrypoint.s3_bucket_name)}/"
-                     f"{self.value(entrypoint, entrypoint.s3_object_key)}",
-                     "user data downloads the entrypoint")
+            self.add(
+                "ec2-instance",
+                role,
+                ["s3:GetObject"],
+                f"arn:aws:s3:::{self.value(entrypoint, entrypoint.s3_bucket_name)}/"
+                f"{self.value(entrypoint, entrypoint.s3_object_key)}",
+                "user data downloads the entrypoint",
+            )
             group = str(self.value(backend.log_group, backend.log_group.log_group_arn))
-            self.add("ec2-instance", role, ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                     group.removesuffix("*") + "log-stream:i-0123456789abcdef0", "CloudWatch agent")
-            self.add("ec2-instance", role, ["ssm:UpdateInstanceInformation",
-                     "ssmmessages:CreateControlChannel", "ssmmessages:OpenControlChannel"], "*",
-                     "Session Manager")
+            self.add(
+                "ec2-instance",
+                role,
+                ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                group.removesuffix("*") + "log-stream:i-0123456789abcdef0",
+                "CloudWatch agent",
+            )
+            self.add(
+                "ec2-instance",
+                role,
+                [
+                    "ssm:UpdateInstanceInformation",
+                    "ssmmessages:CreateControlChannel",
+                    "ssmmessages:OpenControlChannel",
+                ],
+                "*",
+                "Session Manager",
+            )
 
     def studio(self) -> None:
         studio = self.app.platform.studio
@@ -466,23 +744,65 @@ class _Builder:
             self.add("studio-user", role, ui, server, "Studio's MLflow page")
         data = str(self.value(storage, storage.data_bucket.bucket_name))
         for prefix in studio.read_write_prefixes:
-            self.s3_object("studio-user", role, data, f"{prefix}notebook.csv", key, write=True,
-                           why="a notebook writes data")
+            self.s3_object(
+                "studio-user",
+                role,
+                data,
+                f"{prefix}notebook.csv",
+                key,
+                write=True,
+                why="a notebook writes data",
+            )
         for prefix in studio.read_prefixes:
-            self.s3_object("studio-user", role, data, f"{prefix}x.parquet", key, write=False,
-                           why="a notebook reads results")
+            self.s3_object(
+                "studio-user",
+                role,
+                data,
+                f"{prefix}x.parquet",
+                key,
+                write=False,
+                why="a notebook reads results",
+            )
         domain_id = str(self.value(domain, domain.domain_id))
         base = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
-        self.add("studio-user", role, ["sagemaker:CreateApp", "sagemaker:DescribeApp", "sagemaker:DeleteApp"],
-                 f"{base}:app/{domain_id}/data-scientist/jupyterlab/default", "Studio starts an app")
-        self.add("studio-user", role, ["sagemaker:CreateSpace", "sagemaker:DescribeSpace"],
-                 f"{base}:space/{domain_id}/my-space", "Studio creates a space")
-        self.add("studio-user", role, ["logs:CreateLogStream", "logs:PutLogEvents"],
-                 f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/studio:"
-                 f"log-stream:{domain_id}/data-scientist/JupyterLab/default/LifecycleConfigOnStart",
-                 "Studio writes the lifecycle script's output")
-        self.add("studio-user", role, ["kms:CreateGrant"], key, "a space's encrypted volume",
-                 **{"kms:GrantIsForAWSResource": "true"})
+        self.add(
+            "studio-user",
+            role,
+            ["sagemaker:CreateApp", "sagemaker:DescribeApp", "sagemaker:DeleteApp"],
+            f"{base}:app/{domain_id}/data-scientist/jupyterlab/default",
+            "Studio starts an app",
+        )
+        self.add(
+            "studio-user",
+            role,
+            ["sagemaker:CreateSpace", "sagemaker:DescribeSpace"],
+            f"{base}:space/{domain_id}/my-space",
+            "Studio creates a space",
+        )
+        self.add(
+            "studio-user",
+            role,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/studio:"
+            f"log-stream:{domain_id}/data-scientist/JupyterLab/default/LifecycleConfigOnStart",
+            "Studio writes the lifecycle script's output",
+        )
+        self.add(
+            "studio-user",
+            role,
+            ["kms:CreateGrant"],
+            key,
+            "a space's encrypted volume",
+            **{"kms:GrantIsForAWSResource": "true"},
+        )
+        self.studio_cleanup()
+
+    def studio_cleanup(self) -> None:
+        studio = self.app.platform.studio
+        assert studio is not None
+        domain = studio.studio
+        domain_id = str(self.value(domain, domain.domain_id))
+        base = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
         cleanup = studio.cleanup
         crole = self.role_arn(cleanup.role)
         self.assume("studio-cleanup", cleanup.role, "lambda.amazonaws.com")
@@ -542,9 +862,13 @@ class _Builder:
             if role is not None:
                 group = str(self.value(flow, flow.log_group.log_group_arn))  # type: ignore[attr-defined]
                 self.assume("vpc-flow-logs", role, "vpc-flow-logs.amazonaws.com")
-                self.add("vpc-flow-logs", self.role_arn(role),
-                         ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                         group.removesuffix("*") + "log-stream:eni-0123-all", "flow log delivery")
+                self.add(
+                    "vpc-flow-logs",
+                    self.role_arn(role),
+                    ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    group.removesuffix("*") + "log-stream:eni-0123-all",
+                    "flow log delivery",
+                )
 
 
 def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call], dict[str, str]]:

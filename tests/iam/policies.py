@@ -157,33 +157,36 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                return PSEUDO[arg] if arg in PSEUDO else self.ref(stack, arg)
-            if key == "Fn::GetAtt":
-                logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(stack, logical_id, attr)
-            if key == "Fn::Join":
-                sep, parts = arg
-                return sep.join(str(p) for p in self.resolve(stack, parts))
-            if key == "Fn::Sub":
-                return self._sub(stack, arg)
-            if key == "Fn::ImportValue":
-                producer, expr = self.exports[self.resolve(stack, arg)]
-                return self.resolve(producer, expr)
-            if key == "Fn::Select":
-                index, items = self.resolve(stack, arg)
-                return items[int(index)]
-            if key == "Fn::Split":
-                sep, text = self.resolve(stack, arg)
-                return text.split(sep)
-            if key == "Fn::GetAZs":
-                return [f"{REGION}{s}" for s in "abc"]
-            if key == "Fn::Base64":
-                return self.resolve(stack, arg)
-            if key.startswith("Fn::"):
-                raise ValueError(f"{stack}: intrinsic {key} is not resolved by tests/iam")
+            ((key, arg),) = value.items()
+            if key == "Ref" or key.startswith("Fn::"):
+                return self._intrinsic(stack, key, arg)
         return {k: self.resolve(stack, v) for k, v in value.items()}
+
+    def _intrinsic(self, stack: str, key: str, arg: Any) -> Any:
+        if key == "Ref":
+            return PSEUDO[arg] if arg in PSEUDO else self.ref(stack, arg)
+        if key == "Fn::GetAtt":
+            logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.get_att(stack, logical_id, attr)
+        if key == "Fn::Join":
+            sep, parts = arg
+            return sep.join(str(p) for p in self.resolve(stack, parts))
+        if key == "Fn::Sub":
+            return self._sub(stack, arg)
+        if key == "Fn::ImportValue":
+            producer, expr = self.exports[self.resolve(stack, arg)]
+            return self.resolve(producer, expr)
+        if key == "Fn::Select":
+            index, items = self.resolve(stack, arg)
+            return items[int(index)]
+        if key == "Fn::Split":
+            sep, text = self.resolve(stack, arg)
+            return text.split(sep)
+        if key == "Fn::GetAZs":
+            return [f"{REGION}{s}" for s in "abc"]
+        if key == "Fn::Base64":
+            return self.resolve(stack, arg)
+        raise ValueError(f"{stack}: intrinsic {key} is not resolved by tests/iam")
 
     def _sub(self, stack: str, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else arg
@@ -272,7 +275,9 @@ class Resolver:
             ("AWS::SNS::Topic", "Arn"): arn.format("sns", name),
             ("AWS::SNS::Topic", "TopicArn"): arn.format("sns", name),
             ("AWS::SQS::Queue", "Arn"): arn.format("sqs", name),
-            ("AWS::SecretsManager::Secret", "Arn"): arn.format("secretsmanager", f"secret:{name}-AbCdEf"),
+            ("AWS::SecretsManager::Secret", "Arn"): arn.format(
+                "secretsmanager", f"secret:{name}-AbCdEf"
+            ),
             ("AWS::Logs::LogGroup", "Arn"): arn.format("logs", f"log-group:{name}:*"),
             ("AWS::Lambda::Function", "Arn"): arn.format("lambda", f"function:{name}"),
             ("AWS::SageMaker::MlflowApp", "Arn"): arn.format(
@@ -284,8 +289,12 @@ class Resolver:
             ("AWS::SageMaker::Domain", "DomainArn"): arn.format(
                 "sagemaker", f"domain/d-{logical_id.lower()[:12]}"
             ),
-            ("AWS::SageMaker::Pipeline", "Arn"): arn.format("sagemaker", f"pipeline/{name.lower()}"),
-            ("AWS::Scheduler::Schedule", "Arn"): arn.format("scheduler", f"schedule/default/{name}"),
+            ("AWS::SageMaker::Pipeline", "Arn"): arn.format(
+                "sagemaker", f"pipeline/{name.lower()}"
+            ),
+            ("AWS::Scheduler::Schedule", "Arn"): arn.format(
+                "scheduler", f"schedule/default/{name}"
+            ),
             ("AWS::Events::Rule", "Arn"): arn.format("events", f"rule/{name}"),
             ("AWS::CloudWatch::Alarm", "Arn"): arn.format("cloudwatch", f"alarm:{name}"),
             ("AWS::SageMaker::StudioLifecycleConfig", "StudioLifecycleConfigArn"): arn.format(

@@ -128,7 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _hook(self)
 
     init._iam_recording = True  # type: ignore[attr-defined]
-    botocore.session.Session.__init__ = init  # type: ignore[method-assign]
+    botocore.session.Session.__init__ = init
     try:
         import boto3  # noqa: PLC0415
 

@@ -58,7 +58,9 @@ class Decision:
     def reason(self) -> str:
         if self.result == "Error":
             return f"simulator error: {json.dumps(self.errors)[:400]}"
-        return f"{self.result} (identity policies: {self.identity}, resource policy: {self.resource})"
+        return (
+            f"{self.result} (identity policies: {self.identity}, resource policy: {self.resource})"
+        )
 
 
 def available() -> str | None:

@@ -9,20 +9,44 @@ templates (tests/iam/policies.py). One Node process per variant.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.iam.expected import CODE_CALLS, Call, expected_calls
 from tests.iam.policies import ACCOUNT, Resolver
 from tests.iam.simulator import Decision, Request, available, simulate
-from tests.matrix import VARIANTS, Variant, variant_params
+from tests.matrix import VARIANTS, Variant
 
-DEPLOYED = tuple(v for v in VARIANTS if v.form == "deployed")
+# Every deployed-form variant of the matrix, plus one with the optional pipeline features
+# switched on (Lambda launcher and its schedule, jobs in the VPC, spot with checkpoints, an
+# extra input channel), so their actors and calls are simulated too.
+OPTIONS_VARIANT = Variant(
+    "staging",
+    "serverless",
+    "deployed",
+    (
+        ("pipelines.launcher", "lambda"),
+        ("pipelines.vpc", "true"),
+        ("pipelines.training.spot", "true"),
+        ("pipelines.training.max_wait_minutes", "60"),
+        ("pipelines.training.extra_channels", '[{"name": "extra", "prefix": "iris/extra/"}]'),
+    ),
+)
+DEPLOYED = (*(v for v in VARIANTS if v.form == "deployed"), OPTIONS_VARIANT)
+
+
+def _params() -> list[object]:
+    ids = {OPTIONS_VARIANT: "staging-serverless-options-deployed"}
+    return [pytest.param(v, id=ids.get(v, v.id)) for v in DEPLOYED]
+
 
 pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
 
 def _request(call: Call, resolver: Resolver) -> Request:
     role = resolver.roles.get(call.principal)
+    resource_policy: dict[str, Any] | None
     if call.action == "sts:AssumeRole":
         resource_policy = resolver.roles[call.resource].trust_policy
     else:
@@ -45,9 +69,13 @@ def evaluate(variant: Variant) -> list[tuple[Call, Decision]]:
     return list(zip(calls, decisions, strict=True))
 
 
-@pytest.mark.parametrize("variant", variant_params(DEPLOYED))
+@pytest.mark.parametrize("variant", _params())
 def test_every_runtime_call_is_allowed(variant: Variant) -> None:
-    denied = [f"{call.id}: {decision.reason}" for call, decision in evaluate(variant) if not decision.allowed]
+    denied = [
+        f"{call.id}: {decision.reason}"
+        for call, decision in evaluate(variant)
+        if not decision.allowed
+    ]
     assert not denied, f"{len(denied)} runtime calls denied:\n" + "\n".join(denied)
 
 
