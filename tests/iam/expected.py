@@ -426,47 +426,63 @@ class _Builder:
             **{"iam:PassedToService": "sagemaker.amazonaws.com"},
         )
 
-        self.alarms()
         self.schedules()
         self.launcher()
 
-    def alarms(self) -> None:
-        pipelines = self.app.platform.pipelines
-        assert pipelines is not None
-        alarms = pipelines.alarms
-        topic = str(self.value(alarms, alarms.topic.topic_arn))
-        key = self.key_arn(alarms.key)
-        template = self.r.templates[pipelines.stack_name]
-        # SNS server-side encryption: the publishing service needs the topic key
-        # (SNS developer guide, "Configure KMS permissions for AWS services").
-        for logical_id, resource in template["Resources"].items():
-            kind = resource["Type"]
-            if kind == "AWS::Events::Rule":
-                actor, service = "eventbridge-rules", "events.amazonaws.com"
-                source = self.r.get_att(pipelines.stack_name, logical_id, "Arn")
-            elif kind == "AWS::CloudWatch::Alarm":
-                actions = self.r.resolve(
-                    pipelines.stack_name, resource["Properties"].get("AlarmActions", [])
-                )
-                if topic not in actions:
-                    continue
-                actor, service = "cloudwatch-alarms", "cloudwatch.amazonaws.com"
-                source = self.r.get_att(pipelines.stack_name, logical_id, "Arn")
-            else:
-                continue
-            context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
-            self.add(actor, service, ["sns:Publish"], topic, f"{logical_id} notifies", **context)
-            # EventBridge's KMS requests carry no aws:SourceArn/SourceAccount (SNS developer
-            # guide, sns-key-management.html#compatibility-with-aws-services); CloudWatch's do.
-            kms_context = context if actor == "cloudwatch-alarms" else {}
-            self.add(
-                actor,
-                service,
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                key,
-                f"{logical_id} publishes to the encrypted topic",
-                **kms_context,
+    def topic_keys(self) -> dict[str, str | None]:
+        """Every SNS topic of the app by ARN, with the ARN of the KMS key encrypting it."""
+        keys: dict[str, str | None] = {}
+        for stack, logical_id, resource in self.r.resources("AWS::SNS::Topic"):
+            key = resource.get("Properties", {}).get("KmsMasterKeyId")
+            keys[self.r.ref(stack, logical_id)] = (
+                None if key is None else str(self.r.resolve(stack, key))
             )
+        return keys
+
+    def alarms(self) -> None:
+        """Every EventBridge rule and CloudWatch alarm of any stack that notifies a topic.
+
+        The publishing service needs the topic policy and, for an encrypted topic, the key
+        (SNS developer guide, sns-key-management.html#compatibility-with-aws-services).
+        """
+        topics = self.topic_keys()
+        for stack, logical_id, resource in [
+            *self.r.resources("AWS::Events::Rule"),
+            *self.r.resources("AWS::CloudWatch::Alarm"),
+        ]:
+            props = resource.get("Properties", {})
+            if resource["Type"] == "AWS::Events::Rule":
+                actor, service = "eventbridge-rules", "events.amazonaws.com"
+                targets = [t["Arn"] for t in self.r.resolve(stack, props.get("Targets", []))]
+            else:
+                actor, service = "cloudwatch-alarms", "cloudwatch.amazonaws.com"
+                targets = [
+                    *self.r.resolve(stack, props.get("AlarmActions", [])),
+                    *self.r.resolve(stack, props.get("OKActions", [])),
+                    *self.r.resolve(stack, props.get("InsufficientDataActions", [])),
+                ]
+            source = self.r.get_att(stack, logical_id, "Arn")
+            context = {"aws:SourceArn": source, "aws:SourceAccount": ACCOUNT}
+            for topic in targets:
+                if topic not in topics:
+                    continue  # not an SNS topic of the app
+                self.add(
+                    actor, service, ["sns:Publish"], topic, f"{logical_id} notifies", **context
+                )
+                key = topics[topic]
+                if key is None:
+                    continue
+                # EventBridge's KMS requests carry no aws:SourceArn/SourceAccount (same guide);
+                # CloudWatch's do.
+                kms_context = context if actor == "cloudwatch-alarms" else {}
+                self.add(
+                    actor,
+                    service,
+                    ["kms:GenerateDataKey", "kms:Decrypt"],
+                    key,
+                    f"{logical_id} publishes to the encrypted topic",
+                    **kms_context,
+                )
 
     def schedules(self) -> None:
         pipelines = self.app.platform.pipelines
@@ -810,6 +826,14 @@ class _Builder:
         vpc = self.app.platform.network.vpc if self.app.platform.network is not None else None
         # SageMaker tags what it creates for a domain (home EFS, its NFS security groups) with
         # ManagedByAmazonSageMakerResource = the domain's ARN.
+        group = str(self.value(cleanup.log_group, cleanup.log_group.log_group_arn))
+        self.add(
+            "studio-cleanup",
+            crole,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
+            "Lambda writes the function's logs",
+        )
         owned = {"aws:ResourceTag/ManagedByAmazonSageMakerResource": domain_arn}
         for action in sorted(CODE_CALLS["studio-cleanup"]):
             service, verb = action.split(":")
@@ -875,6 +899,7 @@ def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call],
     """Every call of every actor of ``app`` (deployed form), and each actor's principal."""
     builder = _Builder(app, resolver)
     builder.pipelines()
+    builder.alarms()
     builder.tracking()
     builder.studio()
     builder.delivery()
