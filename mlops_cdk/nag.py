@@ -25,6 +25,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
+from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 
 if TYPE_CHECKING:
     from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -203,7 +204,7 @@ def _acknowledge_tracking_mode(platform: Platform, deferred: DeferredAcknowledgm
             f"AwsSolutions-IAM4[Policy::{arn}]",
             "Attached by the operator through tracking.extra_policy_arns, reviewed in cdk.json.",
         )
-    if isinstance(backend, MlflowTrackingServer):
+    if isinstance(backend, SageMakerMlflow):
         for arn in backend.model_registry_arns:
             deferred.add(
                 backend.role,

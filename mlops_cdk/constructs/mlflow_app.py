@@ -32,6 +32,7 @@ class MlflowApp(SageMakerMlflow):
             name=name,
             storage=storage,
             role_description="Lets the SageMaker MLflow App read and write its artifact prefix",
+            automatic_model_registration=settings.automatic_model_registration,
         )
         self.app = sagemaker.CfnMlflowApp(
             self,

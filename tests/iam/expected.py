@@ -602,7 +602,7 @@ class _Builder:
                 write=True,
                 why="SageMaker's MLflow reads and writes artifacts as its role",
             )
-            if getattr(backend, "model_registry_arns", []):
+            if self.app.settings.tracking.automatic_model_registration:
                 base = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
                 self.add(
                     "mlflow-server",
@@ -612,14 +612,14 @@ class _Builder:
                         "sagemaker:DescribeModelPackageGroup",
                         "sagemaker:AddTags",
                     ],
-                    f"{base}:model-package-group/iris-model",
+                    f"{base}:model-package-group/iris-model-a1b2c3",
                     "automatic model registration",
                 )
                 self.add(
                     "mlflow-server",
                     role,
                     ["sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"],
-                    f"{base}:model-package/iris-model/1",
+                    f"{base}:model-package/iris-model-a1b2c3/1",
                     "automatic model registration",
                 )
         elif isinstance(backend, FargateMlflow):
