@@ -45,6 +45,11 @@ CODE_CALLS: dict[str, frozenset[str]] = {
     "inference-job": frozenset({"secretsmanager:GetSecretValue"}),
     # The Studio lifecycle start-up script's IPython hook: the same credentials.
     "studio-user": frozenset({"secretsmanager:GetSecretValue"}),
+    # The EC2 MLflow instance's user data (AWS CLI: fetch-secrets, register-dns, the
+    # entrypoint download); tests/iam/test_startup_scripts.py reads them from the template.
+    "ec2-instance": frozenset(
+        {"secretsmanager:GetSecretValue", "route53:ChangeResourceRecordSets", "s3:GetObject"}
+    ),
     # lambda/launcher/launcher.py
     "launcher": frozenset({"sagemaker:DescribePipeline", "sagemaker:CreateTrainingJob"}),
     # lambda/studio_cleanup/studio_cleanup.py
