@@ -76,6 +76,9 @@ def simulate(requests: Sequence[Request]) -> list[Decision]:
     """One decision per request, in order, from a single ``node`` process."""
     if not requests:
         return []
+    missing = available()
+    if missing is not None:  # a check that cannot run must fail, not skip
+        raise RuntimeError(f"the IAM simulator cannot run: {missing}")
     done = subprocess.run(
         ["node", str(SCRIPT)],
         input=json.dumps([r.as_json() for r in requests]),

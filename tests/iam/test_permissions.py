@@ -15,7 +15,7 @@ import pytest
 
 from tests.iam.expected import CODE_CALLS, Call, expected_calls
 from tests.iam.policies import ACCOUNT, Resolver
-from tests.iam.simulator import Decision, Request, available, simulate
+from tests.iam.simulator import Decision, Request, simulate
 from tests.matrix import VARIANTS, Variant
 
 # Every deployed-form variant of the matrix, plus one with the optional pipeline features
@@ -41,7 +41,6 @@ def _params() -> list[object]:
     return [pytest.param(v, id=ids.get(v, v.id)) for v in DEPLOYED]
 
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
 
 def _request(call: Call, resolver: Resolver) -> Request:
