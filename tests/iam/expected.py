@@ -333,10 +333,6 @@ class _Builder:
                     **{"ec2:Vpc": vpc_arn},
                 )
             self.mlflow_client(actor, execution, f"the {kind}'s container")
-            for action in CODE_CALLS[actor]:
-                if not any(c.actor == actor and c.action == action for c in self.calls):
-                    # Not used in this mode (e.g. no basic-auth secret): nothing to simulate.
-                    pass
 
         # Channels and outputs, with the job's KMS key (OutputDataConfig.KmsKeyId: kms:Encrypt).
         self.s3_object(

@@ -16,7 +16,7 @@ from the policies' published documents; anything not listed is treated as not gr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -409,7 +409,3 @@ class Resolver:
     def token(self, scope: Stack, value: Any) -> Any:
         """The concrete value of a CDK token (an ARN, a name) as the templates resolve it."""
         return self.resolve(scope.stack_name, scope.resolve(value))
-
-
-def trust_policies(resolver: Resolver) -> Mapping[str, dict[str, Any]]:
-    return {arn: role.trust_policy for arn, role in resolver.roles.items()}

@@ -41,8 +41,6 @@ def _params() -> list[object]:
     return [pytest.param(v, id=ids.get(v, v.id)) for v in DEPLOYED]
 
 
-
-
 def _request(call: Call, resolver: Resolver) -> Request:
     role = resolver.roles.get(call.principal)
     resource_policy: dict[str, Any] | None
