@@ -91,3 +91,16 @@ def test_every_recorded_code_call_is_simulated_somewhere() -> None:
         if (actor, action) not in simulated
     ]
     assert not missing, "calls the code makes that no variant simulates:\n" + "\n".join(missing)
+
+
+@pytest.mark.parametrize("variant", _params())
+def test_every_alarm_notifies_a_topic(variant: Variant) -> None:
+    """An alarm without an action notifies no one; its publish call is simulated above."""
+    resolver = Resolver(variant.app())
+    topics = {resolver.ref(s, lid) for s, lid, _ in resolver.resources("AWS::SNS::Topic")}
+    silent = [
+        f"{stack}/{logical_id}"
+        for stack, logical_id, alarm in resolver.resources("AWS::CloudWatch::Alarm")
+        if not set(resolver.resolve(stack, alarm["Properties"].get("AlarmActions", []))) & topics
+    ]
+    assert not silent, f"alarms that notify no topic: {silent}"
