@@ -850,11 +850,13 @@ class _Builder:
                     continue  # the domain is left to CloudFormation (its home EFS retained)
                 resource = domain_arn
             elif service == "sagemaker":
-                resource = {
-                    "DeleteApp": f"{base}:app/{domain_id}/data-scientist/jupyterlab/default",
-                    "DeleteSpace": f"{base}:space/{domain_id}/my-space",
-                    "DeleteUserProfile": f"{base}:user-profile/{domain_id}/data-scientist",
-                }[verb]
+                # Any verb on an app, space or user profile of the domain (Delete*, Describe*).
+                kinds = {
+                    "UserProfile": f"{base}:user-profile/{domain_id}/data-scientist",
+                    "Space": f"{base}:space/{domain_id}/my-space",
+                    "App": f"{base}:app/{domain_id}/data-scientist/jupyterlab/default",
+                }
+                resource = next(arn for kind, arn in kinds.items() if verb.endswith(kind))
             else:
                 if not cleanup.deletes_home_efs or vpc is None:
                     continue
