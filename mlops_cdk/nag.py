@@ -25,6 +25,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
 from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
+from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 
 if TYPE_CHECKING:
     from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -203,7 +204,7 @@ def _acknowledge_tracking_mode(platform: Platform, deferred: DeferredAcknowledgm
             f"AwsSolutions-IAM4[Policy::{arn}]",
             "Attached by the operator through tracking.extra_policy_arns, reviewed in cdk.json.",
         )
-    if isinstance(backend, MlflowTrackingServer):
+    if isinstance(backend, SageMakerMlflow):
         for arn in backend.model_registry_arns:
             deferred.add(
                 backend.role,
@@ -326,12 +327,12 @@ def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -
         reason="Notebooks read and write objects of any name, but only under the MLflow "
         "artifact prefix and the data prefixes the Studio stack grants.",
     )
-    if platform.tracking.backend.server_arn is not None:
+    if isinstance(platform.tracking.backend, MlflowTrackingServer):
         ack(
             role,
             "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
             "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
-            "server/app ARN: an MLflow client calls all of it.",
+            "tracking server ARN: an MLflow client calls all of it.",
         )
     ack(
         role,
@@ -421,12 +422,12 @@ def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments
         reason="Jobs read and write objects of any name (one file per run or date), but only "
         "under the MLflow artifact prefix and the data prefixes each job uses.",
     )
-    if platform.tracking.backend.server_arn is not None:
+    if isinstance(platform.tracking.backend, MlflowTrackingServer):
         ack(
             execution,
             "AwsSolutions-IAM5[Action::sagemaker-mlflow:*]",
             "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
-            "server/app ARN: training logs and registers, inference loads the model.",
+            "tracking server ARN: training logs and registers, inference loads the model.",
         )
     ack(
         execution,

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -17,6 +18,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlops_cdk.config import TrackingSettings
+from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
 from mlops_cdk.constructs.fargate_mlflow import (
     CLIENT_USERNAME,
     CONTAINER_DIR,
@@ -209,8 +211,19 @@ class Ec2Mlflow(Construct):
         user_data.add_signal_on_exit_command(self.group)
         self.group.node.add_dependency(self.database)
         self.alarms = self._alarms(cfg.cpu_alarm_percent, cfg.disk_alarm_percent)
+        # Alarms notify an encrypted topic (subscribe to AlarmTopicArn); without an action
+        # they would only change colour in the console.
+        self.alarm_key, self.alarm_topic = encrypted_alarm_topic(
+            Construct(self, "AlarmTopic"),
+            purpose="the MLflow instance's alarm topic",
+            display_name="MLflow instance alarms",
+            removal=removal,
+        )
+        for alarm in self.alarms:
+            alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
 
         CfnOutput(self, "HostName", value=self.host_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
         CfnOutput(self, "AutoScalingGroupName", value=self.group.auto_scaling_group_name)
         CfnOutput(self, "DatabaseSecretArn", value=db_secret.secret_arn)
         CfnOutput(self, "ClientCredentialsSecretArn", value=self.client_secret.secret_arn)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
@@ -23,6 +23,61 @@ from constructs import Construct
 FAILED_STATES = ["Failed", "Stopped"]
 
 
+def encrypted_alarm_topic(
+    scope: Construct, *, purpose: str, display_name: str, removal: RemovalPolicy
+) -> tuple[kms.Key, sns.Topic]:
+    """A KMS key and a TLS-only topic encrypted with it (``scope``/Key, ``scope``/Topic) that
+    CloudWatch alarms of the stack may publish to.
+
+    CloudWatch alarms of the stack (CloudFormation names them <stack name>-<id>-<suffix>)
+    publish as cloudwatch.amazonaws.com: the topic policy (which replaces SNS's default
+    owner-only policy) and the key policy must both let them, scoped to these alarms
+    (CloudWatch user guide, "Amazon SNS topic policies for alarms"; SNS developer guide,
+    sns-key-management.html#compatibility-with-aws-services). EventBridge rules get their key
+    statement from the SnsTopic target: their KMS requests carry no aws:SourceAccount, so they
+    cannot be conditioned like this one.
+    """
+    stack = Stack.of(scope)
+    alarms = stack.format_arn(
+        service="cloudwatch",
+        resource="alarm",
+        resource_name=f"{stack.stack_name}-*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+    from_alarms = {
+        "StringEquals": {"aws:SourceAccount": stack.account},
+        "ArnLike": {"aws:SourceArn": alarms},
+    }
+    cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+    key = kms.Key(
+        scope,
+        "Key",
+        description=f"Encrypts {purpose}",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="Publish from cloudwatch",
+            principals=[cloudwatch_service],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy, "*" is this key
+            conditions=from_alarms,
+        )
+    )
+    topic = sns.Topic(scope, "Topic", display_name=display_name, master_key=key, enforce_ssl=True)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish",
+            principals=[cloudwatch_service],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions=from_alarms,
+        )
+    )
+    return key, topic
+
+
 class FailureAlarms(Construct):
     """Topic and key, the rules that publish to it, and the CloudWatch alarms that notify it."""
 
@@ -35,31 +90,11 @@ class FailureAlarms(Construct):
         email: str | None,
     ) -> None:
         super().__init__(scope, id)
-        account = Stack.of(self).account
-        # Own key: EventBridge and CloudWatch must be allowed in its policy to publish.
-        self.key = kms.Key(
+        self.key, self.topic = encrypted_alarm_topic(
             self,
-            "Key",
-            description="Encrypts the ML pipelines' failure-alarm topic",
-            enable_key_rotation=True,
-            removal_policy=removal,
-        )
-        for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
-            self.key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Publish from {service.split('.')[0]}",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],  # in a key policy, "*" is this key
-                    conditions={"StringEquals": {"aws:SourceAccount": account}},
-                )
-            )
-        self.topic = sns.Topic(
-            self,
-            "Topic",
+            purpose="the ML pipelines' failure-alarm topic",
             display_name="ML pipeline failures",
-            master_key=self.key,
-            enforce_ssl=True,
+            removal=removal,
         )
         if email is not None:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))

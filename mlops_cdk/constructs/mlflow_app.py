@@ -14,7 +14,8 @@ from mlops_cdk.stacks.storage import StorageStack
 class MlflowApp(SageMakerMlflow):
     """``AWS::SageMaker::MlflowApp`` writing artifacts under the storage stack's MLflow prefix."""
 
-    CLIENT_ACTIONS = ("sagemaker:DescribeMlflowApp",)
+    API_ACTIONS = ("sagemaker:CallMlflowAppApi",)
+    CLIENT_ACTIONS = ("sagemaker:DescribeMlflowApp", "sagemaker:CreatePresignedMlflowAppUrl")
 
     def __init__(
         self,
@@ -31,6 +32,7 @@ class MlflowApp(SageMakerMlflow):
             name=name,
             storage=storage,
             role_description="Lets the SageMaker MLflow App read and write its artifact prefix",
+            automatic_model_registration=settings.automatic_model_registration,
         )
         self.app = sagemaker.CfnMlflowApp(
             self,

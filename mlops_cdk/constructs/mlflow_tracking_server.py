@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -11,20 +9,11 @@ from mlops_cdk.config import TrackingSettings
 from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 from mlops_cdk.stacks.storage import StorageStack
 
-# What the server's role needs to mirror MLflow registered models into the SageMaker Model
-# Registry (automatic model registration), per the SageMaker developer guide.
-MODEL_REGISTRY_ACTIONS = (
-    "sagemaker:AddTags",
-    "sagemaker:CreateModelPackageGroup",
-    "sagemaker:CreateModelPackage",
-    "sagemaker:UpdateModelPackage",
-    "sagemaker:DescribeModelPackageGroup",
-)
-
 
 class MlflowTrackingServer(SageMakerMlflow):
     """``AWS::SageMaker::MlflowTrackingServer`` writing artifacts under the MLflow prefix."""
 
+    API_ACTIONS = ("sagemaker-mlflow:*",)
     CLIENT_ACTIONS = (
         "sagemaker:DescribeMlflowTrackingServer",
         "sagemaker:CreatePresignedMlflowTrackingServerUrl",
@@ -45,22 +34,9 @@ class MlflowTrackingServer(SageMakerMlflow):
             name=name,
             storage=storage,
             role_description="Lets the SageMaker MLflow tracking server use its artifact prefix",
+            automatic_model_registration=settings.automatic_model_registration,
         )
         self._version = settings.server_mlflow_version
-        stack = Stack.of(self)
-        self.model_registry_arns: list[str] = []
-        if settings.automatic_model_registration:
-            self.model_registry_arns = [
-                stack.format_arn(
-                    service="sagemaker", resource="model-package-group", resource_name="*"
-                ),
-                stack.format_arn(service="sagemaker", resource="model-package", resource_name="*"),
-            ]
-            self._role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=list(MODEL_REGISTRY_ACTIONS), resources=self.model_registry_arns
-                )
-            )
         self.server = sagemaker.CfnMlflowTrackingServer(
             self,
             "Resource",

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import TRACKING_URI_ENV
+
+# What the service role needs to mirror MLflow registered models into the SageMaker Model
+# Registry (automatic model registration). The App and the tracking server both sync into a
+# model package group named <registered model>-<suffix> (SageMaker developer guide,
+# mlflow-track-experiments-model-registration).
+MODEL_REGISTRY_ACTIONS = (
+    "sagemaker:AddTags",
+    "sagemaker:CreateModelPackageGroup",
+    "sagemaker:CreateModelPackage",
+    "sagemaker:UpdateModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+)
 
 
 class SageMakerMlflow(Construct):
@@ -20,11 +33,24 @@ class SageMakerMlflow(Construct):
     tracking URI is the resource's ARN and there is no network path to open.
     """
 
-    # Read-only calls a client makes on the resource besides the MLflow API itself.
+    # The IAM actions of the MLflow API calls the ``sagemaker-mlflow`` plugin signs for this
+    # kind of resource (sagemaker_mlflow/auth_provider.py, plugin 0.5.0: SigV4 service
+    # "sagemaker-mlflow" for an mlflow-tracking-server ARN, one action per MLflow API;
+    # "sagemaker" for an mlflow-app ARN, authorized as sagemaker:CallMlflowAppApi).
+    API_ACTIONS: tuple[str, ...] = ()
+    # Calls a client makes on the resource besides the MLflow API itself (describe, and the
+    # presigned UI URL that sagemaker_mlflow/presigned_url.py asks for).
     CLIENT_ACTIONS: tuple[str, ...] = ()
 
     def __init__(
-        self, scope: Construct, id: str, *, name: str, storage: StorageStack, role_description: str
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name: str,
+        storage: StorageStack,
+        role_description: str,
+        automatic_model_registration: bool,
     ) -> None:
         super().__init__(scope, id)
         self._name = name
@@ -36,6 +62,20 @@ class SageMakerMlflow(Construct):
             description=role_description,
         )
         storage.grant_artifacts_read_write(self._role)
+        stack = Stack.of(self)
+        self.model_registry_arns: list[str] = []
+        if automatic_model_registration:
+            self.model_registry_arns = [
+                stack.format_arn(
+                    service="sagemaker", resource="model-package-group", resource_name="*"
+                ),
+                stack.format_arn(service="sagemaker", resource="model-package", resource_name="*"),
+            ]
+            self._role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(MODEL_REGISTRY_ACTIONS), resources=self.model_registry_arns
+                )
+            )
 
     @property
     def server_arn(self) -> str:
@@ -69,9 +109,8 @@ class SageMakerMlflow(Construct):
     def grant_use(self, grantee: iam.IGrantable) -> None:
         """SigV4 MLflow API calls on this one resource, its client actions, and the artifacts."""
         iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker-mlflow:*"], resource_arns=[self.server_arn]
-        )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=list(self.CLIENT_ACTIONS), resource_arns=[self.server_arn]
+            grantee=grantee,
+            actions=[*self.API_ACTIONS, *self.CLIENT_ACTIONS],
+            resource_arns=[self.server_arn],
         )
         self._storage.grant_artifacts_read_write(grantee)

@@ -312,7 +312,10 @@ def test_job_role_reaches_only_its_data_prefixes(dev: SynthesizedApp) -> None:
     for prefix in ("iris/training/*", "iris/models/*", "iris/inference-input/*",
                    "iris/inference-output/*", "mlflow/*"):  # fmt: skip
         assert f"/{prefix}" in rendered
-    assert "sagemaker-mlflow:*" in rendered  # through the tracking backend's grant_use
+    # dev tracks with an MLflow App: the plugin signs its calls as sagemaker:CallMlflowAppApi
+    # (grant_use of the tracking backend); sagemaker-mlflow:* is the tracking server's.
+    assert "sagemaker:CallMlflowAppApi" in rendered
+    assert "sagemaker-mlflow:*" not in rendered
     assert "ecr:BatchGetImage" in rendered
     assert "s3:PutObject" in rendered  # models and inference output are written
     writes = [

@@ -266,7 +266,9 @@ def test_outputs_name_the_domain_url_and_role(staging: SynthesizedApp) -> None:
 ALLOWED_EXECUTION_ACTIONS = {
     # MLflow (TrackingBackend.grant_use for the SageMaker modes)
     "sagemaker-mlflow:*",
+    "sagemaker:CallMlflowAppApi",
     "sagemaker:DescribeMlflowApp",
+    "sagemaker:CreatePresignedMlflowAppUrl",
     "sagemaker:DescribeMlflowTrackingServer",
     "sagemaker:CreatePresignedMlflowTrackingServerUrl",
     # the lifecycle script reads the MLflow settings parameter

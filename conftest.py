@@ -1,0 +1,7 @@
+"""Repository-wide pytest plugins: also apply to lambda/studio_cleanup/tests.
+
+tests.iam.recording records every AWS API call the runtime code makes in any test and fails
+the test when its actor is not known to call it (see tests/iam/expected.py CODE_CALLS).
+"""
+
+pytest_plugins = ["tests.iam.recording"]
