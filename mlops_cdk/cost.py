@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from mlops_cdk.config import ConfigError
+from mlops_cdk.constructs.pipeline_definition import all_steps
 from mlops_cdk.synthesis import (
     ROOT,
     StackTemplate,
@@ -86,6 +87,8 @@ USAGE_BASED = {
     "AWS::SNS::Topic": "SNS messages",
     "AWS::SQS::Queue": "SQS requests",
     "AWS::Scheduler::Schedule": "Scheduler invocations",
+    # The Studio clean-up's waiter: a few state transitions per `cdk destroy`.
+    "AWS::StepFunctions::StateMachine": "Step Functions state transitions",
 }
 # Pipeline steps that start no instances.
 FREE_STEPS = frozenset({"Condition", "Fail", "Lambda", "Callback"})
@@ -534,12 +537,8 @@ def _pipeline_steps(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
             return [resolve(v) for v in value]
         return value
 
-    steps: list[dict[str, Any]] = []
-    for step in resolve(definition.get("Steps", [])):
-        steps.append(step)
-        if step.get("Type") == "Condition":  # an upper bound: the gated job(s) run every time
-            steps += step.get("Arguments", {}).get("IfSteps", [])
-    return steps
+    # An upper bound: the job(s) a condition gates are priced as if they ran every time.
+    return list(all_steps(resolve(definition.get("Steps", []))))
 
 
 def _price_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:

@@ -43,6 +43,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlops_cdk.constructs.pipeline_definition import all_steps
+
 Template = Mapping[str, Any]
 Key = tuple[str, str]  # (stack name, logical id)
 Network = ipaddress.IPv4Network
@@ -279,6 +281,19 @@ class AppNetwork:
 INTERNET = Node("the internet", (), ())
 
 
+def _cut(parts: list[Any], begin: int, end: int) -> list[Any]:
+    """Characters ``begin:end`` of flattened ``parts`` (a token counts as one), tokens kept."""
+    out: list[Any] = []
+    position = 0
+    for part in parts:
+        size = len(part) if isinstance(part, str) else 1
+        lo, hi = max(begin, position), min(end, position + size)
+        if lo < hi:
+            out.append(part[lo - position : hi - position] if isinstance(part, str) else part)
+        position += size
+    return out
+
+
 def flatten(value: Any) -> list[Any]:
     """A string-valued template expression as a list of literal strings and tokens."""
     if isinstance(value, str):
@@ -372,35 +387,32 @@ class Platform:
             if uri is not None:
                 self.mlflow_clients.append((node, uri, stack))
 
+    # Where a Studio stack writes the tracking URI its apps use: the SSM parameter the
+    # lifecycle script reads at each app start ({"uri": "..."}), or the script itself.
+    _STUDIO_URI_SOURCES = (
+        ("AWS::SSM::Parameter", "Value", '"uri":"', '"'),
+        ("AWS::SageMaker::StudioLifecycleConfig", "StudioLifecycleConfigContent", "uri='", "'"),
+    )
+
     def _studio_uri(self, stack: str) -> list[Any] | None:
-        """The URI the domain's lifecycle script writes (``uri='...'``)."""
-        for (lc_stack, _), props in self.net.resources("AWS::SageMaker::StudioLifecycleConfig"):
-            if lc_stack != stack:
-                continue
-            parts = flatten(props["StudioLifecycleConfigContent"])
-            text = "".join(p if isinstance(p, str) else "\0" for p in parts)
-            start = text.find("uri='")
-            if start < 0:
-                continue
-            # Walk the parts to cut the same span with the tokens kept.
-            out: list[Any] = []
-            position = 0
-            begin, end = start + len("uri='"), text.index("'", start + len("uri='"))
-            for part in parts:
-                size = len(part) if isinstance(part, str) else 1
-                lo, hi = max(begin, position), min(end, position + size)
-                if lo < hi:
-                    out.append(
-                        part[lo - position : hi - position] if isinstance(part, str) else part
-                    )
-                position += size
-            return out
+        """The tracking URI the Studio stack gives its apps, as literal parts and tokens."""
+        for resource_type, prop, opening, closing in self._STUDIO_URI_SOURCES:
+            for (where, _), props in self.net.resources(resource_type):
+                if where != stack or not isinstance(props.get(prop), str | dict):
+                    continue
+                parts = flatten(props[prop])
+                text = "".join(p if isinstance(p, str) else "\0" for p in parts)
+                start = text.find(opening)
+                if start < 0:
+                    continue
+                begin = start + len(opening)
+                return _cut(parts, begin, text.index(closing, begin))
         return None
 
     def _jobs(self) -> None:
         for (stack, logical_id), props in self.net.resources("AWS::SageMaker::Pipeline"):
             definition = parse_with_tokens(props["PipelineDefinition"]["PipelineDefinitionBody"])
-            for step in definition.get("Steps", []):
+            for step in all_steps(definition.get("Steps", [])):
                 arguments = step.get("Arguments", {})
                 vpc = arguments.get("VpcConfig") or arguments.get("NetworkConfig", {}).get(
                     "VpcConfig"

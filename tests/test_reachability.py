@@ -96,7 +96,7 @@ def test_a_missing_client_side_egress_is_caught() -> None:
     templates = _templates(PROD_FARGATE)
     _drop(templates, "AWS::EC2::SecurityGroupEgress", "MLflow from ML jobs")
     failures = Platform.of(templates).failures()
-    assert len(failures) == 2, failures  # the training and the inference job
+    assert len(failures) == 3, failures  # training, inference, and the preflight reading the alias
     assert all("no egress from" in f and "(MLflow tracking)" in f for f in failures)
 
 

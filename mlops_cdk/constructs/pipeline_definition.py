@@ -248,6 +248,16 @@ class PipelineDefinition:
         return Stack.of(scope).to_json_string(self.to_dict())
 
 
+def all_steps(steps: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    """Every step of a rendered definition's ``Steps``, with those nested in condition branches
+    (both branches: the jobs a condition gates are still the pipeline's jobs)."""
+    for step in steps:
+        yield step
+        if step.get("Type") == "Condition":
+            arguments = step.get("Arguments", {})
+            yield from all_steps([*arguments.get("IfSteps", []), *arguments.get("ElseSteps", [])])
+
+
 def references(value: Any) -> Iterator[str]:
     """Every ``{"Get": ...}`` path inside ``value``."""
     if isinstance(value, Mapping):

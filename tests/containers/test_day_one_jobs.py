@@ -31,8 +31,19 @@ def store(tmp_path: Path) -> Store:
     return new_store(tmp_path / "store")
 
 
-def _score(store: Store, tmp_path: Path, **env: str) -> int:
+DAY_CSV = "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
+
+
+def _day_input(tmp_path: Path, *, rows: bool = True) -> Path:
+    """The day's input directory; with ``rows`` one valid CSV, so the model is what fails."""
     (tmp_path / "input").mkdir(exist_ok=True)
+    if rows:
+        (tmp_path / "input" / "day.csv").write_text(DAY_CSV)
+    return tmp_path / "input"
+
+
+def _score(store: Store, tmp_path: Path, *, rows: bool = True, **env: str) -> int:
+    _day_input(tmp_path, rows=rows)
     return inference_main(
         ["--input-dir", str(tmp_path / "input"), "--output-dir", str(tmp_path / "output")],
         store.env(MODEL_ALIAS="production", **env),
@@ -66,10 +77,11 @@ def test_scoring_without_the_alias_fails_with_one_line(
     assert "'production'" in line
 
 
-def test_scoring_nothing_with_generation_off_fails_with_one_line(
+def test_scoring_nothing_fails_with_one_line(
     store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _score(store, tmp_path, GENERATE_ROWS="0") == 1
+    # Rows are generated only when the demo or a benchmark asks (--generate-rows).
+    assert _score(store, tmp_path, rows=False) == 1
     line = _one_error_line(capsys)
     assert str(tmp_path / "input") in line
 
@@ -89,7 +101,7 @@ def test_training_on_an_empty_channel_fails_with_one_line(
 
 
 def test_the_scoring_process_exits_non_zero_with_one_line(store: Store, tmp_path: Path) -> None:
-    (tmp_path / "input").mkdir()
+    _day_input(tmp_path)
     result = run_module(
         "iris_inference",
         ["--input-dir", str(tmp_path / "input"), "--output-dir", str(tmp_path / "output")],

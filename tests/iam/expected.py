@@ -42,7 +42,8 @@ SECRETS_VIA = f"secretsmanager.{REGION}.amazonaws.com"
 CODE_CALLS: dict[str, frozenset[str]] = {
     # containers/training and containers/inference: MLflow basic-auth credentials.
     "training-job": frozenset({"secretsmanager:GetSecretValue"}),
-    "inference-job": frozenset({"secretsmanager:GetSecretValue"}),
+    # ... and the preflight (iris_inference.preflight) lists the prefixes it checks.
+    "inference-job": frozenset({"secretsmanager:GetSecretValue", "s3:ListBucket"}),
     # The Studio lifecycle start-up script's IPython hook: the same credentials.
     "studio-user": frozenset({"secretsmanager:GetSecretValue"}),
     # The EC2 MLflow instance's user data (AWS CLI: fetch-secrets, register-dns, the
@@ -400,6 +401,43 @@ class _Builder:
             key,
             write=True,
             why="SageMaker uploads the processing output",
+        )
+
+        # The preflight step (inference image, processing job) of both pipelines: it lists the
+        # prefixes it checks, and SageMaker uploads its decision file; the pipeline reads it.
+        for prefix in (layout.training, layout.inference_input):
+            self.add(
+                "inference-job",
+                execution,
+                ["s3:ListBucket"],
+                f"arn:aws:s3:::{data}",
+                "the preflight lists the prefix it checks",
+                **{"s3:prefix": prefix},
+            )
+        decision = f"{layout.pipeline_runs}mlops-training/abc123/preflight/decision.json"
+        self.s3_object(
+            "inference-job",
+            execution,
+            data,
+            decision,
+            key,
+            write=True,
+            why="SageMaker uploads the preflight's decision",
+        )
+        self.add(
+            "pipeline",
+            orchestration,
+            ["s3:GetObject"],
+            f"arn:aws:s3:::{data}/{decision}",
+            "the pipeline's condition reads the preflight's decision",
+        )
+        self.add(
+            "pipeline",
+            orchestration,
+            ["kms:Decrypt"],
+            key,
+            "the pipeline's condition reads the preflight's decision",
+            **{"kms:ViaService": S3_VIA},
         )
 
         # The pipelines' own role: start, watch and stop the jobs, passing the execution role.

@@ -164,6 +164,10 @@ class Resolver:
 
     def _intrinsic(self, stack: str, key: str, arg: Any) -> Any:
         if key == "Ref":
+            if arg == "AWS::StackName":
+                return stack
+            if arg == "AWS::StackId":  # the stack's own ARN; its id part is CloudFormation's
+                return f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/{stack}/0000"
             return PSEUDO[arg] if arg in PSEUDO else self.ref(stack, arg)
         if key == "Fn::GetAtt":
             logical_id, attr = arg if isinstance(arg, list) else arg.split(".", 1)

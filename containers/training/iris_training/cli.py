@@ -73,9 +73,12 @@ def _fail(paths: TrainingPaths, message: str) -> int:
 
 
 def _configure_logging() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    # Each run logs to the stdout of that run: a handler kept from an earlier in-process run
+    # (tests, an embedding caller) would otherwise write to a stream that may be closed.
+    for existing in list(log.handlers):
+        log.removeHandler(existing)  # no flush: its stream may already be closed
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
