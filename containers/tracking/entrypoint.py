@@ -171,12 +171,49 @@ def migrate(backend_uri: str, env: Mapping[str, str]) -> None:
     engine.dispose()
 
 
+AUTH_USER_FOREIGN_KEY = "fk_user_id"
+AUTH_FIRST_TABLE = "experiment_permissions"  # keeps the name MLflow gives it
+
+
+@contextlib.contextmanager
+def unique_foreign_key_names(backend_uri: str) -> Iterator[None]:
+    """On MySQL, give each auth table's foreign key to ``users`` its own name.
+
+    MLflow's auth schema names the foreign key of both experiment_permissions and
+    registered_model_permissions ``fk_user_id`` (mlflow/server/auth/db/migrations/versions/
+    8606fa83a998_initial_migration.py). PostgreSQL scopes constraint names to a table; MySQL
+    and MariaDB require them unique in the database, so the second CREATE TABLE fails and the
+    server never starts (mlflow/mlflow#9642, #10964, open). Renaming the second one while the
+    tables are created changes nothing MLflow relies on: no later migration names it.
+    """
+    import sqlalchemy  # noqa: PLC0415 (lazy, as above)
+
+    if not backend_uri.startswith("mysql"):
+        yield
+        return
+
+    def rename(table: sqlalchemy.Table, connection: object, **_: object) -> None:
+        if table.name == AUTH_FIRST_TABLE:
+            return
+        for constraint in table.constraints:
+            is_foreign_key = isinstance(constraint, sqlalchemy.ForeignKeyConstraint)
+            if is_foreign_key and constraint.name == AUTH_USER_FOREIGN_KEY:
+                constraint.name = f"fk_{table.name}_user_id"  # 64 characters at most
+
+    sqlalchemy.event.listen(sqlalchemy.Table, "before_create", rename)
+    try:
+        yield
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Table, "before_create", rename)
+
+
 def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
     """Create the admin and the client user, or reset their passwords to the secrets' values."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore  # noqa: PLC0415
 
     store = SqlAlchemyStore()
-    store.init_db(backend_uri)  # runs the auth migrations
+    with unique_foreign_key_names(backend_uri):
+        store.init_db(backend_uri)  # runs the auth migrations
     users = [
         (
             require(env, "MLFLOW_AUTH_ADMIN_USERNAME"),
