@@ -7,6 +7,7 @@ fails loudly instead of reaching the process as a dict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,11 +58,22 @@ class Resolver:
         if function == "Fn::Select":
             index, items = argument
             return self(items[int(self(index))])
+        if function == "Fn::Sub":
+            text, variables = (argument, {}) if isinstance(argument, str) else argument
+            return re.sub(r"\$\{([^}!][^}]*)\}", lambda m: self._sub(m.group(1), variables), text)
         if function == "Fn::Split":
             raise UnresolvedTokenError("Fn::Split outside Fn::Select")
         if function == "Fn::Base64":
             return self(argument)  # the decoded text is what the instance runs
         raise UnresolvedTokenError(f"{function} is not supported by the test resolver")
+
+    def _sub(self, name: str, variables: Mapping[str, Any]) -> str:
+        if name in variables:
+            return self(variables[name])
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self._call("Fn::GetAtt", [logical_id, attribute])
+        return self._call("Ref", name)
 
     @staticmethod
     def _lookup(table: Mapping[Any, str], key: Any, what: str) -> str:
