@@ -53,17 +53,20 @@ MODEL_NAME = "iris-model"
 DatabaseFactory = Callable[..., AbstractContextManager[Database]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on loopback (the artifact destination of every deployment here)."""
+    """A moto S3 server on loopback, empty (moto keeps its state per process: reset it)."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     port = free_port()
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
     server.start()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=TIMEOUT).raise_for_status()
     try:
-        yield f"http://{LOOPBACK}:{port}"
+        yield endpoint
     finally:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=TIMEOUT)
         server.stop()
 
 
