@@ -10,7 +10,11 @@ container secrets; they never appear in a template or task definition.
     MLFLOW_AUTH          basic (MLflow basic auth) or none (e.g. behind ALB OIDC)
     MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD   bootstrap admin (basic auth)
     MLFLOW_CLIENT_USERNAME MLFLOW_CLIENT_PASSWORD           the shared client user (basic auth)
-    MLFLOW_PORT (5000)  MLFLOW_WORKERS (2)
+    MLFLOW_SERVER_ALLOWED_HOSTS  the Host header values MLflow accepts (compared as written:
+                         the entrypoint adds each name's lower-case form, see allowed_hosts)
+    MLFLOW_FLASK_SERVER_SECRET_KEY  the CSRF signing key of the basic-auth app (default:
+                         derived from the admin password, so every task has the same one)
+    MLFLOW_HOST (0.0.0.0)  MLFLOW_PORT (5000)  MLFLOW_WORKERS (2)
 
 Several tasks may start at once (rolling deploys, autoscaling): schema creation and migration
 run under a database-wide lock, so exactly one process migrates and the others wait.
@@ -19,6 +23,8 @@ run under a database-wide lock, so exactly one process migrates and the others w
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import sys
@@ -65,7 +71,7 @@ def server_command(env: Mapping[str, str], backend_uri: str) -> list[str]:
         "-m",
         "mlflow",
         "server",
-        "--host=0.0.0.0",
+        f"--host={env.get('MLFLOW_HOST', '0.0.0.0')}",  # noqa: S104 (the task's or instance's port)
         f"--port={env.get('MLFLOW_PORT', '5000')}",
         f"--workers={env.get('MLFLOW_WORKERS', '2')}",
         f"--backend-store-uri={backend_uri}",
@@ -75,6 +81,42 @@ def server_command(env: Mapping[str, str], backend_uri: str) -> list[str]:
     if auth == "basic":
         command.append("--app-name=basic-auth")
     return command
+
+
+def allowed_hosts(value: str) -> str:
+    """MLFLOW_SERVER_ALLOWED_HOSTS with each host name also in lower case.
+
+    Host names are case-insensitive (RFC 9110 section 4.2.3), but MLflow compares the Host
+    header with each allowed entry by ``==`` or, for entries with ``*``, by ``fnmatch`` (which
+    is case-sensitive on POSIX): mlflow/server/security_utils.py, is_allowed_host_header.
+    Clients lower-case the host (urllib3, which requests and the MLflow client use, normalizes
+    it; so do browsers), and AWS reports a load balancer's DNS name in mixed case
+    (``internal-mlops-Farga-...``): without the lower-case form every API call gets 403 while
+    ``/health``, which the check exempts, stays green. The name as written stays allowed for
+    clients that send it verbatim (curl with the name pasted from the console).
+    """
+    hosts: list[str] = []
+    for entry in value.split(","):
+        host = entry.strip()
+        for form in (host, host.lower()):
+            if form and form not in hosts:
+                hosts.append(form)
+    return ",".join(hosts)
+
+
+def flask_secret_key(env: Mapping[str, str]) -> str:
+    """The basic-auth app's CSRF signing key: set, or derived from the admin password.
+
+    MLflow's basic-auth app refuses to start without MLFLOW_FLASK_SERVER_SECRET_KEY (CSRF
+    protection) and needs the same key in every server behind the load balancer
+    (mlflow/server/auth/__init__.py, get_flask_server_secret_key). An HMAC of the admin
+    password is the same in every task, changes when the password is rotated, and reveals
+    nothing about the password.
+    """
+    if key := env.get("MLFLOW_FLASK_SERVER_SECRET_KEY", ""):
+        return key
+    password = require(env, "MLFLOW_AUTH_ADMIN_PASSWORD").encode()
+    return hmac.new(password, b"mlflow-flask-server-secret-key", hashlib.sha256).hexdigest()
 
 
 def auth_config(backend_uri: str) -> str:
@@ -129,12 +171,49 @@ def migrate(backend_uri: str, env: Mapping[str, str]) -> None:
     engine.dispose()
 
 
+AUTH_USER_FOREIGN_KEY = "fk_user_id"
+AUTH_FIRST_TABLE = "experiment_permissions"  # keeps the name MLflow gives it
+
+
+@contextlib.contextmanager
+def unique_foreign_key_names(backend_uri: str) -> Iterator[None]:
+    """On MySQL, give each auth table's foreign key to ``users`` its own name.
+
+    MLflow's auth schema names the foreign key of both experiment_permissions and
+    registered_model_permissions ``fk_user_id`` (mlflow/server/auth/db/migrations/versions/
+    8606fa83a998_initial_migration.py). PostgreSQL scopes constraint names to a table; MySQL
+    and MariaDB require them unique in the database, so the second CREATE TABLE fails and the
+    server never starts (mlflow/mlflow#9642, #10964, open). Renaming the second one while the
+    tables are created changes nothing MLflow relies on: no later migration names it.
+    """
+    import sqlalchemy  # noqa: PLC0415 (lazy, as above)
+
+    if not backend_uri.startswith("mysql"):
+        yield
+        return
+
+    def rename(table: sqlalchemy.Table, connection: object, **_: object) -> None:
+        if table.name == AUTH_FIRST_TABLE:
+            return
+        for constraint in table.constraints:
+            is_foreign_key = isinstance(constraint, sqlalchemy.ForeignKeyConstraint)
+            if is_foreign_key and constraint.name == AUTH_USER_FOREIGN_KEY:
+                constraint.name = f"fk_{table.name}_user_id"  # 64 characters at most
+
+    sqlalchemy.event.listen(sqlalchemy.Table, "before_create", rename)
+    try:
+        yield
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.Table, "before_create", rename)
+
+
 def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
     """Create the admin and the client user, or reset their passwords to the secrets' values."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore  # noqa: PLC0415
 
     store = SqlAlchemyStore()
-    store.init_db(backend_uri)  # runs the auth migrations
+    with unique_foreign_key_names(backend_uri):
+        store.init_db(backend_uri)  # runs the auth migrations
     users = [
         (
             require(env, "MLFLOW_AUTH_ADMIN_USERNAME"),
@@ -161,11 +240,14 @@ def main(env: Mapping[str, str] = os.environ) -> None:
         sys.exit(f"mlflow-entrypoint: {err}")
     migrate(backend_uri, env)
     child_env = dict(env)
+    if env.get("MLFLOW_SERVER_ALLOWED_HOSTS"):
+        child_env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(env["MLFLOW_SERVER_ALLOWED_HOSTS"])
     if env.get("MLFLOW_AUTH", "basic") == "basic":
         fd, path = tempfile.mkstemp(prefix="basic_auth", suffix=".ini")  # mode 0600
         with os.fdopen(fd, "w") as handle:
             handle.write(auth_config(backend_uri))
         child_env["MLFLOW_AUTH_CONFIG_PATH"] = path
+        child_env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = flask_secret_key(env)
     log.info("starting: %s", " ".join(c for c in command if "store-uri" not in c))
     os.execvpe(command[0], command, child_env)  # noqa: S606 (replace this process: signals reach MLflow)
 
