@@ -13,12 +13,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: help install lint format test pytest synth docs cost diagram demo bench clean
+APT_PACKAGES := mariadb-server jq
+
+.PHONY: help system install lint format test pytest synth docs cost diagram demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(PY_STAMP): requirements.txt requirements-dev.txt containers/training/requirements.txt containers/inference/requirements.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt containers/training/requirements.txt containers/inference/requirements.txt containers/tracking/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -27,7 +29,18 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules
+# The ec2-mode tracking server test runs MLflow against a real MariaDB, and the instance's
+# boot script uses jq. Installed from Debian's packages where we may (root + apt); elsewhere
+# that test skips and says why.
+system:  ## Debian packages the tests use (mariadb-server, jq), when root with apt-get
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "not installed:$$missing (needs root and apt-get); the ec2 server test will skip"; fi
+
+install: system $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (and the Debian packages above)
 
 lint: $(PY_STAMP)  ## ruff (lint + format check) and mypy
 	$(PY) -m ruff check .
