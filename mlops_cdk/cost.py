@@ -538,7 +538,7 @@ def _pipeline_steps(resource: Mapping[str, Any]) -> list[dict[str, Any]]:
         return value
 
     # An upper bound: the job(s) a condition gates are priced as if they ran every time.
-    return list(all_steps(resolve(definition.get("Steps", []))))
+    return [dict(step) for step in all_steps(resolve(definition.get("Steps", [])))]
 
 
 def _price_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:
