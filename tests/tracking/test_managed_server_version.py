@@ -104,5 +104,9 @@ def test_training_and_inference_work_against_the_managed_servers_version(
     champion = MlflowClient(server).get_model_version_by_alias("iris-model", "production")
     assert champion.version in ("1", "2")
     scoring = tmp_path / "scoring"
-    scoring.mkdir()
+    day = scoring / "processing" / "input"
+    day.mkdir(parents=True)
+    (day / "day.csv").write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n"
+    )
     assert infer_main([], {**env, "SAGEMAKER_BASE_DIR": str(scoring)}) == 0
