@@ -21,6 +21,7 @@ from moto.moto_api._internal import mock_random
 from moto.s3.models import FakeBucket, s3_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.scheduler.models import scheduler_backends
+from moto.ssm.models import Parameter
 
 
 def _suffix() -> str:
@@ -334,6 +335,37 @@ class FlowLog(FlowLogs):
         ec2_backends[account_id][region_name].delete_flow_logs([resource_name])
 
 
+class SsmParameter(Parameter):
+    """AWS::SSM::Parameter: moto's model needs ``Name`` and takes ``Tags`` as a list.
+
+    CloudFormation generates the name when the template gives none (the physical id moto
+    computed, ``resource_name``) and the template writes tags as a map; this passes both on
+    in the form moto's PutParameter accepts.
+    """
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Parameter:
+        props = dict(cloudformation_json.get("Properties", {}))
+        props.setdefault("Name", resource_name)
+        tags = props.get("Tags")
+        if isinstance(tags, dict):
+            props["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+        return Parameter.create_from_cloudformation_json(
+            resource_name,
+            {**cloudformation_json, "Properties": props},
+            account_id,
+            region_name,
+            **kwargs,
+        )
+
+
 # The adapters by the resource type they stand in for (tests/emulator/server.py routes them).
 ADAPTERS: dict[str, Any] = {
     "AWS::SageMaker::Pipeline": SageMakerPipeline,
@@ -343,4 +375,5 @@ ADAPTERS: dict[str, Any] = {
     "AWS::EC2::VPCEndpoint": VpcEndpoint,
     "AWS::EC2::RouteTable": RouteTable,
     "AWS::EC2::FlowLog": FlowLog,
+    "AWS::SSM::Parameter": SsmParameter,
 }
