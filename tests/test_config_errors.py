@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from mlops_cdk.config import ConfigError, Settings
+from mlops_cdk.settings import ConfigError, Settings
 from tests.synth import ROOT, cdk_json_context
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_cdk.config import Settings
+from mlops_cdk.settings import Settings
 from mlops_cdk.settings_reference import README, embedded, render, rows
 
 
