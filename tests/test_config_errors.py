@@ -384,6 +384,17 @@ ACCEPTED: dict[str, tuple[str, dict[str, str], Callable[[Settings], object], obj
         lambda s: s.tracking.fargate.scale_to_zero,
         True,
     ),
+    "scale to zero with a weekly run on a day whose name holds W or L": (
+        "prod",
+        {
+            **FARGATE_TO_ZERO,
+            # WED and JUL are names, not the W (nearest weekday) or L (last) day marks.
+            "pipelines.schedules.training.cron": "cron(0 10 ? JUN-JUL WED *)",
+            "pipelines.schedules.inference.cron": "cron(0 9 ? * MON-FRI *)",
+        },
+        lambda s: s.pipelines.schedules.training.cron,
+        "cron(0 10 ? JUN-JUL WED *)",
+    ),
     "an instance type SageMaker has": (
         "dev",
         {"pipelines.training.instance_type": "ml.c5.xlarge"},
