@@ -1,7 +1,7 @@
 """Render the configuration reference (every setting, default, allowed values) as Markdown.
 
 The README embeds the output between markers; `make docs` rewrites it and a test fails when
-it is stale, so the reference cannot drift from config.py.
+it is stale, so the reference cannot drift from mlops_cdk.settings.
 
     .venv/bin/python -m mlops_cdk.settings_reference          # print the table
     .venv/bin/python -m mlops_cdk.settings_reference --write  # update README.md in place

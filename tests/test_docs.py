@@ -1,4 +1,4 @@
-"""The README stays true: its settings reference is generated from config.py and cdk.json."""
+"""The README stays true: its settings reference is generated from mlops_cdk.settings and cdk.json."""
 
 from __future__ import annotations
 
