@@ -63,7 +63,7 @@ synth: install  ## synthesize every environment and print its stacks with their 
 
 test: install lint pytest synth  ## everything CI runs: lint, tests, synth of every environment
 
-docs: $(PY_STAMP)  ## regenerate the README's settings reference from config.py and cdk.json
+docs: $(PY_STAMP)  ## regenerate the README's settings reference from mlops_cdk/settings and cdk.json
 	$(PY) -m mlops_cdk.settings_reference --write
 
 cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode from the synthesized templates (ENV=staging: one env)

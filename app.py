@@ -12,9 +12,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk
 
-from mlops_cdk.config import DEFAULT_ENVIRONMENT, ConfigError, Settings
 from mlops_cdk.nag import add_nag_checks
 from mlops_cdk.platform import build_platform
+from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError, Settings
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +26,9 @@ from typing import Any, Literal
 
 import yaml
 
-from mlops_cdk.config import ConfigError
 from mlops_cdk.constructs.pipeline_definition import all_steps
+from mlops_cdk.settings import ConfigError
+from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from mlops_cdk.synthesis import (
     ROOT,
     StackTemplate,
@@ -565,86 +565,6 @@ def _price_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:
     if gb:
         out.add("scheduled", "SageMaker job volumes", "sagemaker.ml_storage.gb_month",
                 runs * count * gb * run_hours / out.prices.hours, f"{step['Name']}: {gb:g} GB")  # fmt: skip
-
-
-# --- cron arithmetic --------------------------------------------------------------------------
-
-_NAMES = {
-    **{d: i + 1 for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))},
-    **{m: i + 1 for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG",
-                                        "SEP", "OCT", "NOV", "DEC"))},
-}  # fmt: skip
-
-
-def cron_values(text: str, low: int, high: int) -> set[int] | None:
-    """The values a cron field matches (None for ``?``); ``L``, ``W`` and ``#`` count as one."""
-    text = text.upper()
-    if text == "?":
-        return None
-    values: set[int] = set()
-    for item in text.split(","):
-        if any(c in item for c in "LW#"):
-            values.add(-len(values) - 1)  # one occurrence, not a fixed value
-            continue
-        spec, _, step = item.partition("/")
-        if spec == "*":
-            start, end = low, high
-        elif "-" in spec:
-            a, b = spec.split("-")
-            start, end = int(_NAMES.get(a, a)), int(_NAMES.get(b, b))
-        else:
-            start = int(_NAMES.get(spec, spec))
-            end = high if step else start
-        values |= set(range(start, end + 1, int(step) if step else 1))
-    return values
-
-
-def runs_per_month(expression: str, hours_per_month: float) -> float:
-    """How often a schedule fires in an average month: ``cron(...)``, ``rate(...)`` or ``at(...)``."""
-    match = re.fullmatch(r"(cron|rate|at)\((.+)\)", expression.strip())
-    if match is None:
-        raise ValueError(f"unknown schedule expression {expression!r}")
-    kind, body = match.groups()
-    if kind == "at":
-        return 0.0  # one-time: nothing monthly
-    if kind == "rate":
-        amount, unit = body.split()
-        unit_hours = {"minute": 1 / 60, "hour": 1, "day": 24}[unit.rstrip("s")]
-        return hours_per_month / (int(amount) * unit_hours)
-    minutes, hrs, dom, month, dow, _year = body.split()
-    days_per_month = hours_per_month / 24
-    day_of_month, day_of_week = cron_values(dom, 1, 31), cron_values(dow, 1, 7)
-    if day_of_week is not None and day_of_month is None:
-        days = len(day_of_week) * days_per_month / 7
-        if any(v < 0 for v in day_of_week):  # nth weekday: once a month each
-            days = float(len(day_of_week))
-    else:
-        days = days_per_month if dom == "*" else float(len(day_of_month or ()))
-    per_day = len(cron_values(minutes, 0, 59) or ()) * len(cron_values(hrs, 0, 23) or ())
-    months = len(cron_values(month, 1, 12) or ()) / 12
-    return per_day * days * months
-
-
-def scheduled_capacity_hours(actions: Sequence[Mapping[str, Any]]) -> float:
-    """Task-hours in one week under Application Auto Scaling scheduled actions (hourly steps)."""
-    events: dict[int, float] = {}  # hour of week (Sunday 00:00 = 0) -> new minimum capacity
-    for action in actions:
-        match = re.fullmatch(r"cron\((.+)\)", action["Schedule"].strip())
-        if match is None:
-            raise ValueError(f"scheduled action {action['Schedule']!r} is not cron(...)")
-        _minutes, hrs, _dom, _month, dow, _year = match.group(1).split()
-        days = cron_values(dow, 1, 7) or set(range(1, 8))
-        for day in days:
-            for hour in cron_values(hrs, 0, 23) or ():
-                events[(day - 1) * 24 + hour] = float(action["ScalableTargetAction"]["MinCapacity"])
-    if not events:
-        return 0.0
-    capacity = events[max(events)]  # the state carried over from the previous week
-    total = 0.0
-    for hour in range(168):
-        capacity = events.get(hour, capacity)
-        total += capacity
-    return total
 
 
 # --- the table --------------------------------------------------------------------------------

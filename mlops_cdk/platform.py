@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Stack, Tags
 
 from mlops_cdk import nag
-from mlops_cdk.config import Settings
+from mlops_cdk.settings import Settings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.pipelines import PipelinesStack
 from mlops_cdk.stacks.storage import StorageStack

@@ -17,9 +17,9 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import cx_api
 
-from mlops_cdk.config import Settings
 from mlops_cdk.nag import add_nag_checks
 from mlops_cdk.platform import Platform, build_platform
+from mlops_cdk.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = ROOT / "cdk.json"

@@ -11,8 +11,8 @@ from typing import Any
 
 from aws_cdk import assertions, cx_api
 
-from mlops_cdk.config import Settings
 from mlops_cdk.platform import Platform
+from mlops_cdk.settings import Settings
 from mlops_cdk.synthesis import synthesize_app
 
 ROOT = Path(__file__).resolve().parent.parent

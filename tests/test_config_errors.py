@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from mlops_cdk.config import ConfigError, Settings
+from mlops_cdk.settings import ConfigError, Settings
 from tests.synth import ROOT, cdk_json_context
 
 
@@ -383,6 +383,17 @@ ACCEPTED: dict[str, tuple[str, dict[str, str], Callable[[Settings], object], obj
         },
         lambda s: s.tracking.fargate.scale_to_zero,
         True,
+    ),
+    "scale to zero with a weekly run on a day whose name holds W or L": (
+        "prod",
+        {
+            **FARGATE_TO_ZERO,
+            # WED and JUL are names, not the W (nearest weekday) or L (last) day marks.
+            "pipelines.schedules.training.cron": "cron(0 10 ? JUN-JUL WED *)",
+            "pipelines.schedules.inference.cron": "cron(0 9 ? * MON-FRI *)",
+        },
+        lambda s: s.pipelines.schedules.training.cron,
+        "cron(0 10 ? JUN-JUL WED *)",
     ),
     "an instance type SageMaker has": (
         "dev",

@@ -7,15 +7,8 @@ from collections import Counter
 
 import pytest
 
-from mlops_cdk.cost import (
-    MODES,
-    Estimate,
-    estimate,
-    load_prices,
-    render,
-    runs_per_month,
-    scheduled_capacity_hours,
-)
+from mlops_cdk.cost import MODES, Estimate, estimate, load_prices, render
+from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from mlops_cdk.synthesis import StackTemplate, stacks_of
 from tests.conftest import synthesized
 from tests.matrix import default_mode
@@ -146,6 +139,10 @@ def test_unknown_types_and_prices_are_listed_not_ignored() -> None:
         ("cron(0 8,20 ? * MON-FRI *)", 2 * 5 * HOURS / 24 / 7),
         ("rate(1 hour)", HOURS),
         ("cron(0 0 1 * ? *)", 1),
+        ("cron(0 6 ? * WED *)", HOURS / 24 / 7),  # WED is a day name, not the W mark
+        ("cron(0 6 1 JUN-JUL ? *)", 2 / 12),  # JUL is a month name, not the L mark
+        ("cron(0 6 ? * FRI-MON *)", 4 * HOURS / 24 / 7),  # a range that wraps the week
+        ("cron(0 6 ? * MON#1 *)", 1),  # the first Monday: once a month
     ],
 )
 def test_runs_per_month(expression: str, runs: float) -> None:
@@ -170,3 +167,11 @@ def test_scale_to_zero_counts_only_working_hours() -> None:
         {"Schedule": "cron(0 19 * * ? *)", "ScalableTargetAction": {"MinCapacity": 0}},
     ]
     assert scheduled_capacity_hours(actions) == 2 * 12 * 5
+
+
+def test_scale_to_zero_over_a_weekend_counts_the_wrapped_days() -> None:
+    actions = [  # working_days FRI-MON: Friday, Saturday, Sunday, Monday
+        {"Schedule": "cron(0 7 ? * FRI-MON *)", "ScalableTargetAction": {"MinCapacity": 1}},
+        {"Schedule": "cron(0 19 ? * FRI-MON *)", "ScalableTargetAction": {"MinCapacity": 0}},
+    ]
+    assert scheduled_capacity_hours(actions) == 1 * 12 * 4

@@ -1,8 +1,8 @@
-"""The README stays true: its settings reference is generated from config.py and cdk.json."""
+"""The README stays true: its settings reference is generated from mlops_cdk.settings and cdk.json."""
 
 from __future__ import annotations
 
-from mlops_cdk.config import Settings
+from mlops_cdk.settings import Settings
 from mlops_cdk.settings_reference import README, embedded, render, rows
 
 

@@ -17,7 +17,6 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlops_cdk.config import TrackingSettings
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
 from mlops_cdk.constructs.fargate_mlflow import (
     CLIENT_USERNAME,
@@ -27,6 +26,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
     generated_user_secret,
     retain_with_database,
 )
+from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV

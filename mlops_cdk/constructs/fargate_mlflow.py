@@ -18,7 +18,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlops_cdk.config import TrackingSettings
+from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV

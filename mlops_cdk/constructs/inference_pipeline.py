@@ -15,11 +15,11 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlops_cdk.config import PipelinesSettings
 from mlops_cdk.constructs.job_requests import InferenceValues, JobContext, processing_job_request
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
 from mlops_cdk.constructs.preflight import gated_steps, preflight_request
+from mlops_cdk.settings import PipelinesSettings
 
 SCORE_STEP = "Score"
 

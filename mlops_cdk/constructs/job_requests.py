@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_cdk.config import InferenceJobSettings, TrainingJobSettings
+from mlops_cdk.settings import InferenceJobSettings, TrainingJobSettings
 
 TRAIN_CHANNEL = "train"  # iris_training.contract.TRAIN_CHANNEL
 PROCESSING_INPUT_DIR = "/opt/ml/processing/input"  # iris_inference.settings defaults

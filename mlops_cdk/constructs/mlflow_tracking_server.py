@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops_cdk.config import TrackingSettings
 from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
+from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.storage import StorageStack
 
 

@@ -11,7 +11,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from mlops_cdk.config import ScheduleSettings, SchedulesSettings
+from mlops_cdk.settings import ScheduleSettings, SchedulesSettings
 
 
 class PipelineSchedules(Construct):

@@ -7,7 +7,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
-from mlops_cdk.config import (
+from mlops_cdk.settings import (
     PRIVATE_SUBNET_MASK,
     PUBLIC_SUBNET_MASK,
     NetworkSettings,

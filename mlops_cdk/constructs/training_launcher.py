@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from mlops_cdk.config import LambdaLauncherSettings
+from mlops_cdk.settings import LambdaLauncherSettings
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "launcher"
 

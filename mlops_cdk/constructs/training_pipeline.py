@@ -14,7 +14,6 @@ from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlops_cdk.config import PipelinesSettings
 from mlops_cdk.constructs.job_requests import JobContext, TrainingValues, training_job_request
 from mlops_cdk.constructs.pipeline_definition import (
     EXECUTION_ID,
@@ -24,6 +23,7 @@ from mlops_cdk.constructs.pipeline_definition import (
 )
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
 from mlops_cdk.constructs.preflight import gated_steps, preflight_request
+from mlops_cdk.settings import PipelinesSettings
 
 TRAIN_STEP = "Train"
 

@@ -8,8 +8,8 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from mlops_cdk.config import NetworkSettings
 from mlops_cdk.constructs.private_network import PrivateNetwork
+from mlops_cdk.settings import NetworkSettings
 
 
 class NetworkStack(Stack):

@@ -12,7 +12,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlops_cdk.config import PipelinesSettings
 from mlops_cdk.constructs.failure_alarms import FailureAlarms
 from mlops_cdk.constructs.inference_pipeline import InferencePipeline
 from mlops_cdk.constructs.job_requests import JobContext, JobNetwork
@@ -20,6 +19,7 @@ from mlops_cdk.constructs.job_roles import PIPELINE_JOB_PREFIX, JobRoles
 from mlops_cdk.constructs.pipeline_schedule import PipelineSchedules
 from mlops_cdk.constructs.training_launcher import TrainingLauncher
 from mlops_cdk.constructs.training_pipeline import TRAIN_STEP, TrainingPipeline
+from mlops_cdk.settings import PipelinesSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import TrackingBackend

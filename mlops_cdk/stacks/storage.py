@@ -10,10 +10,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from mlops_cdk.config import StorageSettings
 from mlops_cdk.constructs.access_log_bucket import AccessLogBucket
 from mlops_cdk.constructs.secure_bucket import SecureBucket
 from mlops_cdk.layout import LAYOUT, DataLayout
+from mlops_cdk.settings import StorageSettings
 
 
 class StorageStack(Stack):

@@ -9,9 +9,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlops_cdk.config import StudioSettings
 from mlops_cdk.constructs.studio_cleanup import StudioCleanup
 from mlops_cdk.constructs.studio_domain import StudioDomain
+from mlops_cdk.settings import StudioSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.stacks.tracking import TrackingStack

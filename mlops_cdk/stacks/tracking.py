@@ -9,9 +9,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from mlops_cdk.config import TrackingSettings
 from mlops_cdk.constructs.mlflow_app import MlflowApp
 from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
+from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking import TrackingBackend

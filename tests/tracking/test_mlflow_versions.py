@@ -101,7 +101,7 @@ def test_the_job_images_speak_the_servers_mlflow_version(variant: Variant) -> No
 
 def test_the_tracking_image_and_user_data_pin_the_same_server_packages() -> None:
     """The ec2 user data installs what the fargate image installs (the same entrypoint)."""
-    from mlops_cdk.config import SELF_HOSTED_MLFLOW_VERSION  # noqa: PLC0415
+    from mlops_cdk.settings import SELF_HOSTED_MLFLOW_VERSION  # noqa: PLC0415
 
     dockerfile = (ROOT / "containers" / "tracking" / "Dockerfile").read_text()
     assert f"ARG MLFLOW_VERSION={SELF_HOSTED_MLFLOW_VERSION}\n" in dockerfile

@@ -6,8 +6,8 @@ from typing import get_args
 
 import pytest
 
-from mlops_cdk.config import InterfaceEndpoint
 from mlops_cdk.constructs.private_network import INTERFACE_ENDPOINTS
+from mlops_cdk.settings import InterfaceEndpoint
 from tests.synth import SynthesizedApp, synthesize
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_cdk.config import ConfigError, Settings
+from mlops_cdk.settings import ConfigError, Settings
 from tests.synth import cdk_json_context
 
 

@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from mlops_cdk.config import ConfigError, Settings
 from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
+from mlops_cdk.settings import ConfigError, Settings
 from tests.conftest import synthesized
 from tests.synth import ENVIRONMENTS, SynthesizedApp, cdk_json_context
 

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_iam as iam
 
-from mlops_cdk.config import SELF_HOSTED_MLFLOW_VERSION, ConfigError, Settings
+from mlops_cdk.settings import SELF_HOSTED_MLFLOW_VERSION, ConfigError, Settings
 from tests.conftest import synthesized
 from tests.synth import ROOT, SynthesizedApp, cdk_json_context
 from tests.test_tracking_modes import app_for

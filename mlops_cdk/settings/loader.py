@@ -1,0 +1,126 @@
+"""Where settings come from: cdk.json's ``environments.<env>``, then ``-c`` overrides.
+
+Settings come from cdk.json context, in this order (later wins):
+
+1. the defaults written in the section models,
+2. ``environments.<env>`` in cdk.json,
+3. command-line overrides with dotted keys, e.g. ``-c tracking.mode=fargate``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from mlops_cdk.settings.common import ConfigError
+from mlops_cdk.settings.errors import describe
+
+DEFAULT_ENVIRONMENT = "dev"
+
+# Context keys that belong to the CDK itself, never to our settings.
+_CDK_CONTEXT_KEYS = frozenset({"acknowledged-issue-numbers"})
+_OWN_CONTEXT_KEYS = frozenset({"env", "environments"})
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def settings_from_context(
+    model: type[Model], context: Mapping[str, Any], environ: Mapping[str, str]
+) -> Model:
+    """Build ``model`` from CDK context (cdk.json + ``-c``) and the process environment.
+
+    Raises :class:`ConfigError` with a one-line message for any bad input.
+    """
+    env_name = context.get("env")
+    if env_name is None:
+        env_name = DEFAULT_ENVIRONMENT
+    environments = context.get("environments")
+    if not isinstance(environments, Mapping):
+        raise ConfigError("cdk.json context has no 'environments' object")
+    if env_name not in environments:
+        allowed = ", ".join(sorted(environments))
+        raise ConfigError(f"env={env_name!r} is not one of {allowed}")
+    env_values = environments[env_name]
+    if not isinstance(env_values, Mapping):
+        raise ConfigError(f"environments.{env_name} in cdk.json must be an object")
+
+    raw: dict[str, Any] = {
+        "account": environ.get("CDK_DEFAULT_ACCOUNT"),
+        "region": environ.get("CDK_DEFAULT_REGION"),
+    }
+    raw = _deep_merge(raw, dict(env_values))
+    overrides = _overrides(context, field_names=set(model.model_fields))
+    raw = _deep_merge(raw, overrides)
+    raw["env_name"] = env_name
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        sources = (("-c", overrides), (f"cdk.json environments.{env_name}", env_values))
+        raise ConfigError(describe(err, model=model, sources=sources)) from None
+
+
+def _overrides(context: Mapping[str, Any], *, field_names: set[str]) -> dict[str, Any]:
+    """Turn ``-c a.b=value`` context keys into a nested dict; reject unknown keys.
+
+    Merge order: the shorter key first, whatever the order on the command line. A whole
+    section (``-c tracking={...}``) is merged into cdk.json's values, and a dotted key inside
+    it (``-c tracking.size=Large``) is merged after it, so the more specific setting wins and
+    neither silently drops the other.
+    """
+    keys = [
+        key
+        for key in context
+        if key not in _OWN_CONTEXT_KEYS and key not in _CDK_CONTEXT_KEYS and not _is_cdk_key(key)
+    ]
+    nested: dict[str, Any] = {}
+    for key in sorted(keys, key=lambda k: k.count(".")):  # stable: same depth keeps its order
+        path = key.split(".")
+        if path[0] not in field_names or path[0] == "env_name":
+            allowed = ", ".join(sorted((field_names - {"env_name"}) | _OWN_CONTEXT_KEYS))
+            raise ConfigError(f"unknown setting {key!r} (-c); top-level settings are: {allowed}")
+        value = _parse_cli_value(key, context[key])
+        deeper = [k for k in keys if k.startswith(key + ".")]
+        if deeper and not isinstance(value, dict):
+            raise ConfigError(
+                f"-c {key}={context[key]!r} must be a JSON object: -c {deeper[0]} sets a key "
+                "inside it"
+            )
+        cursor = nested
+        for part in path[:-1]:
+            cursor = cursor.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(cursor.get(path[-1]), dict):
+            cursor[path[-1]] = _deep_merge(cursor[path[-1]], value)
+        else:
+            cursor[path[-1]] = value
+    return nested
+
+
+def _is_cdk_key(key: str) -> bool:
+    # Feature flags ("@aws-cdk/..."), CDK internals ("aws:cdk:..."), cached lookups ("...:account=...").
+    return key.startswith("@") or ":" in key
+
+
+def _parse_cli_value(key: str, value: Any) -> Any:
+    """``-c`` values arrive as strings; lists, objects and null may be written as JSON."""
+    if isinstance(value, str) and (value.lstrip()[:1] in "[{" or value == "null"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"-c {key}={value!r} is not valid JSON: {err.msg} at line {err.lineno} "
+                f"column {err.colno} (char {err.pos})"
+            ) from None
+    return value
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
