@@ -64,13 +64,13 @@ synth: install  ## synthesize every environment and print its stacks with their 
 test: install lint pytest synth  ## everything CI runs: lint, tests, synth of every environment
 
 docs: $(PY_STAMP)  ## regenerate the README's settings reference from mlops_cdk/settings and cdk.json
-	$(PY) -m mlops_cdk.settings_reference --write
+	$(PY) -m tools.settings_reference --write
 
 cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode from the synthesized templates (ENV=staging: one env)
-	$(PY) -m mlops_cdk.cost $(if $(ENV),--env $(ENV))
+	$(PY) -m tools.cost $(if $(ENV),--env $(ENV))
 
 diagram: $(PY_STAMP)  ## regenerate docs/architecture.md (Mermaid) from the synthesized app
-	$(PY) -m mlops_cdk.diagram --write
+	$(PY) -m tools.diagram --write
 
 demo: $(PY_STAMP)  ## train, promote and score locally against a local MLflow (no AWS account)
 	$(PY) local/demo.py $(ARGS)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point: reads `-c env=NAME` and overrides once, builds settings, adds the stacks."""
+"""CDK entry point: reads `-c env=NAME` and overrides once, builds settings, adds the stacks
+(mlops_cdk/app_setup.py, shared with the tools and the tests)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import aws_cdk as cdk
 
-from mlops_cdk.nag import add_nag_checks
-from mlops_cdk.platform import build_platform
-from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError, Settings
+from mlops_cdk.app_setup import set_up
+from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError
 
 
 def main() -> None:
@@ -23,11 +23,9 @@ def main() -> None:
     if "env" not in context:
         print(f"no -c env=NAME given; using {DEFAULT_ENVIRONMENT}", file=sys.stderr)
     try:
-        settings = Settings.from_context(context, os.environ)
+        set_up(app, os.environ)
     except ConfigError as err:
         sys.exit(f"config error: {err}")
-    build_platform(app, settings)
-    add_nag_checks(app)
     app.synth()
 
 

@@ -18,9 +18,5 @@ class DataLayout:
     pipeline_runs: str = "iris/pipeline-runs/"
     mlflow_artifacts: str = "mlflow/"
 
-    @property
-    def data_prefixes(self) -> tuple[str, ...]:
-        return (self.training, self.models, self.inference_input, self.inference_output)
-
 
 LAYOUT = DataLayout()

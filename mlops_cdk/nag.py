@@ -109,7 +109,6 @@ def ack_grant_wildcards(
 
 
 S3_READ_WRITE = ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*")
-S3_READ = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
 KMS_ENCRYPT_DECRYPT = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 
@@ -311,7 +310,7 @@ def _acknowledge_studio(platform: Platform, deferred: DeferredAcknowledgments) -
     if studio is None:
         return
     storage = platform.storage
-    domain = studio.studio
+    domain = studio.domain
     role = domain.role
     ack_grant_wildcards(
         role,

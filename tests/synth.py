@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 from aws_cdk import assertions, cx_api
 
+from mlops_cdk.app_setup import set_up
 from mlops_cdk.platform import Platform
 from mlops_cdk.settings import Settings
-from mlops_cdk.synthesis import synthesize_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -71,14 +73,21 @@ class SynthesizedApp:
 def synthesize(
     env: str, overrides: Mapping[str, Any] | None = None, *, form: str = "agnostic"
 ) -> SynthesizedApp:
-    """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on.
+    """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on,
+    through app.py's own :func:`~mlops_cdk.app_setup.set_up`.
 
-    ``form="deployed"`` synthesizes with a concrete account and region (see :data:`FORMS`).
+    Explicit inputs only: cdk.json's context and no process environment, so the result is
+    the same on every machine. ``form="deployed"`` synthesizes with a concrete account and
+    region (see :data:`FORMS`).
     """
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {', '.join(FORMS)}")
-    context = {**(deployed_context() if form == "deployed" else {}), **(overrides or {})}
-    result = synthesize_app(env, context)
-    return SynthesizedApp(
-        settings=result.settings, platform=result.platform, assembly=result.assembly
-    )
+    context = {
+        **cdk_json_context(),
+        "env": env,
+        **(deployed_context() if form == "deployed" else {}),
+        **(overrides or {}),
+    }
+    app = cdk.App(context=context, outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"))
+    setup = set_up(app, environ={})
+    return SynthesizedApp(settings=setup.settings, platform=setup.platform, assembly=app.synth())

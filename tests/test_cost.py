@@ -7,13 +7,13 @@ from collections import Counter
 
 import pytest
 
-from mlops_cdk.cost import MODES, Estimate, estimate, load_prices, render
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
-from mlops_cdk.synthesis import StackTemplate, stacks_of
 from tests.conftest import synthesized
 from tests.matrix import default_mode
 from tests.synth import ENVIRONMENTS
 from tests.test_tracking_modes import app_for
+from tools.cost import MODES, Estimate, estimate, load_prices, render
+from tools.synthesis import StackTemplate, stacks_of
 
 PRICES = load_prices()
 HOURS = PRICES.hours

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from mlops_cdk.diagram import ARCHITECTURE_MD, render
-from mlops_cdk.synthesis import stacks_of
 from tests.conftest import synthesized
 from tests.matrix import default_mode
 from tests.synth import ENVIRONMENTS
+from tools.diagram import ARCHITECTURE_MD, render
+from tools.synthesis import stacks_of
 
 
 def current() -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlops_cdk.settings import Settings
-from mlops_cdk.settings_reference import README, embedded, render, rows
+from tools.settings_reference import README, embedded, render, rows
 
 
 def test_readme_settings_reference_is_current() -> None:

@@ -29,7 +29,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
+from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
 
 # AWS's minimal managed policies for Session Manager and the CloudWatch agent.
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"

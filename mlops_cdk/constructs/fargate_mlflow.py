@@ -21,7 +21,7 @@ from constructs import Construct
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
+from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2] / "containers" / "tracking"
 MLFLOW_PORT = 5000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -56,7 +55,3 @@ class MlflowApp(SageMakerMlflow):
     @property
     def mlflow_version(self) -> str:
         return self.app.attr_mlflow_version
-
-    @staticmethod
-    def arn_pattern(stack: Stack) -> str:
-        return stack.format_arn(service="sagemaker", resource="mlflow-app", resource_name="*")

@@ -10,7 +10,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import TRACKING_URI_ENV
+from mlops_cdk.tracking_backend import TRACKING_URI_ENV
 
 # What the service role needs to mirror MLflow registered models into the SageMaker Model
 # Registry (automatic model registration). The App and the tracking server both sync into a

@@ -14,7 +14,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mlops_cdk.settings import StudioSettings
-from mlops_cdk.tracking import CREDENTIALS_SECRET_ENV, TrackingBackend
+from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TrackingBackend
 
 # Runs at every start of a JupyterLab or Code Editor app (the domain's built-in lifecycle
 # configuration, which users cannot switch off): notebooks, kernels and terminals get

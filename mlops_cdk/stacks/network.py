@@ -28,7 +28,6 @@ class NetworkStack(Stack):
         network = PrivateNetwork(self, "Network", settings=settings, removal=removal)
         self.vpc: ec2.IVpc = network.vpc
         self.private_subnets = network.private_subnets
-        self.endpoint_security_group = network.endpoint_security_group
         self.egress = settings.egress
         self.nat_instances = network.nat_instances
 

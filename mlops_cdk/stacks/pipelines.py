@@ -22,7 +22,7 @@ from mlops_cdk.constructs.training_pipeline import TRAIN_STEP, TrainingPipeline
 from mlops_cdk.settings import PipelinesSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import TrackingBackend
+from mlops_cdk.tracking_backend import TrackingBackend
 
 CONTAINERS = Path(__file__).resolve().parents[2] / "containers"
 CHECKPOINT_PREFIX = "iris/checkpoints/"

@@ -45,7 +45,7 @@ class StudioStack(Stack):
             for prefix in self.read_write_prefixes:
                 storage.grant_data_read_write(grantee, prefix)
 
-        self.studio = StudioDomain(
+        self.domain = StudioDomain(
             self,
             "Domain",
             name=f"{name_prefix}-studio",
@@ -59,17 +59,17 @@ class StudioStack(Stack):
         self.cleanup = StudioCleanup(
             self,
             "Cleanup",
-            domain=self.studio.domain,
-            depends_on=list(self.studio.user_profiles),
+            domain=self.domain.domain,
+            depends_on=list(self.domain.user_profiles),
             vpc=network.vpc,
             delete_home_efs=removal == RemovalPolicy.DESTROY,
             log_retention=log_retention,
             removal=removal,
         )
-        self.execution_role = self.studio.role
+        self.execution_role = self.domain.role
 
-        CfnOutput(self, "DomainId", value=self.studio.domain_id)
-        CfnOutput(self, "StudioUrl", value=self.studio.url)
+        CfnOutput(self, "DomainId", value=self.domain.domain_id)
+        CfnOutput(self, "StudioUrl", value=self.domain.url)
         CfnOutput(self, "NetworkAccess", value=settings.network_access)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
         if settings.user_profiles:

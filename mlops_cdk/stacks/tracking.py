@@ -14,7 +14,7 @@ from mlops_cdk.constructs.mlflow_tracking_server import MlflowTrackingServer
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking import TrackingBackend
+from mlops_cdk.tracking_backend import TrackingBackend
 
 
 class TrackingStack(Stack):

@@ -777,7 +777,7 @@ class _Builder:
         studio = self.app.platform.studio
         if studio is None:
             return
-        domain = studio.studio
+        domain = studio.domain
         role = self.role_arn(studio.execution_role)
         storage = self.app.platform.storage
         key = self.key_arn(storage.key)
@@ -855,7 +855,7 @@ class _Builder:
     def studio_cleanup(self) -> None:
         studio = self.app.platform.studio
         assert studio is not None
-        domain = studio.studio
+        domain = studio.domain
         domain_id = str(self.value(domain, domain.domain_id))
         base = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}"
         cleanup = studio.cleanup

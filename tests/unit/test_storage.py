@@ -134,12 +134,12 @@ def test_artifact_uri_points_at_the_mlflow_prefix(staging: SynthesizedApp) -> No
 
 def test_layout_prefixes_follow_the_design(dev: SynthesizedApp) -> None:
     layout = dev.platform.storage.layout
-    assert layout.data_prefixes == (
-        "iris/training/",
-        "iris/models/",
-        "iris/inference-input/",
-        "iris/inference-output/",
-    )
+    assert (
+        layout.training,
+        layout.models,
+        layout.inference_input,
+        layout.inference_output,
+    ) == ("iris/training/", "iris/models/", "iris/inference-input/", "iris/inference-output/")
     assert layout.mlflow_artifacts == "mlflow/"
 
 

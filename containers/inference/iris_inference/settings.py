@@ -66,7 +66,7 @@ RETIRED_ENVIRONMENT = {
 def check_job_environment(env: Mapping[str, str]) -> None:
     """A job's extra Environment: refuse what this container would refuse at start.
 
-    Shared with synth (mlops_cdk.config), so a value that would fail every run fails `cdk synth`.
+    Shared with synth (mlops_cdk.settings), so a value that would fail every run fails `cdk synth`.
     """
     for name, reason in RETIRED_ENVIRONMENT.items():
         if name in env:

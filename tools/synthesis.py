@@ -17,8 +17,7 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import cx_api
 
-from mlops_cdk.nag import add_nag_checks
-from mlops_cdk.platform import Platform, build_platform
+from mlops_cdk.app_setup import set_up
 from mlops_cdk.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,30 +79,14 @@ def stacks_of(assembly: cx_api.CloudAssembly) -> list[StackTemplate]:
     ]
 
 
-@dataclass(frozen=True)
-class Synthesis:
-    """One environment synthesized in-process: its settings, stacks and cloud assembly."""
-
-    settings: Settings
-    platform: Platform
-    assembly: cx_api.CloudAssembly
-
-
-def synthesize_app(env: str, overrides: Mapping[str, Any] | None = None) -> Synthesis:
-    """Synthesize ``env`` exactly as app.py does, with ``-c``-style overrides, nag checks on.
+def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> list[StackTemplate]:
+    """The stack templates of ``env`` synthesized in-process as app.py does (one shared
+    :func:`~mlops_cdk.app_setup.set_up`), with ``-c``-style overrides, nag checks on.
 
     Explicit inputs only: cdk.json's context and no process environment, so the result is
     the same on every machine.
     """
     context = {**json.loads(CDK_JSON.read_text())["context"], "env": env, **(overrides or {})}
-    outdir = tempfile.mkdtemp(prefix=f"cdk-{env}-")
-    app = cdk.App(context=context, outdir=outdir)
-    settings = Settings.from_context(app.node.get_all_context(), environ={})
-    platform = build_platform(app, settings)
-    add_nag_checks(app)
-    return Synthesis(settings=settings, platform=platform, assembly=app.synth())
-
-
-def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> list[StackTemplate]:
-    """The stack templates of ``env`` (see :func:`synthesize_app`)."""
-    return stacks_of(synthesize_app(env, overrides).assembly)
+    app = cdk.App(context=context, outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"))
+    set_up(app, environ={})
+    return stacks_of(app.synth())

@@ -3,8 +3,8 @@
 The README embeds the output between markers; `make docs` rewrites it and a test fails when
 it is stale, so the reference cannot drift from mlops_cdk.settings.
 
-    .venv/bin/python -m mlops_cdk.settings_reference          # print the table
-    .venv/bin/python -m mlops_cdk.settings_reference --write  # update README.md in place
+    .venv/bin/python -m tools.settings_reference          # print the table
+    .venv/bin/python -m tools.settings_reference --write  # update README.md in place
 """
 
 from __future__ import annotations

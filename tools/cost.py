@@ -7,9 +7,9 @@ the schedules that are enabled); every price comes from the dated table in ``pri
 estimate is split into what the environment costs idle and what its scheduled runs add, with
 one column per tracking mode (the environment is synthesized once per mode).
 
-    .venv/bin/python -m mlops_cdk.cost                      # every environment
-    .venv/bin/python -m mlops_cdk.cost --env staging        # one environment
-    .venv/bin/python -m mlops_cdk.cost --env prod -c tracking.fargate.scale_to_zero=true
+    .venv/bin/python -m tools.cost                      # every environment
+    .venv/bin/python -m tools.cost --env staging        # one environment
+    .venv/bin/python -m tools.cost --env prod -c tracking.fargate.scale_to_zero=true
 
 A resource type the estimator does not know is listed as "not priced", never ignored.
 """
@@ -29,7 +29,7 @@ import yaml
 from mlops_cdk.constructs.pipeline_definition import all_steps
 from mlops_cdk.settings import ConfigError
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
-from mlops_cdk.synthesis import (
+from tools.synthesis import (
     ROOT,
     StackTemplate,
     default_mode,
@@ -664,7 +664,7 @@ def estimate_env(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m mlops_cdk.cost", description=__doc__.split("\n")[0]
+        prog="python -m tools.cost", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--env", action="append", help="environment (repeatable); default: all")
     parser.add_argument("--mode", action="append", choices=MODES, help="tracking mode column(s)")

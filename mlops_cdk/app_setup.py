@@ -1,0 +1,31 @@
+"""Set up the CDK app from its context: the one place app.py, the tools and the tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import App
+
+from mlops_cdk.nag import add_nag_checks
+from mlops_cdk.platform import Platform, build_platform
+from mlops_cdk.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppSetup:
+    """What :func:`set_up` added to an app: the settings it read and the stacks it built."""
+
+    settings: Settings
+    platform: Platform
+
+
+def set_up(app: App, environ: Mapping[str, str]) -> AppSetup:
+    """Read the settings from ``app``'s context (``-c env=NAME`` and overrides) and ``environ``,
+    add every stack of that environment and the cdk-nag checks. Raises ``ConfigError`` on bad
+    settings, before any stack is added.
+    """
+    settings = Settings.from_context(app.node.get_all_context(), environ)
+    platform = build_platform(app, settings)
+    add_nag_checks(app)
+    return AppSetup(settings=settings, platform=platform)
