@@ -41,7 +41,7 @@ from pydantic import (
 # definition, imported from the container code. Those modules import only pydantic and the
 # standard library (no scikit-learn, MLflow or pandas), so synth stays light.
 _CONTAINERS = Path(__file__).resolve().parents[1] / "containers"
-for _code in (_CONTAINERS / "training", _CONTAINERS / "inference"):
+for _code in (_CONTAINERS / "shared", _CONTAINERS / "training", _CONTAINERS / "inference"):
     if str(_code) not in sys.path:
         sys.path.append(str(_code))
 
@@ -49,7 +49,7 @@ from iris_inference.errors import UserError as InferenceRuleError  # noqa: E402
 from iris_inference.settings import check_job_environment as check_inference_environment  # noqa: E402
 from iris_training.errors import UserError as TrainingRuleError  # noqa: E402
 from iris_training.hyperparameters import parse_hyperparameters  # noqa: E402
-from iris_training.mlflow_auth import http_environment  # noqa: E402
+from mlops_runtime.mlflow_auth import http_environment  # noqa: E402
 
 DEFAULT_ENVIRONMENT = "dev"
 
