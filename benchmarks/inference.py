@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "containers" / "training"
 INFERENCE_CODE = ROOT / "containers" / "inference"
+SHARED_CODE = ROOT / "containers" / "shared"  # mlops_runtime, in both images
 MODEL = "iris-model"
 SEED = 7
 CHUNK_ROWS = 100_000  # the entry point's default
@@ -85,7 +86,7 @@ def _run(
     started = time.perf_counter()
     child = subprocess.Popen(
         command,
-        env={**env, "PYTHONPATH": str(code)},
+        env={**env, "PYTHONPATH": os.pathsep.join([str(code), str(SHARED_CODE)])},
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

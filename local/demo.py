@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING_CODE = ROOT / "containers" / "training"
 INFERENCE_CODE = ROOT / "containers" / "inference"
+SHARED_CODE = ROOT / "containers" / "shared"  # mlops_runtime, in both images
 MODEL_NAME = "iris-model"
 EXPERIMENT = "iris"
 SERVER_START_TIMEOUT_SECONDS = 120
@@ -324,7 +325,7 @@ def _entry_env(state: State, url: str, code: Path) -> dict[str, str]:
     env = _base_env()
     env.update(
         {
-            "PYTHONPATH": str(code),
+            "PYTHONPATH": os.pathsep.join([str(code), str(SHARED_CODE)]),
             "SAGEMAKER_BASE_DIR": str(state.sagemaker),
             "MLFLOW_TRACKING_URI": url,
             "MLFLOW_EXPERIMENT_NAME": EXPERIMENT,

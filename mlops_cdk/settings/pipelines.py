@@ -17,7 +17,7 @@ from mlops_cdk.settings.cron import check_cron
 # definition, imported from the container code. Those modules import only pydantic and the
 # standard library (no scikit-learn, MLflow or pandas), so synth stays light.
 _CONTAINERS = Path(__file__).resolve().parents[2] / "containers"
-for _code in (_CONTAINERS / "training", _CONTAINERS / "inference"):
+for _code in (_CONTAINERS / "shared", _CONTAINERS / "training", _CONTAINERS / "inference"):
     if str(_code) not in sys.path:
         sys.path.append(str(_code))
 
@@ -25,7 +25,7 @@ from iris_inference.errors import UserError as InferenceRuleError  # noqa: E402
 from iris_inference.settings import check_job_environment as check_inference_environment  # noqa: E402
 from iris_training.errors import UserError as TrainingRuleError  # noqa: E402
 from iris_training.hyperparameters import parse_hyperparameters  # noqa: E402
-from iris_training.mlflow_auth import http_environment  # noqa: E402
+from mlops_runtime.mlflow_auth import http_environment  # noqa: E402
 
 # Names Lambda reserves (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html
 # "Reserved environment variables"): a function with one of them fails to deploy.

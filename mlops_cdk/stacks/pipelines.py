@@ -25,6 +25,7 @@ from mlops_cdk.stacks.storage import StorageStack
 from mlops_cdk.tracking_backend import TrackingBackend
 
 CONTAINERS = Path(__file__).resolve().parents[2] / "containers"
+IMAGES = frozenset({"training", "inference"})  # containers/<name>/Dockerfile
 CHECKPOINT_PREFIX = "iris/checkpoints/"
 
 
@@ -203,11 +204,17 @@ class PipelinesStack(Stack):
         return training.checkpoint_uri
 
     def _image(self, id: str, name: str) -> ecr_assets.DockerImageAsset:
-        """The container built from containers/<name> (synth copies the directory; no Docker)."""
+        """The image of containers/<name>/Dockerfile, built in the one context containers/
+        (containers/.dockerignore; synth copies the context, no Docker)."""
+        others = sorted(IMAGES - {name})
         image = ecr_assets.DockerImageAsset(
             self,
             id,
-            directory=str(CONTAINERS / name),
+            directory=str(CONTAINERS),
+            file=f"{name}/Dockerfile",
+            # After the .dockerignore (CDK appends these): the other image's folder stays out,
+            # so this image's asset hash, and its build, change only with its own code.
+            exclude=[f"{other}/**" for other in others],
             platform=ecr_assets.Platform.LINUX_AMD64,  # SageMaker ml.* instances are x86_64
         )
         image.repository.grant_pull(self.roles.execution)

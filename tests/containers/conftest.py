@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CODE = ROOT / "containers" / "training"
 INFERENCE_CODE = ROOT / "containers" / "inference"
+SHARED_CODE = ROOT / "containers" / "shared"  # mlops_runtime, in both images
 EXPERIMENT = "iris-tests"
 MODEL_NAME = "iris-model"
 # Hyperparameters no forest can pass the default gate with: a single stump separates one
@@ -115,11 +116,16 @@ def train(
     return TrainingRun(code, base)
 
 
+def image_path(code: Path) -> str:
+    """PYTHONPATH of an image's code as its /opt/program holds it: its package and mlops_runtime."""
+    return os.pathsep.join([str(code), str(SHARED_CODE)])
+
+
 def run_module(
     module: str, args: list[str], env: Mapping[str, str], code: Path
 ) -> subprocess.CompletedProcess[str]:
     """`python -m module args` as SageMaker would start it (a fresh interpreter)."""
-    full_env = {**os.environ, **env, "PYTHONPATH": str(code)}
+    full_env = {**os.environ, **env, "PYTHONPATH": image_path(code)}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         env=full_env,

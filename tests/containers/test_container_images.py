@@ -1,4 +1,5 @@
-"""The two images without a Docker engine: hadolint, the Dockerfile contract, pinned and
+"""The two images without a Docker engine: hadolint, the Dockerfile contract, the one build
+context (containers/, a Dockerfile per image, the shared mlops_runtime package), pinned and
 sufficient requirements, and docs that match the code."""
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import pytest
 from iris_inference.settings import OPTIONS
 from iris_training.hyperparameters import Hyperparameters
 
-from tests.containers.conftest import INFERENCE_CODE, ROOT, TRAINING_CODE
+from tests.containers.conftest import INFERENCE_CODE, ROOT, SHARED_CODE, TRAINING_CODE
+
+CONTEXT = ROOT / "containers"  # the one Docker build context of both job images
+SHARED = "mlops_runtime"
 
 IMAGES = {
     "training": (TRAINING_CODE, "iris_training"),
@@ -64,14 +68,15 @@ def test_dockerfile_follows_the_container_contract(image: str) -> None:
     base = re.search(r"^FROM (\S+)", text, re.MULTILINE)
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", text, re.MULTILINE)
     copies = re.findall(r"^COPY (\S+) ", text, re.MULTILINE)
+    name = context.name
 
     assert base is not None
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base.group(1)), "pinned 3.11 slim tag"
     assert entrypoint is not None
     assert json.loads(entrypoint.group(1)) == ["python", "-m", package]  # exec form
     assert "PYTHONUNBUFFERED=1" in text
-    assert copies == ["requirements.txt", package]
-    assert all((context / source).exists() for source in copies)
+    assert copies == [f"{name}/requirements.txt", f"shared/{SHARED}", f"{name}/{package}"]
+    assert all((CONTEXT / source).exists() for source in copies)
     assert (context / package / "__main__.py").exists()
 
 
@@ -90,13 +95,17 @@ def test_dev_requirements_include_both_images() -> None:
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_every_import_is_provided_by_the_image_requirements(image: str) -> None:
-    """Each build context stands alone: no import from the other package, nothing unpinned."""
+    """Each image stands alone: its package and mlops_runtime import nothing but the standard
+    library, each other and its pinned requirements (never the other image's package)."""
     context, package = IMAGES[image]
     provided = _closure(set(_pins(context / "requirements.txt")))
     owners = packages_distributions()
     missing = set()
-    for module in _imported_top_level_modules(context / package):
-        if module == package or module in sys.stdlib_module_names:
+    code = _imported_top_level_modules(context / package) | _imported_top_level_modules(
+        SHARED_CODE / SHARED
+    )
+    for module in code:
+        if module in (package, SHARED) or module in sys.stdlib_module_names:
             continue
         dists = {_canonical(d) for d in owners.get(module, [module])}
         if not dists & provided:
@@ -173,3 +182,35 @@ def _imported_top_level_modules(package: Path) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
     return modules
+
+
+# --- the build context CDK stages for each image ----------------------------------------------
+
+
+def _staged_contexts() -> dict[str, Path]:
+    """Each image's Docker build context as the dev app's synth staged it (cdk.out/asset.*)."""
+    from tests.conftest import synthesized  # noqa: PLC0415 -- only these tests synthesize
+
+    app = synthesized("dev")
+    stack = app.platform.pipelines
+    assert stack is not None
+    outdir = Path(app.assembly.directory)
+    return {
+        name: outdir / f"asset.{getattr(stack, f'{name}_image').asset_hash}"
+        for name in ("training", "inference")
+    }
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_each_staged_context_holds_what_its_dockerfile_copies_and_nothing_else(image: str) -> None:
+    """containers/.dockerignore and the asset's exclude: the image's Dockerfile, requirements,
+    package and mlops_runtime; not the other image, the MLflow server image or bytecode."""
+    staged = _staged_contexts()[image]
+    text = (staged / image / "Dockerfile").read_text()
+    for source in re.findall(r"^COPY (\S+) ", text, re.MULTILINE):
+        assert (staged / source).exists(), f"{source} is not in the staged context {staged}"
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    other = "inference" if image == "training" else "training"
+    assert not {f for f in files if f.startswith((f"{other}/", "tracking/"))}
+    assert not {f for f in files if "__pycache__" in f or f.endswith(".pyc")}
+    assert {f.split("/")[0] for f in files} == {".dockerignore", "shared", image}

@@ -17,16 +17,22 @@ from typing import Any
 import boto3
 import pytest
 from iris_inference import cli as inference_cli
-from iris_inference import mlflow_auth as inference_auth
 from iris_training import cli as training_cli
-from iris_training import mlflow_auth as training_auth
+from mlops_runtime import mlflow_auth
 from moto import mock_aws
 
-from tests.containers.conftest import INFERENCE_CODE, TRAINING_CODE, TrainingRun, sagemaker_tree
+from tests.containers.conftest import (
+    INFERENCE_CODE,
+    TRAINING_CODE,
+    TrainingRun,
+    image_path,
+    sagemaker_tree,
+)
 
 REGION = "eu-west-1"
 PASSWORD = "s3cret-Pa55word-never-logged"
-MODULES = [pytest.param(training_auth, id="training"), pytest.param(inference_auth, id="inference")]
+# One module, built into both images (containers/shared/mlops_runtime).
+MODULES = [pytest.param(mlflow_auth, id="mlops_runtime")]
 Auth = ModuleType
 
 
@@ -188,7 +194,7 @@ def test_an_unreachable_tracking_server_fails_within_30_seconds_naming_it(
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", module],
-        env={**env, "PYTHONPATH": str(code)},
+        env={**env, "PYTHONPATH": image_path(code)},
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,10 +2,12 @@
 
 cdk-assets (bundled in the aws-cdk CLI, lib/private/docker.ts) runs, per image asset:
 ``docker inspect cdkasset-<hash>`` (exit 1 = not built yet), ``docker build --tag
-cdkasset-<hash> ... .`` in the asset directory, ``docker login --username AWS
+cdkasset-<hash> [--file <dockerfile>] ... .`` in the asset directory, ``docker login --username AWS
 --password-stdin <registry>`` (password on stdin), ``docker tag cdkasset-<hash>
 <repo-uri>:<hash>`` and ``docker push <repo-uri>:<hash>``. This builds nothing: ``build``
-checks the context has its Dockerfile and records the tag, and ``push`` registers a
+checks the context has its Dockerfile and every local ``COPY``/``ADD`` source the Dockerfile
+names (what a real build fails on first when .dockerignore leaves a file out) and records the
+tag, and ``push`` registers a
 manifest in the emulator's ECR (``PutImage`` at AWS_ENDPOINT_URL), so the pushed tag can be
 read back like a real one. Every call is appended to $EMULATOR_DOCKER_STATE/calls.jsonl.
 """
@@ -37,6 +39,40 @@ def _add_built(tag: str) -> None:
 
 def _option(args: list[str], name: str) -> str | None:
     return args[args.index(name) + 1] if name in args else None
+
+
+def _copied(dockerfile: Path) -> list[str]:
+    """The build-context sources of the Dockerfile's COPY/ADD lines (not --from=, not URLs)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if len(words) < 3 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        if any(w.startswith("--from") for w in words[1:]):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        sources += [s for s in args[:-1] if "://" not in s]
+    return sources
+
+
+def _build(rest: list[str]) -> int:
+    dockerfile = Path(_option(rest, "--file") or "Dockerfile")
+    if not dockerfile.is_file():
+        print(f"stand-in docker: no {dockerfile} in {Path.cwd()}", file=sys.stderr)
+        return 1
+    context = Path(rest[-1]) if rest else Path()
+    missing = [s for s in _copied(dockerfile) if not (context / s).exists()]
+    if missing:
+        print(
+            f"stand-in docker: {dockerfile} copies {missing}, not in {context.resolve()}",
+            file=sys.stderr,
+        )
+        return 1
+    tag = _option(rest, "--tag")
+    if tag is None:
+        return 1
+    _add_built(tag)
+    return 0
 
 
 def _push(target: str) -> int:
@@ -73,15 +109,7 @@ def main(args: list[str]) -> int:
     if command == "inspect":
         return 0 if rest and rest[-1] in _built() else 1
     if command == "build":
-        dockerfile = Path(_option(rest, "--file") or "Dockerfile")
-        if not dockerfile.is_file():
-            print(f"stand-in docker: no {dockerfile} in {Path.cwd()}", file=sys.stderr)
-            return 1
-        tag = _option(rest, "--tag")
-        if tag is None:
-            return 1
-        _add_built(tag)
-        return 0
+        return _build(rest)
     if command == "login":
         sys.stdin.read()
         print("Login Succeeded")

@@ -3,8 +3,9 @@
 A botocore ``before-call.*.*`` hook is registered first on every botocore session (so it runs
 before a ``Stubber``'s canned response and before moto answers). For each call it walks the
 Python stack to the innermost frame of runtime code (:data:`ACTOR_CODE`: the containers, the
-Lambdas, the Studio start-up hook) and records ``(actor, IAM action)``. Calls made by test code
-itself (creating a secret in moto, say) belong to no actor and are ignored.
+Lambdas, the Studio start-up hook) and records ``(actor, IAM action)``; code both job images
+carry (:data:`SHARED_CODE`) counts for the image that called it, or for both. Calls made by
+test code itself (creating a secret in moto, say) belong to no actor and are ignored.
 
 After each test, every recorded call must be in :data:`tests.iam.expected.CODE_CALLS` for its
 actor; otherwise the test errors at teardown with the line to add. The permission check
@@ -35,6 +36,12 @@ ACTOR_CODE: tuple[tuple[str, str], ...] = (
     (str(ROOT / "containers" / "inference") + "/", "inference-job"),
     (str(ROOT / "lambda" / "launcher") + "/", "launcher"),
     (str(ROOT / "lambda" / "studio_cleanup") + "/", "studio-cleanup"),
+)
+# Runtime code built into several images (containers/shared/mlops_runtime): a call made there
+# belongs to the image whose code called it; called from no image's code (a test calling it
+# directly), to every image that carries it.
+SHARED_CODE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (str(ROOT / "containers" / "shared") + "/", ("training-job", "inference-job")),
 )
 # The Studio lifecycle script writes this IPython start-up file into the user's home.
 STUDIO_STARTUP_SUFFIX = "/.ipython/profile_default/startup/00-mlflow-tracking-uri.py"
@@ -79,14 +86,12 @@ class Recorder:
             return
         service = model.service_model
         signing = service.signing_name or service.endpoint_prefix
-        who = actor_of(sys._getframe(1))
-        if who is None:
-            return
-        actor, code = who
+        actors, code = actors_of(sys._getframe(1))
         with self._lock:
-            call = Recorded(actor, iam_action(signing, model.name), code)
-            self.calls.append(call)
-            self.seen.add((call.actor, call.action))
+            for actor in actors:
+                call = Recorded(actor, iam_action(signing, model.name), code)
+                self.calls.append(call)
+                self.seen.add((call.actor, call.action))
 
     def take(self) -> list[Recorded]:
         with self._lock:
@@ -94,17 +99,28 @@ class Recorder:
         return calls
 
 
-def actor_of(frame: FrameType | None) -> tuple[str, str] | None:
+def actors_of(frame: FrameType | None) -> tuple[tuple[str, ...], str]:
+    """The actors a call from ``frame`` is made by (none: test code) and the runtime line."""
+    shared: tuple[tuple[str, ...], str] | None = None  # the innermost shared-code frame
     while frame is not None:
         filename = frame.f_code.co_filename
+        where = f"{filename}:{frame.f_lineno}"
         if filename.endswith(STUDIO_STARTUP_SUFFIX):
-            return "studio-user", f"{filename}:{frame.f_lineno}"
+            return ("studio-user",), shared[1] if shared else where
         if not any(part in filename for part in NOT_RUNTIME):
+            where = (
+                f"{Path(filename).relative_to(ROOT)}:{frame.f_lineno}"
+                if filename.startswith(str(ROOT))
+                else where
+            )
             for prefix, actor in ACTOR_CODE:
                 if filename.startswith(prefix):
-                    return actor, f"{Path(filename).relative_to(ROOT)}:{frame.f_lineno}"
+                    return (actor,), shared[1] if shared else where
+            for prefix, carriers in SHARED_CODE:
+                if shared is None and filename.startswith(prefix):
+                    shared = carriers, where
         frame = frame.f_back
-    return None
+    return shared if shared else ((), "")
 
 
 RECORDER = Recorder()

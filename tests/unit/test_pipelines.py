@@ -533,8 +533,8 @@ MODE_APPS = {
 
 @pytest.mark.parametrize("mode", MODE_APPS)
 def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(mode: str) -> None:
-    from iris_inference.mlflow_auth import SECRET_ARN_ENV as INFERENCE_READS  # noqa: PLC0415
-    from iris_training.mlflow_auth import SECRET_ARN_ENV as TRAINING_READS  # noqa: PLC0415
+    # Both images read it with the one shared module (containers/shared/mlops_runtime).
+    from mlops_runtime.mlflow_auth import SECRET_ARN_ENV  # noqa: PLC0415
 
     env, overrides = MODE_APPS[mode]
     app = synthesized(env, **overrides)
@@ -551,13 +551,13 @@ def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(m
         if "secretsmanager:GetSecretValue" in s["Action"]
     ]
     if mode in ("serverless", "managed"):  # SigV4: no secret anywhere
-        assert all(TRAINING_READS not in e for e in environments.values())
+        assert all(SECRET_ARN_ENV not in e for e in environments.values())
         assert reads_secret == []
         return
-    assert TRAINING_READS == INFERENCE_READS == "MLFLOW_CREDENTIALS_SECRET_ARN"
-    secret = stack.resolve(environments["training"][TRAINING_READS])
+    assert SECRET_ARN_ENV == "MLFLOW_CREDENTIALS_SECRET_ARN"
+    secret = stack.resolve(environments["training"][SECRET_ARN_ENV])
     assert "ClientSecret" in json.dumps(secret)  # the tracking stack's client user, by reference
-    assert stack.resolve(environments["inference"][INFERENCE_READS]) == secret
-    assert stack.resolve(environments["launcher"][TRAINING_READS]) == secret
+    assert stack.resolve(environments["inference"][SECRET_ARN_ENV]) == secret
+    assert stack.resolve(environments["launcher"][SECRET_ARN_ENV]) == secret
     (statement,) = reads_secret  # the job role may read exactly that secret
     assert statement["Resource"] == secret

@@ -15,8 +15,10 @@ import traceback
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from mlops_runtime.logs import configure_logging
+from mlops_runtime.mlflow_auth import credentials_from_secret, http_environment
+
 from iris_inference.errors import UserError
-from iris_inference.mlflow_auth import credentials_from_secret, http_environment
 from iris_inference.settings import load_settings
 
 log = logging.getLogger("iris_inference")
@@ -24,7 +26,7 @@ log = logging.getLogger("iris_inference")
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
-    _configure_logging()
+    configure_logging(log)
     # StopProcessingJob sends SIGTERM: unwind so the staging directory is removed.
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -49,15 +51,3 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
-
-
-def _configure_logging() -> None:
-    # Each run logs to the stdout of that run: a handler kept from an earlier in-process run
-    # (tests, an embedding caller) would otherwise write to a stream that may be closed.
-    for existing in list(log.handlers):
-        log.removeHandler(existing)  # no flush: its stream may already be closed
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False

@@ -1,5 +1,8 @@
-"""Errors the caller can fix: reported as one line, never as a traceback."""
+"""Errors the caller can fix: reported as one line, never as a traceback.
 
+One class for both images and their shared code (mlops_runtime), so a CLI catches them all.
+"""
 
-class UserError(Exception):
-    """A bad setting, a missing model alias or an unreadable input; the message names it."""
+from mlops_runtime.errors import UserError
+
+__all__ = ["UserError"]

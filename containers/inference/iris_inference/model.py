@@ -12,10 +12,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlops_runtime.mlflow_auth import mlflow_failure
 from sklearn.base import ClassifierMixin
 
 from iris_inference.errors import UserError
-from iris_inference.mlflow_auth import mlflow_failure
 from iris_inference.sources import CANONICAL_FEATURES
 
 

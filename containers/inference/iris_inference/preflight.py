@@ -28,9 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_runtime.mlflow_auth import credentials_from_secret
+
 from iris_inference import preflight_contract as contract
 from iris_inference.errors import UserError
-from iris_inference.mlflow_auth import credentials_from_secret
 
 log = logging.getLogger("iris_inference.preflight")
 

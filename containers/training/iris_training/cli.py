@@ -15,10 +15,12 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 
+from mlops_runtime.logs import configure_logging
+from mlops_runtime.mlflow_auth import credentials_from_secret, http_environment
+
 from iris_training.contract import TrainingPaths, read_hyperparameters, write_atomically
 from iris_training.errors import UserError
 from iris_training.hyperparameters import parse_hyperparameters
-from iris_training.mlflow_auth import credentials_from_secret, http_environment
 from iris_training.settings import RunSettings
 
 log = logging.getLogger("iris_training")
@@ -27,7 +29,7 @@ log = logging.getLogger("iris_training")
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     _parser().parse_args(argv)
     env = os.environ if env is None else env
-    _configure_logging()
+    configure_logging(log)
     paths = TrainingPaths.from_env(env)
     try:
         hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
@@ -70,15 +72,3 @@ def _fail(paths: TrainingPaths, message: str) -> int:
         message += f" (not written to {paths.failure_file}: {err.strerror or err})"
     print(message, file=sys.stderr, flush=True)
     return 1
-
-
-def _configure_logging() -> None:
-    # Each run logs to the stdout of that run: a handler kept from an earlier in-process run
-    # (tests, an embedding caller) would otherwise write to a stream that may be closed.
-    for existing in list(log.handlers):
-        log.removeHandler(existing)  # no flush: its stream may already be closed
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False

@@ -15,6 +15,7 @@ import mlflow.sklearn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlops_runtime.mlflow_auth import mlflow_failure
 from sklearn.ensemble import RandomForestClassifier
 
 from iris_training.contract import TRAIN_CHANNEL, TrainingPaths, write_atomically
@@ -27,7 +28,6 @@ from iris_training.evaluate import (
 )
 from iris_training.gate import ClassCoverage, GateDecision, decide
 from iris_training.hyperparameters import Hyperparameters
-from iris_training.mlflow_auth import mlflow_failure
 from iris_training.profile import reference_profile, write_profile
 from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
 from iris_training.settings import RunSettings

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from iris_inference.errors import UserError
+from mlops_runtime.errors import UserError
 
 SECRET_ARN_ENV = "MLFLOW_CREDENTIALS_SECRET_ARN"  # noqa: S105 -- a variable name
 USERNAME_ENV = "MLFLOW_TRACKING_USERNAME"

@@ -54,7 +54,7 @@ def _client(service: str) -> Any:
         service,
         region_name="eu-west-1",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 (a fake for the stub)
+        aws_secret_access_key="testing",
     )
 
 
