@@ -184,7 +184,7 @@ def test_the_aws_calls_the_preflight_makes(s3: Any, store: Store, tmp_path: Path
     # For the permissions check (issue 11, class 3): every AWS API call, recorded by a botocore
     # event hook. MLflow's own call (GetModelVersionByAlias) goes to the tracking server, signed
     # with SigV4 in the SageMaker modes; with a self-hosted server the container first reads the
-    # basic-auth secret (secretsmanager:GetSecretValue, iris_inference.mlflow_auth).
+    # basic-auth secret (secretsmanager:GetSecretValue, mlops_runtime.mlflow_auth).
     calls: list[str] = []
     s3.meta.events.register("before-call.*.*", lambda model, **_: calls.append(f"s3:{model.name}"))
     args = [contract.OBJECTS_FLAG, TRAINING, contract.OBJECTS_FLAG, INPUT, contract.ALIAS_FLAG]
