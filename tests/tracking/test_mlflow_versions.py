@@ -44,8 +44,10 @@ def client_versions(app: SynthesizedApp) -> set[str]:
     """The ``mlflow==`` pin of every job image the pipelines stack ships."""
     versions = set()
     for source in _asset_manifests(app, "pipelines"):
-        directory = Path(app.assembly.directory) / str(source["directory"])
-        versions.add(_pin((directory / "requirements.txt").read_text(), "mlflow"))
+        # One build context for both images: each image's requirements sit beside its Dockerfile.
+        context = Path(app.assembly.directory) / str(source["directory"])
+        image = (context / str(source.get("dockerFile", "Dockerfile"))).parent
+        versions.add(_pin((image / "requirements.txt").read_text(), "mlflow"))
     assert versions, "the pipelines stack ships no job image"
     return versions
 
