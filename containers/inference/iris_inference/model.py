@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import mlflow
@@ -12,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
-from mlops_runtime.mlflow_auth import mlflow_failure
+from mlops_runtime.mlflow_auth import mlflow_failure, point_mlflow_at
 from sklearn.base import ClassifierMixin
 
 from iris_inference.errors import UserError
@@ -35,11 +34,7 @@ class ProductionModel:
 
 
 def load_production_model(*, tracking_uri: str, name: str, alias: str) -> ProductionModel:
-    mlflow.set_tracking_uri(tracking_uri)
-    if not tracking_uri.startswith("arn:"):
-        # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a
-        # warning on each request when it is not one; it only matters for ARNs.
-        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    point_mlflow_at(tracking_uri)
     try:
         version = _resolve(MlflowClient(), name, alias)
         # Load the resolved version, not the alias: the alias may move while this job runs.

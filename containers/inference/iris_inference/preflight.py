@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_runtime.mlflow_auth import credentials_from_secret
+from mlops_runtime.mlflow_auth import credentials_from_secret, point_mlflow_at
 
 from iris_inference import preflight_contract as contract
 from iris_inference.errors import UserError
@@ -114,7 +114,6 @@ def check_objects(s3: Any, uri: str) -> Check:
 def check_alias(tracking_uri: str, name: str, alias: str) -> Check:
     """Does ``models:/name@alias`` exist? Missing model or alias: not ready. Anything else
     (unreachable, denied, server error): a UserError, the preflight cannot decide."""
-    import mlflow  # noqa: PLC0415 -- slow import; only when the alias is checked
     from mlflow import MlflowClient  # noqa: PLC0415
     from mlflow.exceptions import MlflowException  # noqa: PLC0415
     from mlflow.protos.databricks_pb2 import (  # noqa: PLC0415
@@ -124,10 +123,7 @@ def check_alias(tracking_uri: str, name: str, alias: str) -> Check:
     )
 
     label = f"models:/{name}@{alias}"
-    mlflow.set_tracking_uri(tracking_uri)
-    if not tracking_uri.startswith("arn:"):
-        # As iris_inference.model: the SageMaker header plugin warns on every non-ARN request.
-        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    point_mlflow_at(tracking_uri)
     try:
         version = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException as err:

@@ -9,6 +9,7 @@ here. Credentials already in the environment win. The password is never logged.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 
 from mlops_runtime.errors import UserError
@@ -28,6 +29,19 @@ HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": ("1", 0, 120),
     "MLFLOW_HTTP_REQUEST_TIMEOUT": ("20", 1, 3600),
 }
+
+
+def point_mlflow_at(tracking_uri: str) -> None:
+    """Point this process's MLflow client at ``tracking_uri``.
+
+    sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a warning on
+    each request when it is not one; it only matters for ARNs, so it is quieted for the others.
+    """
+    import mlflow  # noqa: PLC0415 -- heavy; synth imports this module for http_environment
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if not tracking_uri.startswith("arn:"):
+        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
 
 def http_environment(env: Mapping[str, str]) -> dict[str, str]:

@@ -15,7 +15,7 @@ import mlflow.sklearn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
-from mlops_runtime.mlflow_auth import mlflow_failure
+from mlops_runtime.mlflow_auth import mlflow_failure, point_mlflow_at
 from sklearn.ensemble import RandomForestClassifier
 
 from iris_training.contract import TRAIN_CHANNEL, TrainingPaths, write_atomically
@@ -117,11 +117,7 @@ def run_training(
 
 
 def _connect(settings: RunSettings) -> None:
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    if not settings.tracking_uri.startswith("arn:"):
-        # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and logs a
-        # warning on each request when it is not one; it only matters for ARNs.
-        logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
+    point_mlflow_at(settings.tracking_uri)
     mlflow.set_experiment(settings.experiment_name)
 
 
