@@ -34,6 +34,11 @@ class TrainingPaths:
     def hyperparameters_file(self) -> Path:
         return self.base / "input" / "config" / "hyperparameters.json"
 
+    @property
+    def resource_config_file(self) -> Path:
+        """The job's hosts (iris_training.hosts); absent outside SageMaker."""
+        return self.base / "input" / "config" / "resourceconfig.json"
+
     def channel(self, name: str) -> Path:
         return self.base / "input" / "data" / name
 

@@ -45,6 +45,13 @@ class Hyperparameters(BaseModel):
     )
     test_size: float = Field(0.2, gt=0.0, lt=1.0, description="a number strictly between 0 and 1")
     min_accuracy: float = Field(0.85, ge=0.0, le=1.0, description="a number between 0 and 1")
+    # tuning_contract.REGISTER_HYPERPARAMETER: "false" in every job of a tuning step (log the run
+    # and print the objective, never register or move an alias). Strings only, as SageMaker
+    # passes them: pydantic's lax bool would also take yes/1/on. Named `register` through its
+    # alias: a field called so would shadow BaseModel.register (ABCMeta) and warn at import.
+    register_: Literal["true", "false"] = Field(
+        "true", alias="register", description="one of true, false"
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -62,6 +69,10 @@ class Hyperparameters(BaseModel):
         return value
 
     @property
+    def registers(self) -> bool:
+        return self.register_ == "true"
+
+    @property
     def sklearn_max_features(self) -> str | None:
         return None if self.max_features == "all" else self.max_features
 
@@ -77,10 +88,16 @@ def _unquote(value: object) -> object:
     return value
 
 
+def hyperparameter_names() -> tuple[str, ...]:
+    """The names a job passes (a field's alias when it has one)."""
+    return tuple(f.alias or n for n, f in Hyperparameters.model_fields.items())
+
+
 def _describe(name: str) -> str:
-    field = Hyperparameters.model_fields.get(name)
+    fields = {f.alias or n: f for n, f in Hyperparameters.model_fields.items()}
+    field = fields.get(name)
     if field is None or field.description is None:
-        known = ", ".join(Hyperparameters.model_fields)
+        known = ", ".join(hyperparameter_names())
         return f"a known hyperparameter (known: {known})"
     return field.description
 

@@ -31,6 +31,7 @@ from iris_training.hyperparameters import Hyperparameters
 from iris_training.profile import reference_profile, write_profile
 from iris_training.registry import PRODUCTION_ALIAS, promote, score_champion, tag_version
 from iris_training.settings import RunSettings
+from iris_training.tuning_contract import JOB_NAME_TAG, REGISTER_HYPERPARAMETER
 
 log = logging.getLogger("iris_training")
 
@@ -40,36 +41,49 @@ _SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
 _MODEL_REQUIREMENTS = ["mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy"]
 MODEL_SUBDIR = "mlflow-model"
 EVALUATION_FILE = "evaluation.json"
+# The model's artifact name in its run: register_best registers `runs:/<run id>/model`.
+MODEL_ARTIFACT = "model"
 
 
 @dataclass(frozen=True)
 class TrainingResult:
+    """What a run did; version and decision are None when it did not register (register=false)."""
+
     model_name: str
-    version: str
+    version: str | None
     run_id: str
     evaluation: Evaluation
-    decision: GateDecision
+    decision: GateDecision | None
     data_sha256: str
     data_source: str
+    training_job_name: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        champion = self.decision.champion
         return {
             "model_name": self.model_name,
             "version": self.version,
             "run_id": self.run_id,
+            "training_job_name": self.training_job_name,
             "accuracy": self.evaluation.accuracy,
             "macro_f1": self.evaluation.macro_f1,
-            "gate": {
-                "decision": self.decision.verdict,
-                "reason": self.decision.reason,
-                "min_accuracy": self.decision.min_accuracy,
-                "champion_version": champion.version if champion else None,
-                "champion_accuracy": champion.accuracy if champion else None,
-            },
-            "alias": PRODUCTION_ALIAS if self.decision.promote else None,
+            "registered": self.version is not None,
+            "gate": gate_json(self.decision),
+            "alias": PRODUCTION_ALIAS if self.decision and self.decision.promote else None,
             "data": {"sha256": self.data_sha256, "source": self.data_source},
         }
+
+
+def gate_json(decision: GateDecision | None) -> dict[str, object] | None:
+    if decision is None:
+        return None
+    champion = decision.champion
+    return {
+        "decision": decision.verdict,
+        "reason": decision.reason,
+        "min_accuracy": decision.min_accuracy,
+        "champion_version": champion.version if champion else None,
+        "champion_accuracy": champion.accuracy if champion else None,
+    }
 
 
 def run_training(
@@ -133,7 +147,7 @@ def _fit(hyperparameters: Hyperparameters, parts: Split) -> RandomForestClassifi
     return model.fit(parts.x_train, parts.y_train.to_numpy(dtype=object))
 
 
-def _model_kwargs(
+def model_kwargs(
     model: RandomForestClassifier, parts: Split, extra_files: list[str]
 ) -> dict[str, object]:
     example = parts.x_train.head(3)
@@ -155,7 +169,7 @@ def _save_model_dir(
     staging = model_dir / f".{MODEL_SUBDIR}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     model_dir.mkdir(parents=True, exist_ok=True)
-    mlflow.sklearn.save_model(model, str(staging), **_model_kwargs(model, parts, extra_files))
+    mlflow.sklearn.save_model(model, str(staging), **model_kwargs(model, parts, extra_files))
     shutil.rmtree(target, ignore_errors=True)  # a local re-run; SageMaker starts empty
     staging.replace(target)
 
@@ -175,12 +189,16 @@ def _track(
     if settings.pipeline_execution_id:
         lineage["pipeline.execution_id"] = settings.pipeline_execution_id
     if settings.training_job_name:
-        lineage["sagemaker.training_job_name"] = settings.training_job_name
+        # SageMaker sets TRAINING_JOB_NAME in every training container ("How Amazon SageMaker AI
+        # provides training information", Environment variables,
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html);
+        # register_best finds a tuning job's run by this tag.
+        lineage[JOB_NAME_TAG] = settings.training_job_name
 
     with mlflow.start_run(run_name=settings.training_job_name) as run:
         log.info("mlflow: run %s in experiment %r", run.info.run_id, settings.experiment_name)
         mlflow.set_tags(lineage)
-        mlflow.log_params(hyperparameters.model_dump())
+        mlflow.log_params(hyperparameters.model_dump(by_alias=True))
         mlflow.log_params({"data.rows": dataset.rows, "data.test_rows": len(parts.y_test)})
         mlflow.log_metrics(evaluation.metrics())
         mlflow.log_figure(
@@ -191,6 +209,24 @@ def _track(
             feature_importance_figure(model.feature_importances_, list(parts.x_train.columns)),
             "plots/feature_importance.png",
         )
+
+        if not hyperparameters.registers:
+            # A tuning job: the model stays in its run; register_best gates and registers the
+            # best job's model after the tuning step.
+            mlflow.sklearn.log_model(
+                model, name=MODEL_ARTIFACT, **model_kwargs(model, parts, extra_files)
+            )
+            log.info("not registered: hyperparameter %s=false", REGISTER_HYPERPARAMETER)
+            return TrainingResult(
+                model_name=settings.model_name,
+                version=None,
+                run_id=run.info.run_id,
+                evaluation=evaluation,
+                decision=None,
+                data_sha256=dataset.sha256,
+                data_source=dataset.source,
+                training_job_name=settings.training_job_name,
+            )
 
         champion = score_champion(client, settings.model_name, parts.x_test, parts.y_test)
         decision = decide(
@@ -207,9 +243,9 @@ def _track(
 
         info = mlflow.sklearn.log_model(
             model,
-            name="model",
+            name=MODEL_ARTIFACT,
             registered_model_name=settings.model_name,
-            **_model_kwargs(model, parts, extra_files),
+            **model_kwargs(model, parts, extra_files),
         )
         version = str(info.registered_model_version)
         tag_version(client, settings.model_name, version, {**lineage, **decision.tags()})
@@ -230,4 +266,5 @@ def _track(
             decision=decision,
             data_sha256=dataset.sha256,
             data_source=dataset.source,
+            training_job_name=settings.training_job_name,
         )
