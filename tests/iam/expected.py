@@ -93,6 +93,11 @@ MLFLOW_OPERATIONS = (
     "SetRegisteredModelAlias",
     "GetModelVersionByAlias",
     "GetDownloadUriForModelVersionArtifacts",
+    # iris_training.register_best (training image): find the tuning job's run, register its
+    # logged model (MLflow 3 resolves runs:/<id>/model through the run's logged models).
+    "SearchRuns",
+    "SearchLoggedModels",
+    "GetLoggedModel",
 )
 
 
