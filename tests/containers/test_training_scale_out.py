@@ -107,7 +107,9 @@ def test_the_leader_trains_logs_and_registers(
     evaluation = json.loads((base / "output" / "data" / "evaluation.json").read_text())
     assert evaluation["registered"] is True
     assert store.production_version() == evaluation["version"]
-    assert "is a follower" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "host algo-1 leads 3 hosts: it alone trains" in out
+    assert "is a follower" not in out
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if cluster is not None and not cluster.is_leader:
             log.info("%s", cluster.follower_line())
             return 0
+        if cluster is not None and len(cluster.hosts) > 1:
+            log.info(
+                "host %s leads %d hosts: it alone trains", cluster.current_host, len(cluster.hosts)
+            )
         hyperparameters = parse_hyperparameters(read_hyperparameters(paths.hyperparameters_file))
         settings = RunSettings.from_env(env)
         paths.check_writable()
