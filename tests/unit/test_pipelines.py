@@ -17,8 +17,16 @@ from tests.conftest import synthesized
 from tests.synth import ENVIRONMENTS, SynthesizedApp
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
-OPERATION = {"Training": "CreateTrainingJob", "Processing": "CreateProcessingJob"}
-JOB_NAME = {"Training": "TrainingJobName", "Processing": "ProcessingJobName"}
+OPERATION = {
+    "Training": "CreateTrainingJob",
+    "Processing": "CreateProcessingJob",
+    "Tuning": "CreateHyperParameterTuningJob",
+}
+JOB_NAME = {
+    "Training": "TrainingJobName",
+    "Processing": "ProcessingJobName",
+    "Tuning": "HyperParameterTuningJobName",
+}
 PARAMETER_SHAPE_TYPES = {
     "String": {"string"},
     "Integer": {"integer", "long"},
@@ -189,6 +197,53 @@ def test_every_option_still_validates_against_the_sagemaker_api(full: Synthesize
             assert strict == [], step.name
     report, strict = _validate("Training", _launcher_request(full), ())
     assert (report, strict) == ("", [])
+
+
+# Tuning and sharded inference, with the options a tuning job's definition carries (spot with
+# checkpoints, VPC, an extra channel, a hand-written range), synthesized once.
+SCALED_OPTIONS = {
+    "pipelines.vpc": "true",
+    "pipelines.training.strategy": "tuning",
+    "pipelines.training.spot": "true",
+    "pipelines.training.max_wait_minutes": "60",
+    "pipelines.training.tuning.strategy": "Random",
+    "pipelines.training.tuning.ranges": '{"n_estimators": {"min": 10, "max": 50}, '
+    '"criterion": ["gini", "log_loss"]}',
+    "pipelines.training.environment": '{"LOG_LEVEL": "debug"}',
+    "pipelines.training.extra_channels": '[{"name": "extra", "prefix": "iris/extra/"}]',
+    "pipelines.inference.instance_count": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def scaled() -> SynthesizedApp:
+    return synthesized("staging", **SCALED_OPTIONS)
+
+
+def test_tuning_and_sharded_steps_validate_against_the_sagemaker_api(
+    scaled: SynthesizedApp,
+) -> None:
+    types = []
+    for definition in _definitions(scaled):
+        for step in definition.job_steps():
+            types.append((step.name, step.type))
+            report, strict = _validate(step.type, step.arguments, definition.parameters)
+            assert report == "", f"{step.name}: {report}"
+            assert strict == [], step.name
+    assert ("Tuning", "Tuning") in types and ("RegisterBest", "Processing") in types
+    assert ("Score", "Processing") in types and ("Commit", "Processing") in types
+
+
+def test_the_shape_check_catches_a_wrong_tuning_argument(scaled: SynthesizedApp) -> None:
+    # A tuning job's training job definition has no ProfilerConfig (CreateTrainingJob has), and
+    # its ranges' bounds are strings: both must fail the check above.
+    arguments = json.loads(json.dumps(_stack(scaled).training.arguments))
+    arguments["TrainingJobDefinition"]["ProfilerConfig"] = {"DisableProfiler": True}
+    ranges = arguments["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    ranges["IntegerParameterRanges"][0]["MinValue"] = 10
+    report, _ = _validate("Tuning", arguments, _stack(scaled).training.definition.parameters)
+    assert "Unknown parameter in TrainingJobDefinition" in report and "ProfilerConfig" in report
+    assert "MinValue" in report
 
 
 def test_the_shape_check_catches_a_wrong_argument() -> None:
