@@ -24,7 +24,6 @@ from mlops_cdk.contracts import SHARD
 from mlops_cdk.settings import InferenceJobSettings
 
 SHARD_OUTPUT = "shard"
-COMMIT_MAX_RUNTIME_SECONDS = 60 * 60
 
 
 def staging_uri(output_uri: Value, execution_id: Value) -> Mapping[str, Any]:
@@ -87,7 +86,7 @@ def commit_request(
         network["VpcConfig"] = context.network.vpc_config()
     return {
         "ProcessingResources": {"ClusterConfig": cluster},
-        "StoppingCondition": {"MaxRuntimeInSeconds": COMMIT_MAX_RUNTIME_SECONDS},
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_minutes * 60},
         "AppSpecification": {
             "ImageUri": context.image_uri,
             "ContainerEntrypoint": list(SHARD.COMMIT_ENTRYPOINT),
