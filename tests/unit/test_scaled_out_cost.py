@@ -32,4 +32,4 @@ def test_tuning_and_sharding_count_every_instance() -> None:
     assert "6 tuning jobs (3 at a time)" in training.detail
     # Score on 4 instances + the one-instance Commit, each up to the 20 min max runtime.
     assert processing.quantity == pytest.approx(DAILY * (4 + 1) * 20 / 60)
-    assert est.not_priced == [] or all("Tuning" not in item for item in est.not_priced)
+    assert not [item for item in est.not_priced if "Tuning" in item]
