@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 
+from mlops_cdk import contracts
 from mlops_cdk.contracts import TUNING
 from mlops_cdk.settings import ConfigError, IntegerRange, Settings
 from tests.synth import cdk_json_context
@@ -106,3 +110,19 @@ def test_bad_scaling_settings_stop_with_one_line(overrides: dict[str, str], mess
     text = str(raised.value)
     assert "\n" not in text
     assert message in text
+
+
+@pytest.mark.parametrize(
+    "loaded, module",
+    [
+        ("TUNING", "iris_training.tuning_contract"),
+        ("SHARD", "iris_inference.shard_contract"),
+    ],
+)
+def test_the_app_and_the_containers_read_one_contract(loaded: str, module: str) -> None:
+    app_side = getattr(contracts, loaded)
+    container_side = importlib.import_module(module)  # containers/ is on the test path
+    assert app_side.__file__ is not None and container_side.__file__ is not None
+    assert Path(app_side.__file__).resolve() == Path(container_side.__file__).resolve()
+    names = [n for n in dir(container_side) if n.isupper()]
+    assert names and all(getattr(app_side, n) == getattr(container_side, n) for n in names)
