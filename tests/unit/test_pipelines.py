@@ -616,3 +616,101 @@ def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(m
     assert stack.resolve(environments["launcher"][SECRET_ARN_ENV]) == secret
     (statement,) = reads_secret  # the job role may read exactly that secret
     assert statement["Resource"] == secret
+
+
+def test_tuning_step_runs_the_contract_and_only_register_best_registers(
+    scaled: SynthesizedApp,
+) -> None:
+    from mlops_cdk.contracts import TUNING  # noqa: PLC0415
+
+    training = _stack(scaled).training
+    config = training.arguments["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Random"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": TUNING.OBJECTIVE_TYPE,
+        "MetricName": TUNING.OBJECTIVE_METRIC,
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2}
+    ranges = config["ParameterRanges"]
+    assert ranges["IntegerParameterRanges"] == [
+        {"Name": "n_estimators", "MinValue": "10", "MaxValue": "50", "ScalingType": "Auto"}
+    ]
+    assert ranges["CategoricalParameterRanges"] == [
+        {"Name": "criterion", "Values": ["gini", "log_loss"]}
+    ]
+    definition = training.arguments["TrainingJobDefinition"]
+    assert definition["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": TUNING.OBJECTIVE_METRIC, "Regex": TUNING.OBJECTIVE_REGEX}
+    ]
+    assert definition["StaticHyperParameters"] == {TUNING.REGISTER_HYPERPARAMETER: "false"}
+    assert definition["ResourceConfig"]["InstanceCount"] == 1
+    assert "VpcConfig" in definition and definition["EnableManagedSpotTraining"] is True
+    # The container's own regex finds the value in the line it prints.
+    found = re.search(TUNING.OBJECTIVE_REGEX, f"{TUNING.OBJECTIVE_METRIC}=0.9667")
+    assert found is not None and found.group(1) == "0.9667"
+    register = training.register_arguments
+    app = register["AppSpecification"]
+    assert app["ContainerEntrypoint"] == list(TUNING.REGISTER_BEST_ENTRYPOINT)
+    assert app["ContainerArguments"] == [
+        "--training-job-name",
+        {"Get": "Steps.Tuning.BestTrainingJob.TrainingJobName"},
+        "--min-accuracy",
+        {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MinAccuracy"}]}},
+    ]
+    (data,) = register["ProcessingInputs"]
+    assert data["S3Input"]["LocalPath"] == TUNING.REGISTER_DATA_DIR
+    assert data["S3Input"]["S3Uri"] == {"Get": "Parameters.TrainingDataUri"}
+    assert (
+        register["Environment"]["MLFLOW_TRACKING_URI"]
+        == (definition["Environment"]["MLFLOW_TRACKING_URI"])
+    )
+    assert register["NetworkConfig"]["VpcConfig"] == definition["VpcConfig"]
+    names = {p.name for p in training.definition.parameters}
+    assert "TrainingInstanceCount" not in names  # each tuning job trains on one instance
+
+
+def test_sharded_score_and_commit_follow_the_shard_contract(scaled: SynthesizedApp) -> None:
+    from mlops_cdk.contracts import SHARD  # noqa: PLC0415
+
+    inference = _stack(scaled).inference
+    score, commit = inference.arguments, inference.commit_arguments
+    assert score["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+    (data,) = score["ProcessingInputs"]
+    assert data["S3Input"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert score["Environment"][SHARD.SHARDED_ENV] == "1"
+    staging = {
+        "Std:Join": {
+            "On": "",
+            "Values": [
+                {"Get": "Parameters.OutputDataUri"},
+                f"{SHARD.STAGING_PREFIX}/",
+                {"Get": "Execution.PipelineExecutionId"},
+                "/",
+            ],
+        }
+    }
+    (shard,) = score["ProcessingOutputConfig"]["Outputs"]
+    assert shard["S3Output"]["LocalPath"] == SHARD.STAGING_DIR
+    assert shard["S3Output"]["S3Uri"] == staging
+    assert commit["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert commit["AppSpecification"]["ContainerEntrypoint"] == list(SHARD.COMMIT_ENTRYPOINT)
+    assert commit["AppSpecification"]["ContainerArguments"] == [
+        "--expected-shards",
+        "3",
+        "--output-uri",
+        {"Get": "Parameters.OutputDataUri"},
+    ]
+    (staged,) = commit["ProcessingInputs"]
+    assert staged["S3Input"]["LocalPath"] == SHARD.COMMIT_INPUT_DIR
+    assert staged["S3Input"]["S3Uri"] == staging
+    assert SHARD.SHARDED_ENV not in commit["Environment"]
+    steps = {s.name: s for s in inference.definition.job_steps()}
+    assert steps["Commit"].depends_on == ("Score",)
+
+
+def test_one_inference_instance_keeps_the_single_writer(dev: SynthesizedApp) -> None:
+    inference = _stack(dev).inference
+    assert [s.name for s in inference.definition.job_steps()] == ["Preflight", "Score"]
+    (data,) = inference.arguments["ProcessingInputs"]
+    assert data["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
+    assert inference.arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
