@@ -714,3 +714,37 @@ def test_one_inference_instance_keeps_the_single_writer(dev: SynthesizedApp) -> 
     (data,) = inference.arguments["ProcessingInputs"]
     assert data["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
     assert inference.arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+
+
+def _container_knows_register() -> bool:
+    from iris_training.errors import UserError  # noqa: PLC0415
+    from iris_training.hyperparameters import parse_hyperparameters  # noqa: PLC0415
+
+    from mlops_cdk.contracts import TUNING  # noqa: PLC0415
+
+    try:
+        parse_hyperparameters({TUNING.REGISTER_HYPERPARAMETER: "false"})
+    except UserError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _container_knows_register(),
+    reason="the training container does not read the contract's register hyperparameter yet "
+    "(helper training, issue 15)",
+)
+def test_every_tuning_job_gets_hyperparameters_the_container_accepts(
+    scaled: SynthesizedApp,
+) -> None:
+    from iris_training.hyperparameters import parse_hyperparameters  # noqa: PLC0415
+
+    config = _stack(scaled).training.arguments
+    static = config["TrainingJobDefinition"]["StaticHyperParameters"]
+    ranges = config["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    tried = [
+        {r["Name"]: r[bound] for r in ranges["IntegerParameterRanges"]}
+        for bound in ("MinValue", "MaxValue")
+    ] + [{r["Name"]: value} for r in ranges["CategoricalParameterRanges"] for value in r["Values"]]
+    for values in tried:
+        parse_hyperparameters({**static, **values})  # raises on a name or value it refuses
