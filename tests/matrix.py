@@ -17,6 +17,11 @@ from tests.conftest import synthesized
 from tests.synth import ENVIRONMENTS, FORMS, MODES, SynthesizedApp, cdk_json_context
 
 EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
+# Training by automatic model tuning, inference sharded over 3 instances + the commit step.
+SCALED_OUT = (
+    ("pipelines.training.strategy", "tuning"),
+    ("pipelines.inference.instance_count", "3"),
+)
 
 
 def default_mode(env: str) -> str:
@@ -58,6 +63,8 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_instance"),)),
     Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),
+    # Scaled out: the tuning step and sharded inference, in each env's default mode, both forms.
+    *(Variant(env, default_mode(env), form, SCALED_OUT) for form in FORMS for env in ENVIRONMENTS),
 )
 
 

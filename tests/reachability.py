@@ -414,6 +414,9 @@ class Platform:
             definition = parse_with_tokens(props["PipelineDefinition"]["PipelineDefinitionBody"])
             for step in all_steps(definition.get("Steps", [])):
                 arguments = step.get("Arguments", {})
+                if step.get("Type") == "Tuning":
+                    # A tuning job's training jobs run as its TrainingJobDefinition says.
+                    arguments = arguments.get("TrainingJobDefinition", {})
                 vpc = arguments.get("VpcConfig") or arguments.get("NetworkConfig", {}).get(
                     "VpcConfig"
                 )
@@ -426,7 +429,7 @@ class Platform:
                     vpc["Subnets"],
                 )
                 self.vpc_clients.append(node)
-                if step["Type"] == "Training":
+                if step["Type"] in ("Training", "Tuning"):
                     # "allow inbound connections between members of the same security group"
                     # (distributed training, any port):
                     # https://docs.aws.amazon.com/sagemaker/latest/dg/train-vpc.html

@@ -34,6 +34,19 @@ def test_the_pairs_cover_what_the_platform_runs(variant: Variant) -> None:
     reasons = {pair.why for pair in platform.pairs}
     settings = app.settings
     self_hosted = settings.tracking.mode in ("fargate", "ec2")
+    if settings.jobs_in_vpc:
+        # Every job step (a tuning step's training jobs too) is a client in the private subnets.
+        assert app.platform.pipelines is not None
+        pipelines = app.platform.pipelines
+        steps = {
+            step.name
+            for built in (pipelines.training, pipelines.inference)
+            for step in built.definition.job_steps()
+        }
+        clients = {
+            node.name.split(" ")[1] for node in platform.vpc_clients if node.name.startswith("job ")
+        }
+        assert steps <= clients, f"job steps not placed in the VPC: {sorted(steps - clients)}"
     if self_hosted:
         clients = {
             pair.client.name.split(" ")[0]

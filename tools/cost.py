@@ -545,6 +545,9 @@ def _price_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:
     kind, args = step["Type"], step.get("Arguments", {})
     if kind in FREE_STEPS:
         return
+    if kind == "Tuning":
+        _price_tuning_step(step, runs, out)
+        return
     if kind == "Training":
         config = args.get("ResourceConfig", {})
         family = "training"
@@ -565,6 +568,30 @@ def _price_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:
     if gb:
         out.add("scheduled", "SageMaker job volumes", "sagemaker.ml_storage.gb_month",
                 runs * count * gb * run_hours / out.prices.hours, f"{step['Name']}: {gb:g} GB")  # fmt: skip
+
+
+def _price_tuning_step(step: Mapping[str, Any], runs: float, out: _Collector) -> None:
+    """A tuning step: up to MaxNumberOfTrainingJobs training jobs per run, each on its
+    definition's instances for at most its max runtime (MaxParallelTrainingJobs of them at a
+    time: that sets the wall clock and the instances running at once, not the instance-hours)."""
+    args = step.get("Arguments", {})
+    limits = args.get("HyperParameterTuningJobConfig", {}).get("ResourceLimits", {})
+    jobs = int(limits.get("MaxNumberOfTrainingJobs", 1))
+    parallel = int(limits.get("MaxParallelTrainingJobs", 1))
+    definition = args.get("TrainingJobDefinition", {})
+    config = definition.get("ResourceConfig", {})
+    instance, count = config.get("InstanceType", "?"), int(config.get("InstanceCount", 1))
+    seconds = float(definition.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400))
+    spot = " (spot priced on-demand)" if definition.get("EnableManagedSpotTraining") else ""
+    detail = (f"{runs:.2f} runs x {jobs} tuning jobs ({parallel} at a time) x {count} x "
+              f"{seconds / 60:g} min max runtime{spot}")  # fmt: skip
+    out.add("scheduled", f"Training {instance}", f"sagemaker.training.{instance}.hour",
+            runs * jobs * count * seconds / 3600, detail)  # fmt: skip
+    gb = float(config.get("VolumeSizeInGB", 0))
+    if gb:
+        out.add("scheduled", "SageMaker job volumes", "sagemaker.ml_storage.gb_month",
+                runs * jobs * count * gb * seconds / 3600 / out.prices.hours,
+                f"{step['Name']}: {jobs} x {gb:g} GB")  # fmt: skip
 
 
 # --- the table --------------------------------------------------------------------------------

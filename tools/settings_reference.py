@@ -50,7 +50,8 @@ def _allowed(annotation: Any, field: FieldInfo) -> str:
         inner = _allowed(args[0], field) if args else "value"
         return f"list of {inner}"
     if origin is dict:
-        return "map of string to string"
+        value = _allowed(args[1], field) if len(args) == 2 else "string"
+        return f"map of string to {'string' if value == 'str' else value}"
     validators = {getattr(meta, "func", None) for meta in field.metadata}
     if check_log_retention in validators:
         return "days: " + ", ".join(str(d) for d in LOG_RETENTION_DAYS)

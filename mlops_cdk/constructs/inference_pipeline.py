@@ -6,7 +6,10 @@ either the run is a recorded skip (:mod:`mlops_cdk.constructs.preflight`).
 The container loads ``models:/<model>@<alias>`` from MLflow, scores everything under the input
 prefix (a job with no data file fails in one line; rows are generated only by the demo) and
 writes
-``<output>/date=YYYY-MM-DD/`` itself; SageMaker uploads that when the job ends.
+``<output>/date=YYYY-MM-DD/`` itself; SageMaker uploads that when the job ends. With
+``pipelines.inference.instance_count`` N > 1 the score step runs sharded on N instances into a
+staging prefix and a ``Commit`` step publishes the partition
+(:mod:`mlops_cdk.constructs.shard_requests`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlops_cdk.constructs.job_requests import InferenceValues, JobContext, processing_job_request
-from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
+from mlops_cdk.constructs.pipeline_definition import (
+    EXECUTION_ID,
+    Parameter,
+    PipelineDefinition,
+    Step,
+)
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
 from mlops_cdk.constructs.preflight import gated_steps, preflight_request
+from mlops_cdk.constructs.shard_requests import commit_request, sharded_score_request
 from mlops_cdk.settings import PipelinesSettings
 
 SCORE_STEP = "Score"
+COMMIT_STEP = "Commit"
 
 
 class InferencePipeline(Construct):
@@ -62,12 +72,45 @@ class InferencePipeline(Construct):
                 inference_date=p["date"].ref,
             ),
         )
-        score = Step(
-            name=SCORE_STEP,
-            type="Processing",
-            arguments=self.arguments,
-            description="Score the day's input with the production model",
-        )
+        jobs: tuple[Step, ...]
+        if inference.instance_count == 1:
+            jobs = (
+                Step(
+                    name=SCORE_STEP,
+                    type="Processing",
+                    arguments=self.arguments,
+                    description="Score the day's input with the production model",
+                ),
+            )
+        else:
+            self.arguments = sharded_score_request(
+                self.arguments, output_uri=p["output"].ref, execution_id=EXECUTION_ID
+            )
+            self.commit_arguments = commit_request(
+                inference,
+                context=context,
+                instance_type=p["instance_type"].ref,
+                output_uri=p["output"].ref,
+                execution_id=EXECUTION_ID,
+                environment=self.arguments["Environment"],
+            )
+            jobs = (
+                Step(
+                    name=SCORE_STEP,
+                    type="Processing",
+                    arguments=self.arguments,
+                    description=f"Score the day's input on {inference.instance_count} instances, "
+                    "each its share of the files, into the run's staging prefix",
+                ),
+                Step(
+                    name=COMMIT_STEP,
+                    type="Processing",
+                    arguments=self.commit_arguments,
+                    depends_on=(SCORE_STEP,),
+                    description="Publish the date partition from every shard (manifest last) "
+                    "and merge the drift statistics",
+                ),
+            )
         self.preflight_arguments = preflight_request(
             context=context,
             instance_type=settings.preflight_instance_type,
@@ -80,7 +123,7 @@ class InferencePipeline(Construct):
             parameters=tuple(p.values()),
             steps=gated_steps(
                 preflight=self.preflight_arguments,
-                jobs=(score,),
+                jobs=jobs,
                 checks="that the input prefix holds an object and the model alias exists",
             ),
         )

@@ -164,7 +164,8 @@ def processing_job_request(
 ) -> dict[str, Any]:
     """The CreateProcessingJob request without ProcessingJobName."""
     cluster: dict[str, Value] = {
-        "InstanceCount": 1,  # one writer per date partition
+        # N > 1: sharded, the Commit step is the one writer (constructs/shard_requests.py).
+        "InstanceCount": settings.instance_count,
         "InstanceType": values.instance_type,
         "VolumeSizeInGB": settings.volume_gb,
     }

@@ -105,9 +105,11 @@ class JobRoles(Construct):
         *,
         training_job_prefix: str | None = None,
         processing_job_prefix: str | None = None,
+        tuning_job_prefix: str | None = None,
     ) -> None:
         """Let ``grantee`` start (describe, stop, tag) jobs whose names start with the prefixes,
-        passing the execution role and nothing else.
+        passing the execution role and nothing else. A tuning job's training jobs are named
+        ``<tuning job>-NNN-<hash>`` and run as the role its definition passes.
         """
         stack = Stack.of(self)
         jobs: list[str] = []
@@ -127,6 +129,14 @@ class JobRoles(Construct):
                     resource_name=f"{processing_job_prefix.lower()}*",
                 )
             )
+        if tuning_job_prefix is not None:
+            jobs.append(
+                stack.format_arn(
+                    service="sagemaker",
+                    resource="hyper-parameter-tuning-job",
+                    resource_name=f"{tuning_job_prefix.lower()}*",
+                )
+            )
         actions: list[str] = ["sagemaker:AddTags"]
         if training_job_prefix is not None:
             actions += [
@@ -139,6 +149,13 @@ class JobRoles(Construct):
                 "sagemaker:CreateProcessingJob",
                 "sagemaker:DescribeProcessingJob",
                 "sagemaker:StopProcessingJob",
+            ]
+        if tuning_job_prefix is not None:
+            actions += [
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
             ]
         iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=jobs)
         self._started_jobs.append((grantee, jobs))

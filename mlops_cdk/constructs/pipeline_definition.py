@@ -39,8 +39,14 @@ from constructs import IConstruct
 SCHEMA_VERSION = "2020-12-01"
 
 ParameterType = Literal["String", "Integer", "Float", "Boolean"]
-StepType = Literal["Training", "Processing"]
-JOB_STEP_TYPES: frozenset[str] = frozenset({"Training", "Processing"})
+StepType = Literal["Training", "Processing", "Tuning"]
+JOB_STEP_TYPES: frozenset[str] = frozenset({"Training", "Processing", "Tuning"})
+# What a later step may read of a tuning step at run time. The SDK's TuningStep exposes the
+# DescribeHyperParameterTuningJob response as its properties (sagemaker-mlops
+# src/sagemaker/mlops/workflow/steps.py, TuningStep: Properties(shape_names=
+# ["DescribeHyperParameterTuningJobResponse", ...]), rendered by Properties.expr in
+# sagemaker-core src/sagemaker/core/workflow/properties.py as {"Get": "Steps.<step>.<path>"}).
+TUNING_PROPERTIES = frozenset({"BestTrainingJob.TrainingJobName"})
 
 EXECUTION_ID: Mapping[str, str] = {"Get": "Execution.PipelineExecutionId"}
 EXECUTION_VARIABLES = frozenset(
@@ -112,6 +118,12 @@ def json_get(step: str, property_file: PropertyFile, path: str) -> Mapping[str, 
     }
 
 
+def best_training_job_name(tuning_step: str) -> Mapping[str, str]:
+    """The name of the tuning step's best training job, at run time (a data dependency: the
+    step that reads it runs after the tuning step)."""
+    return {"Get": f"Steps.{tuning_step}.BestTrainingJob.TrainingJobName"}
+
+
 def equals(left: Any, right: Any) -> Mapping[str, Any]:
     """A condition: ``left == right`` (values, parameters or :func:`json_get`)."""
     return {"Type": "Equals", "LeftValue": left, "RightValue": right}
@@ -119,7 +131,8 @@ def equals(left: Any, right: Any) -> Mapping[str, Any]:
 
 @dataclass(frozen=True)
 class Step:
-    """One job step; ``arguments`` is the request body of the job API (without the job name)."""
+    """One job step; ``arguments`` is the request body of the job API (without the job name):
+    CreateTrainingJob, CreateProcessingJob or CreateHyperParameterTuningJob."""
 
     name: str
     type: StepType
@@ -206,6 +219,11 @@ class PipelineDefinition:
             for s in every
             if isinstance(s, Step)
             for f in s.property_files
+        } | {
+            f"{s.name}.{path}"
+            for s in every
+            if isinstance(s, Step) and s.type == "Tuning"
+            for path in TUNING_PROPERTIES
         }
         for step in every:
             for dependency in step.depends_on:
@@ -232,7 +250,7 @@ class PipelineDefinition:
         return tuple(found)
 
     def job_steps(self) -> tuple[Step, ...]:
-        """Every step that starts a job (training or processing), wherever it is nested."""
+        """Every step that starts a job (training, processing or tuning), wherever it is nested."""
         return tuple(s for s in self.all_steps() if isinstance(s, Step))
 
     def to_dict(self) -> dict[str, Any]:

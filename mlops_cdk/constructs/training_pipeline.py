@@ -3,7 +3,9 @@
 The container trains, evaluates, logs to MLflow, registers the model and moves the
 ``production`` alias only through its quality gate, so one step does the work. Before it the
 preflight checks the training prefixes hold data; with none the run is a recorded skip
-(:mod:`mlops_cdk.constructs.preflight`).
+(:mod:`mlops_cdk.constructs.preflight`). With ``pipelines.training.strategy=tuning`` the one
+step is a tuning step and a RegisterBest step after it
+(:mod:`mlops_cdk.constructs.tuning_requests`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from mlops_cdk.constructs.pipeline_definition import (
     Parameter,
     PipelineDefinition,
     Step,
+    best_training_job_name,
 )
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
 from mlops_cdk.constructs.preflight import gated_steps, preflight_request
+from mlops_cdk.constructs.tuning_requests import register_best_request, tuning_job_request
 from mlops_cdk.settings import PipelinesSettings
 
 TRAIN_STEP = "Train"
+TUNING_STEP = "Tuning"
+REGISTER_BEST_STEP = "RegisterBest"
 
 
 class TrainingPipeline(Construct):
@@ -49,37 +55,77 @@ class TrainingPipeline(Construct):
     ) -> None:
         super().__init__(scope, id)
         training = settings.training
+        tuned = training.strategy == "tuning"
         self.parameters = {
             "input": Parameter("TrainingDataUri", "String", training_uri),
             "output": Parameter("ModelOutputUri", "String", model_uri),
             "instance_type": Parameter("TrainingInstanceType", "String", training.instance_type),
-            "instance_count": Parameter(
-                "TrainingInstanceCount", "Integer", training.instance_count
+            # Tuning: each training job runs on one instance (settings refuse more).
+            **(
+                {}
+                if tuned
+                else {
+                    "instance_count": Parameter(
+                        "TrainingInstanceCount", "Integer", training.instance_count
+                    )
+                }
             ),
             "min_accuracy": Parameter("MinAccuracy", "Float", training.min_accuracy),
         }
         p = self.parameters
-        self.arguments = training_job_request(
-            training,
-            context=context,
-            values=TrainingValues(
-                input_uri=p["input"].ref,
-                output_uri=p["output"].ref,
-                instance_type=p["instance_type"].ref,
-                instance_count=p["instance_count"].ref,
+        values = TrainingValues(
+            input_uri=p["input"].ref,
+            output_uri=p["output"].ref,
+            instance_type=p["instance_type"].ref,
+            instance_count=1 if tuned else p["instance_count"].ref,
+            min_accuracy=p["min_accuracy"].as_string(),
+            checkpoint_uri=checkpoint_uri,
+            extra_channel_uris=extra_channel_uris,
+            execution_id=EXECUTION_ID,
+        )
+        jobs: tuple[Step, ...]
+        if tuned:
+            self.arguments = tuning_job_request(
+                training, context=context, values=values, experiment_name=settings.experiment_name
+            )
+            self.register_arguments = register_best_request(
+                training,
+                context=context,
+                instance_type=settings.preflight_instance_type,
+                training_uri=p["input"].ref,
+                best_job_name=best_training_job_name(TUNING_STEP),
                 min_accuracy=p["min_accuracy"].as_string(),
-                checkpoint_uri=checkpoint_uri,
-                extra_channel_uris=extra_channel_uris,
+                experiment_name=settings.experiment_name,
                 execution_id=EXECUTION_ID,
-            ),
-            experiment_name=settings.experiment_name,
-        )
-        train = Step(
-            name=TRAIN_STEP,
-            type="Training",
-            arguments=self.arguments,
-            description="Train, evaluate, register; promote through the quality gate",
-        )
+            )
+            jobs = (
+                Step(
+                    name=TUNING_STEP,
+                    type="Tuning",
+                    arguments=self.arguments,
+                    description="Tune: several training jobs, each logs its run; none registers",
+                ),
+                # Reads the tuning step's best job name: a data dependency, so it runs after.
+                Step(
+                    name=REGISTER_BEST_STEP,
+                    type="Processing",
+                    arguments=self.register_arguments,
+                    description="Evaluate the best job's model, register it; promote through "
+                    "the quality gate",
+                ),
+            )
+        else:
+            self.arguments = training_job_request(
+                training, context=context, values=values, experiment_name=settings.experiment_name
+            )
+            jobs = (
+                Step(
+                    name=TRAIN_STEP,
+                    type="Training",
+                    arguments=self.arguments,
+                    description="Train, evaluate, register; promote through the quality gate",
+                ),
+            )
         # Every channel's prefix must hold an object: SageMaker refuses an empty one.
         self.preflight_arguments = preflight_request(
             context=preflight_context,
@@ -92,7 +138,7 @@ class TrainingPipeline(Construct):
             parameters=tuple(p.values()),
             steps=gated_steps(
                 preflight=self.preflight_arguments,
-                jobs=(train,),
+                jobs=jobs,
                 checks="that the training data prefixes hold an object",
             ),
         )

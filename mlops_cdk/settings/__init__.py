@@ -8,6 +8,7 @@ sections).
 
     common.py     Section base, ConfigError, shared field types (log retention, instance types)
     storage.py, network.py, tracking.py, studio.py, pipelines.py   one module per section
+    jobs.py, training.py, tuning.py, inference.py   the pipelines section's job settings
     root.py       Settings: every section, the cross-section rules
     loader.py     cdk.json + -c context -> Settings (DEFAULT_ENVIRONMENT, deep merge)
     errors.py     a ValidationError as one line naming the setting and where it was set
@@ -47,6 +48,7 @@ from mlops_cdk.settings.pipelines import (
     EnvironmentValue,
     InferenceJobSettings,
     InferenceScheduleSettings,
+    IntegerRange,
     JobEnvironment,
     LambdaLauncherSettings,
     NetworkIsolation,
@@ -59,6 +61,7 @@ from mlops_cdk.settings.pipelines import (
     TrainingInstanceType,
     TrainingJobSettings,
     TrainingScheduleSettings,
+    TuningSettings,
 )
 from mlops_cdk.settings.root import Settings
 from mlops_cdk.settings.storage import StorageSettings, bucket_name_problem
@@ -111,6 +114,7 @@ __all__ = [
     "InferenceJobSettings",
     "InferenceScheduleSettings",
     "IntChoice",
+    "IntegerRange",
     "InterfaceEndpoint",
     "JobEnvironment",
     "LambdaLauncherSettings",
@@ -136,6 +140,7 @@ __all__ = [
     "TrainingInstanceType",
     "TrainingJobSettings",
     "TrainingScheduleSettings",
+    "TuningSettings",
     "UserProfileName",
     "bucket_name_problem",
     "check_log_retention",

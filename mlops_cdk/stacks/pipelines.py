@@ -133,6 +133,8 @@ class PipelinesStack(Stack):
             self.roles.orchestration,
             training_job_prefix=PIPELINE_JOB_PREFIX,
             processing_job_prefix=PIPELINE_JOB_PREFIX,
+            # The name SageMaker Pipelines gives a tuning job is undocumented (docs/pipelines.md).
+            tuning_job_prefix=PIPELINE_JOB_PREFIX if training.strategy == "tuning" else None,
         )
 
         self.alarms = FailureAlarms(self, "Alarms", removal=removal, email=settings.alarm_email)

@@ -469,9 +469,72 @@ class _Builder:
             "the pipeline passes the execution role to its jobs",
             **{"iam:PassedToService": "sagemaker.amazonaws.com"},
         )
+        self.scaled_out(execution, orchestration, data, key)
 
         self.schedules()
         self.launcher()
+
+    def scaled_out(self, execution: str, orchestration: str, data: str, key: str) -> None:
+        """Tuning (strategy=tuning) and sharded inference (instance_count > 1)."""
+        settings = self.app.settings.pipelines
+        layout = self.app.platform.storage.layout
+        if settings.training.strategy == "tuning":
+            # The Tuning step: the pipeline creates, watches and stops the tuning job and
+            # reads its best training job; SageMaker starts that job's training jobs (named
+            # <tuning job>-NNN-<hash>) as the execution role, like the plain Train step's.
+            tuning_job = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:hyper-parameter-tuning-job/"
+            self.add(
+                "pipeline",
+                orchestration,
+                [
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    "sagemaker:AddTags",
+                ],
+                f"{tuning_job}pipelines-abc123xyz",
+                "the pipeline runs its Tuning step",
+            )
+            self.s3_object(
+                "training-job",
+                execution,
+                data,
+                f"{layout.models}pipelines-abc123xyz-003-1a2b3c4d/output/model.tar.gz",
+                key,
+                write=True,
+                why="SageMaker uploads a tuning job's model",
+            )
+            # RegisterBest: a processing job on the training image, the training data mounted.
+            self.s3_object(
+                "inference-job",
+                execution,
+                data,
+                f"{layout.training}iris.csv",
+                key,
+                write=False,
+                why="SageMaker downloads RegisterBest's training data",
+            )
+        if settings.inference.instance_count > 1:
+            staging = f"{layout.inference_output}_staging/abc123/"
+            self.s3_object(
+                "inference-job",
+                execution,
+                data,
+                f"{staging}algo-2/predictions.parquet",
+                key,
+                write=True,
+                why="SageMaker uploads a shard to the run's staging prefix; Commit reads it",
+            )
+            self.s3_object(
+                "inference-job",
+                execution,
+                data,
+                f"{layout.inference_output}date=2026-01-01/_manifest.json",
+                key,
+                write=True,
+                why="Commit publishes the partition, manifest last",
+            )
 
     def topic_keys(self) -> dict[str, str | None]:
         """Every SNS topic of the app by ARN, with the ARN of the KMS key encrypting it."""

@@ -21,6 +21,7 @@ from iris_inference.preflight import parser as preflight_parser
 from moto import mock_aws
 
 from mlops_cdk.constructs.pipeline_definition import (
+    JOB_STEP_TYPES,
     ConditionStep,
     PipelineDefinition,
     PropertyFile,
@@ -35,7 +36,7 @@ from tests.matrix import Variant, variant_params
 from tests.synth import SynthesizedApp
 from tests.unit.test_pipelines import FULL_OPTIONS, _statements
 
-JOB_TYPES = {"Training", "Processing"}
+JOB_TYPES = JOB_STEP_TYPES  # a tuning step starts jobs too
 TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")
 BUCKET = "data-bucket"
 REGION = "eu-west-1"

@@ -17,8 +17,16 @@ from tests.conftest import synthesized
 from tests.synth import ENVIRONMENTS, SynthesizedApp
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
-OPERATION = {"Training": "CreateTrainingJob", "Processing": "CreateProcessingJob"}
-JOB_NAME = {"Training": "TrainingJobName", "Processing": "ProcessingJobName"}
+OPERATION = {
+    "Training": "CreateTrainingJob",
+    "Processing": "CreateProcessingJob",
+    "Tuning": "CreateHyperParameterTuningJob",
+}
+JOB_NAME = {
+    "Training": "TrainingJobName",
+    "Processing": "ProcessingJobName",
+    "Tuning": "HyperParameterTuningJobName",
+}
 PARAMETER_SHAPE_TYPES = {
     "String": {"string"},
     "Integer": {"integer", "long"},
@@ -189,6 +197,53 @@ def test_every_option_still_validates_against_the_sagemaker_api(full: Synthesize
             assert strict == [], step.name
     report, strict = _validate("Training", _launcher_request(full), ())
     assert (report, strict) == ("", [])
+
+
+# Tuning and sharded inference, with the options a tuning job's definition carries (spot with
+# checkpoints, VPC, an extra channel, a hand-written range), synthesized once.
+SCALED_OPTIONS = {
+    "pipelines.vpc": "true",
+    "pipelines.training.strategy": "tuning",
+    "pipelines.training.spot": "true",
+    "pipelines.training.max_wait_minutes": "60",
+    "pipelines.training.tuning.strategy": "Random",
+    "pipelines.training.tuning.ranges": '{"n_estimators": {"min": 10, "max": 50}, '
+    '"criterion": ["gini", "log_loss"]}',
+    "pipelines.training.environment": '{"LOG_LEVEL": "debug"}',
+    "pipelines.training.extra_channels": '[{"name": "extra", "prefix": "iris/extra/"}]',
+    "pipelines.inference.instance_count": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def scaled() -> SynthesizedApp:
+    return synthesized("staging", **SCALED_OPTIONS)
+
+
+def test_tuning_and_sharded_steps_validate_against_the_sagemaker_api(
+    scaled: SynthesizedApp,
+) -> None:
+    types = []
+    for definition in _definitions(scaled):
+        for step in definition.job_steps():
+            types.append((step.name, step.type))
+            report, strict = _validate(step.type, step.arguments, definition.parameters)
+            assert report == "", f"{step.name}: {report}"
+            assert strict == [], step.name
+    assert ("Tuning", "Tuning") in types and ("RegisterBest", "Processing") in types
+    assert ("Score", "Processing") in types and ("Commit", "Processing") in types
+
+
+def test_the_shape_check_catches_a_wrong_tuning_argument(scaled: SynthesizedApp) -> None:
+    # A tuning job's training job definition has no ProfilerConfig (CreateTrainingJob has), and
+    # its ranges' bounds are strings: both must fail the check above.
+    arguments = json.loads(json.dumps(_stack(scaled).training.arguments))
+    arguments["TrainingJobDefinition"]["ProfilerConfig"] = {"DisableProfiler": True}
+    ranges = arguments["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    ranges["IntegerParameterRanges"][0]["MinValue"] = 10
+    report, _ = _validate("Tuning", arguments, _stack(scaled).training.definition.parameters)
+    assert "Unknown parameter in TrainingJobDefinition" in report and "ProfilerConfig" in report
+    assert "MinValue" in report
 
 
 def test_the_shape_check_catches_a_wrong_argument() -> None:
@@ -561,3 +616,135 @@ def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(m
     assert stack.resolve(environments["launcher"][SECRET_ARN_ENV]) == secret
     (statement,) = reads_secret  # the job role may read exactly that secret
     assert statement["Resource"] == secret
+
+
+def test_tuning_step_runs_the_contract_and_only_register_best_registers(
+    scaled: SynthesizedApp,
+) -> None:
+    from mlops_cdk.contracts import TUNING  # noqa: PLC0415
+
+    training = _stack(scaled).training
+    config = training.arguments["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Random"
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": TUNING.OBJECTIVE_TYPE,
+        "MetricName": TUNING.OBJECTIVE_METRIC,
+    }
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 8, "MaxParallelTrainingJobs": 2}
+    ranges = config["ParameterRanges"]
+    assert ranges["IntegerParameterRanges"] == [
+        {"Name": "n_estimators", "MinValue": "10", "MaxValue": "50", "ScalingType": "Auto"}
+    ]
+    assert ranges["CategoricalParameterRanges"] == [
+        {"Name": "criterion", "Values": ["gini", "log_loss"]}
+    ]
+    definition = training.arguments["TrainingJobDefinition"]
+    assert definition["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": TUNING.OBJECTIVE_METRIC, "Regex": TUNING.OBJECTIVE_REGEX}
+    ]
+    assert definition["StaticHyperParameters"] == {TUNING.REGISTER_HYPERPARAMETER: "false"}
+    assert definition["ResourceConfig"]["InstanceCount"] == 1
+    assert "VpcConfig" in definition and definition["EnableManagedSpotTraining"] is True
+    # The container's own regex finds the value in the line it prints.
+    found = re.search(TUNING.OBJECTIVE_REGEX, f"{TUNING.OBJECTIVE_METRIC}=0.9667")
+    assert found is not None and found.group(1) == "0.9667"
+    register = training.register_arguments
+    app = register["AppSpecification"]
+    assert app["ContainerEntrypoint"] == list(TUNING.REGISTER_BEST_ENTRYPOINT)
+    assert app["ContainerArguments"] == [
+        "--training-job-name",
+        {"Get": "Steps.Tuning.BestTrainingJob.TrainingJobName"},
+        "--min-accuracy",
+        {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.MinAccuracy"}]}},
+    ]
+    (data,) = register["ProcessingInputs"]
+    assert data["S3Input"]["LocalPath"] == TUNING.REGISTER_DATA_DIR
+    assert data["S3Input"]["S3Uri"] == {"Get": "Parameters.TrainingDataUri"}
+    assert (
+        register["Environment"]["MLFLOW_TRACKING_URI"]
+        == (definition["Environment"]["MLFLOW_TRACKING_URI"])
+    )
+    assert register["NetworkConfig"]["VpcConfig"] == definition["VpcConfig"]
+    names = {p.name for p in training.definition.parameters}
+    assert "TrainingInstanceCount" not in names  # each tuning job trains on one instance
+
+
+def test_sharded_score_and_commit_follow_the_shard_contract(scaled: SynthesizedApp) -> None:
+    from mlops_cdk.contracts import SHARD  # noqa: PLC0415
+
+    inference = _stack(scaled).inference
+    score, commit = inference.arguments, inference.commit_arguments
+    assert score["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
+    (data,) = score["ProcessingInputs"]
+    assert data["S3Input"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert score["Environment"][SHARD.SHARDED_ENV] == "1"
+    staging = {
+        "Std:Join": {
+            "On": "",
+            "Values": [
+                {"Get": "Parameters.OutputDataUri"},
+                f"{SHARD.STAGING_PREFIX}/",
+                {"Get": "Execution.PipelineExecutionId"},
+                "/",
+            ],
+        }
+    }
+    (shard,) = score["ProcessingOutputConfig"]["Outputs"]
+    assert shard["S3Output"]["LocalPath"] == SHARD.STAGING_DIR
+    assert shard["S3Output"]["S3Uri"] == staging
+    assert commit["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert commit["AppSpecification"]["ContainerEntrypoint"] == list(SHARD.COMMIT_ENTRYPOINT)
+    assert commit["AppSpecification"]["ContainerArguments"] == [
+        "--expected-shards",
+        "3",
+        "--output-uri",
+        {"Get": "Parameters.OutputDataUri"},
+    ]
+    (staged,) = commit["ProcessingInputs"]
+    assert staged["S3Input"]["LocalPath"] == SHARD.COMMIT_INPUT_DIR
+    assert staged["S3Input"]["S3Uri"] == staging
+    assert SHARD.SHARDED_ENV not in commit["Environment"]
+    steps = {s.name: s for s in inference.definition.job_steps()}
+    assert steps["Commit"].depends_on == ("Score",)
+
+
+def test_one_inference_instance_keeps_the_single_writer(dev: SynthesizedApp) -> None:
+    inference = _stack(dev).inference
+    assert [s.name for s in inference.definition.job_steps()] == ["Preflight", "Score"]
+    (data,) = inference.arguments["ProcessingInputs"]
+    assert data["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
+    assert inference.arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+
+
+def _container_knows_register() -> bool:
+    from iris_training.errors import UserError  # noqa: PLC0415
+    from iris_training.hyperparameters import parse_hyperparameters  # noqa: PLC0415
+
+    from mlops_cdk.contracts import TUNING  # noqa: PLC0415
+
+    try:
+        parse_hyperparameters({TUNING.REGISTER_HYPERPARAMETER: "false"})
+    except UserError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _container_knows_register(),
+    reason="the training container does not read the contract's register hyperparameter yet "
+    "(helper training, issue 15)",
+)
+def test_every_tuning_job_gets_hyperparameters_the_container_accepts(
+    scaled: SynthesizedApp,
+) -> None:
+    from iris_training.hyperparameters import parse_hyperparameters  # noqa: PLC0415
+
+    config = _stack(scaled).training.arguments
+    static = config["TrainingJobDefinition"]["StaticHyperParameters"]
+    ranges = config["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    tried = [
+        {r["Name"]: r[bound] for r in ranges["IntegerParameterRanges"]}
+        for bound in ("MinValue", "MaxValue")
+    ] + [{r["Name"]: value} for r in ranges["CategoricalParameterRanges"] for value in r["Values"]]
+    for values in tried:
+        parse_hyperparameters({**static, **values})  # raises on a name or value it refuses
