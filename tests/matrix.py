@@ -52,12 +52,14 @@ class Variant:
 
 
 # Every env x mode in both forms, and each egress path where it is not already the default
-# (endpoints for serverless/managed/fargate, nat_instance for ec2), deployed form only.
+# (endpoints for serverless/managed/fargate, nat_instance for ec2 and staging), deployed form only.
 VARIANTS: tuple[Variant, ...] = (
     *(Variant(env, mode, form) for form in FORMS for env in ENVIRONMENTS for mode in MODES),
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_instance"),)),
     Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),
+    # staging's default is a NAT instance: its endpoints-only alternative (one zone)
+    Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)),
 )
 
 

@@ -48,7 +48,7 @@ def test_endpoint_egress_creates_the_needed_endpoints_in_every_zone_in_prod(
 
 def _endpoints(env: str, **overrides: str) -> dict[str, str]:
     settings = Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
-    return dict(needed_endpoints(settings))
+    return {str(name): why for name, why in needed_endpoints(settings).items()}
 
 
 def test_endpoints_follow_the_features() -> None:

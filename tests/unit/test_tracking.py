@@ -63,7 +63,6 @@ def managed() -> SynthesizedApp:
     return app_for("staging", "managed")
 
 
-
 def test_managed_server_has_the_configured_size_version_and_window(managed: SynthesizedApp) -> None:
     managed.template("tracking").has_resource_properties(
         "AWS::SageMaker::MlflowTrackingServer",
