@@ -10,6 +10,7 @@ one column per tracking mode (the environment is synthesized once per mode).
     .venv/bin/python -m tools.cost                      # every environment
     .venv/bin/python -m tools.cost --env staging        # one environment
     .venv/bin/python -m tools.cost --env prod -c tracking.fargate.scale_to_zero=true
+    .venv/bin/python -m tools.cost --refresh-prices     # rewrite pricing/ from the Price List API
 
 A resource type the estimator does not know is listed as "not priced", never ignored.
 """
@@ -17,6 +18,7 @@ A resource type the estimator does not know is listed as "not priced", never ign
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +31,7 @@ import yaml
 from mlops_cdk.constructs.pipeline_definition import all_steps
 from mlops_cdk.settings import ConfigError
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
+from tools import price_list
 from tools.synthesis import (
     ROOT,
     StackTemplate,
@@ -311,6 +314,10 @@ def _egress(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
         props = _props(resource)
         kind = props.get("InstanceType", "?")
         out.add("idle", f"EC2 {kind}", f"ec2.{kind}.hour", hours, f"instance {logical_id}")
+        if not props.get("BlockDeviceMappings"):  # the AMI's root volume
+            gb = out.prices.assumption("ami_root_volume_gb")
+            out.add("idle", "EBS gp3 volumes", "ebs.gp3.gb_month", gb,
+                    f"{logical_id} root {gb:g} GB (AMI default, assumed)")  # fmt: skip
         subnet = props.get("SubnetId", {})
         if isinstance(subnet, dict) and (stack.name, subnet.get("Ref")) in public_subnets:
             addresses += 1
@@ -670,8 +677,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", action="append", choices=MODES, help="tracking mode column(s)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="a -c style setting override, e.g. tracking.size=Medium")  # fmt: skip
+    parser.add_argument("--refresh-prices", action="store_true",
+                        help="first rewrite pricing/ from the AWS Price List API (needs "
+                        "AWS credentials; tools/price_list.py)")  # fmt: skip
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.context)
+    if args.refresh_prices:
+        try:
+            price_list.refresh(
+                PRICE_TABLE, price_list.pricing_client(), dt.datetime.now(dt.UTC).date()
+            )
+        except price_list.PriceListError as err:
+            sys.exit(f"price refresh: {err}")
+        sys.stderr.write(f"prices refreshed from the AWS Price List API: {PRICE_TABLE}\n")
     prices = load_prices()
     try:
         for env in args.env or environments():
