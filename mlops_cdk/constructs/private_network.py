@@ -123,9 +123,10 @@ class PrivateNetwork(Construct):
             ec2.Peer.ipv4(settings.cidr), ec2.Port.HTTPS, "HTTPS from the VPC"
         )
         if isolated:
-            # An endpoint answers the whole VPC from whichever zones hold it; more zones keep
-            # it up when a zone fails ("for high availability, ... at least two Availability
-            # Zones", https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html).
+            # An endpoint answers the whole VPC from whichever zones hold its network
+            # interfaces; a second zone keeps it up when one zone fails, at a second hourly
+            # charge (AWS PrivateLink guide, "Access an AWS service using an interface VPC
+            # endpoint": https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html).
             endpoint_subnets = ec2.SubnetSelection(
                 subnets=self.vpc.select_subnets(subnet_type=private_type).subnets[:endpoint_zones]
             )
