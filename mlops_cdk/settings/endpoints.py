@@ -34,6 +34,12 @@ _STUDIO: Needs = (
     ("logs", "Studio apps: their execution role writes logs"),
     ("ssm", "Studio apps: the start-up script reads the MLflow settings parameter"),
 )
+# Not needed by any feature: sagemaker_studio (aws.sagemaker.<region>.studio) serves browsers
+# that open Studio from inside the VPC (users here open it through its presigned URL from the
+# internet: https://docs.aws.amazon.com/sagemaker/latest/dg/studio-interface-endpoint.html);
+# sagemaker_notebook the same for notebook instances; monitoring, kms, ssm_messages and
+# ec2_messages no VPC client calls (KMS is called by S3, Secrets Manager and SageMaker for
+# the caller; Session Manager serves the ec2 mode, which always has NAT egress).
 _JOBS: Needs = (
     # https://docs.aws.amazon.com/sagemaker/latest/dg/train-vpc.html: the job image from ECR and
     # the container's logs to CloudWatch through the job's subnets.
