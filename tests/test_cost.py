@@ -196,7 +196,10 @@ def test_staging_endpoints_only_costs_the_endpoints_its_features_call() -> None:
     app = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)).app()
     est = estimate(stacks_of(app.assembly), PRICES)
     line = est.line("VPC interface endpoints")
-    assert line is not None and line.detail == "6 endpoints in 1 AZs"
+    assert line is not None and line.detail == (
+        "6 endpoints in 1 AZs (logs, sagemaker.api, sagemaker.experiments, sagemaker.runtime, "
+        "ssm, sts)"
+    ), line.detail
     assert est.line("NAT gateways") is None and est.line("EC2 t4g.nano") is None
 
 

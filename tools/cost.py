@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -282,16 +283,29 @@ Mark = Callable[[StackTemplate, str], None]
 
 
 def _network(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
-    endpoints, endpoint_azs = 0, 0
+    endpoints, endpoint_azs, services = 0, 0, []
     for stack, logical_id, resource in t.each("AWS::EC2::VPCEndpoint"):
         mark(stack, logical_id)
         props = _props(resource)
         if props.get("VpcEndpointType", "Gateway") == "Interface":
             endpoints += 1
             endpoint_azs += len(props.get("SubnetIds", []))
+            services.append(_endpoint_service(props.get("ServiceName")))
     if endpoints:
         out.add("idle", "VPC interface endpoints", "vpc.interface_endpoint.hour",
-                endpoint_azs * hours, f"{endpoints} endpoints in {endpoint_azs / endpoints:g} AZs")  # fmt: skip
+                endpoint_azs * hours, f"{endpoints} endpoints in {endpoint_azs / endpoints:g} AZs "
+                f"({', '.join(sorted(services))})")  # fmt: skip
+
+
+def _endpoint_service(name: Any) -> str:
+    """``com.amazonaws.<region>.ecr.api`` -> ``ecr.api``; ``aws.sagemaker.<region>.studio`` ->
+    ``sagemaker.studio`` (the region a literal or a ``Ref``)."""
+    parts = name["Fn::Join"][1] if isinstance(name, dict) and "Fn::Join" in name else [name]
+    text = "".join(p if isinstance(p, str) else "" for p in parts)
+    match = re.fullmatch(r"(?:com\.amazonaws|aws\.(sagemaker))\.[a-z0-9-]*\.(.+)", text)
+    if match is None:
+        return text
+    return f"{match[1]}.{match[2]}" if match[1] else match[2]
 
 
 def _egress(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
