@@ -44,6 +44,13 @@ SERVICES_OF_PREFIX: Mapping[str, tuple[str, ...]] = {
     "ec2": ("ec2",),
     "cloudformation": ("cloudformation",),  # cfn-signal at boot (ec2 mode)
     "route53": ("route53",),  # a global API without an interface endpoint: NAT only (ec2 mode)
+    "lambda": ("lambda",),
+    "states": ("states",),
+    "sqs": ("sqs",),
+    "sns": ("sns",),
+    "events": ("events",),
+    "scheduler": ("scheduler",),
+    "rds": ("rds",),
 }
 # sagemaker: actions answered by another endpoint than the API.
 SAGEMAKER_ACTIONS: Mapping[str, str] = {
@@ -59,6 +66,10 @@ MANAGED_POLICY_ACTIONS: Mapping[str, tuple[str, ...]] = {
     ),
     "CloudWatchAgentServerPolicy": ("cloudwatch:PutMetricData", "logs:PutLogEvents"),
     "service-role/AWSLambdaBasicExecutionRole": ("logs:PutLogEvents",),
+    "service-role/AWSLambdaVPCAccessExecutionRole": (
+        "logs:PutLogEvents", "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+        "ec2:DeleteNetworkInterface",
+    ),
 }  # fmt: skip
 
 
@@ -66,8 +77,11 @@ def _service_side(action: str, sagemaker_job: bool) -> bool:
     prefix, _, name = action.partition(":")
     if prefix == "kms" or action == "iam:PassRole":
         return True
-    if sagemaker_job and prefix == "ec2":
-        return "NetworkInterface" in name or name.startswith("Describe")
+    if prefix == "ec2" and ("NetworkInterface" in name or name.startswith("Describe")):
+        # SageMaker and Lambda attach the client's network interfaces with the client's role
+        # ("Lambda uses permissions in the function's execution role to create and manage
+        # network interfaces", https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)
+        return True
     return sagemaker_job and action == "cloudwatch:PutMetricData"
 
 

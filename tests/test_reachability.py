@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.aws_calls import endpoint_service
+from tests.aws_calls import endpoint_service, services_called
 from tests.matrix import Variant, variant_params
 from tests.reachability import Platform, flatten
 
@@ -186,3 +186,27 @@ def test_an_endpoint_nobody_calls_is_reported() -> None:
     extra["Properties"]["ServiceName"] = "com.amazonaws.eu-west-1.kms"
     network["ExtraKmsEndpoint"] = extra
     assert Platform.of(templates).unused_endpoints == ["endpoint ExtraKmsEndpoint"]
+
+
+def test_actions_map_to_the_endpoints_that_answer_them() -> None:
+    found, unknown = services_called(
+        [
+            "ecr:BatchGetImage",
+            "logs:PutLogEvents",
+            "sagemaker:CallMlflowAppApi",
+            "sagemaker:DescribeMlflowApp",
+            "kms:Decrypt",  # S3/Secrets Manager call KMS for the client
+            "iam:PassRole",
+            "ec2:CreateNetworkInterface",  # SageMaker/Lambda attach the client's ENI
+            "cloudwatch:PutMetricData",  # SageMaker publishes a job's metrics
+            "bedrock:InvokeModel",
+        ],
+        sagemaker_job=True,
+    )
+    assert set(found) == {
+        "ecr.api", "ecr.dkr", "logs", "sagemaker.experiments", "sagemaker.api",
+    }  # fmt: skip
+    assert unknown == ["bedrock:InvokeModel"]  # an unknown service is a failure, never a pass
+    assert services_called(["cloudwatch:PutMetricData"])[0] == {
+        "monitoring": {"cloudwatch:PutMetricData"}
+    }
