@@ -66,8 +66,8 @@ test: install lint pytest synth  ## everything CI runs: lint, tests, synth of ev
 docs: $(PY_STAMP)  ## regenerate the README's settings reference from mlops_cdk/settings and cdk.json
 	$(PY) -m tools.settings_reference --write
 
-cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode from the synthesized templates (ENV=staging: one env)
-	$(PY) -m tools.cost $(if $(ENV),--env $(ENV))
+cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode (ENV=staging: one env; ARGS=--refresh-prices: prices from the AWS Price List API)
+	$(PY) -m tools.cost $(if $(ENV),--env $(ENV)) $(ARGS)
 
 diagram: $(PY_STAMP)  ## regenerate docs/architecture.md (Mermaid) from the synthesized app
 	$(PY) -m tools.diagram --write

@@ -60,6 +60,8 @@ def build_platform(app: App, settings: Settings) -> Platform:
             description=f"{settings.name_prefix}: private VPC, endpoints and flow logs",
             settings=settings.network,
             removal=settings.removal,
+            interface_endpoints=settings.interface_endpoints,
+            endpoint_zones=settings.endpoint_zones,
             **common,
         )
         if settings.needs_network

@@ -57,14 +57,16 @@ class Variant:
 
 
 # Every env x mode in both forms, and each egress path where it is not already the default
-# (endpoints for serverless/managed/fargate, nat_instance for ec2), deployed form only.
+# (endpoints in prod and dev's networks, a NAT instance in staging's), deployed form only.
 VARIANTS: tuple[Variant, ...] = (
     *(Variant(env, mode, form) for form in FORMS for env in ENVIRONMENTS for mode in MODES),
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
-    Variant("staging", "fargate", "deployed", (("network.egress", "nat_instance"),)),
+    Variant("staging", "fargate", "deployed", (("network.egress", "endpoints"),)),
     Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),
     # Scaled out: the tuning step and sharded inference, in each env's default mode, both forms.
     *(Variant(env, default_mode(env), form, SCALED_OUT) for form in FORMS for env in ENVIRONMENTS),
+    # staging's default is a NAT instance: its endpoints-only alternative (one zone)
+    Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)),
 )
 
 

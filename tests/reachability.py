@@ -13,9 +13,11 @@ client -> server pairs the platform needs from the templates themselves:
   (a load balancer's listener, or the instance behind a private DNS name);
 - each load balancer -> the ECS tasks its listener forwards to, on the container port;
 - each compute node of a stack (ECS tasks, an Auto Scaling group) -> that stack's databases;
-- every VPC client -> each interface endpoint on 443; in NAT egress, its subnets' default route
-  to a NAT gateway or NAT instance (whose group must let the subnets in), and the NAT's own
-  way out; the S3 gateway endpoint on every client subnet's route table.
+- every VPC client -> each AWS service it calls (what its IAM role may call, tests/aws_calls.py):
+  an interface endpoint of that service in its VPC on 443, or else its subnets' default route
+  to a NAT gateway or NAT instance (whose group must let the subnets in) and the NAT's own way
+  out; S3 through the gateway endpoint on every client subnet's route table. A service with
+  neither is a failure, and so is an interface endpoint no client calls (money for nothing).
 
 A pair is reachable on port P when the client's groups allow egress to the server (its group,
 or a CIDR covering all the server's subnets) AND the server's groups allow ingress from the
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_cdk.constructs.pipeline_definition import all_steps
+from tests.aws_calls import S3, endpoint_service, role_actions, services_called
 
 Template = Mapping[str, Any]
 Key = tuple[str, str]  # (stack name, logical id)
@@ -279,6 +282,8 @@ class AppNetwork:
 
 
 INTERNET = Node("the internet", (), ())
+# Studio apps in VpcOnly mode call these whatever their role (tests/aws_calls.py).
+STUDIO_SERVICES = ("sagemaker.api", "sagemaker.runtime", "sts")
 
 
 def _cut(parts: list[Any], begin: int, end: int) -> list[Any]:
@@ -356,6 +361,9 @@ class Platform:
     net: AppNetwork
     mlflow_clients: list[tuple[Node, list[Any], str]] = field(default_factory=list)
     vpc_clients: list[Node] = field(default_factory=list)
+    # client name -> endpoint service -> the actions that call it (tests/aws_calls.py)
+    calls: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    unused_endpoints: list[str] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -375,6 +383,27 @@ class Platform:
             net.subnet_keys(stack, subnets),
         )
 
+    def _calls(
+        self,
+        node: Node,
+        stack: str,
+        roles: Iterable[Any],
+        *,
+        sagemaker_job: bool = False,
+        baseline: Iterable[str] = (),
+    ) -> None:
+        """Record the AWS services ``node`` calls: what its roles may call, plus ``baseline``."""
+        calls = self.calls.setdefault(node.name, {})
+        for service in baseline:
+            calls.setdefault(service, set()).add("(documented need)")
+        for value in roles:
+            actions, unknown_policies = role_actions(self.net, self.net.ref(stack, value))
+            found, unknown = services_called(actions, sagemaker_job=sagemaker_job)
+            for service, by in found.items():
+                calls.setdefault(service, set()).update(by)
+            for item in [*unknown_policies, *unknown]:
+                self.problems.append(f"{node.name}: no endpoint mapping for {item}")
+
     def _studio(self) -> None:
         for (stack, _), props in self.net.resources("AWS::SageMaker::Domain"):
             groups = [
@@ -383,6 +412,12 @@ class Platform:
             ]
             node = self._node(f"Studio apps ({stack})", stack, groups, props["SubnetIds"])
             self.vpc_clients.append(node)
+            if props.get("AppNetworkAccessType") == "VpcOnly":  # else apps use SageMaker's internet
+                roles = [
+                    props["DefaultUserSettings"]["ExecutionRole"],
+                    *[r for r in [props.get("DefaultSpaceSettings", {}).get("ExecutionRole")] if r],
+                ]
+                self._calls(node, stack, roles, baseline=STUDIO_SERVICES)
             uri = self._studio_uri(stack)
             if uri is not None:
                 self.mlflow_clients.append((node, uri, stack))
@@ -429,6 +464,7 @@ class Platform:
                     vpc["Subnets"],
                 )
                 self.vpc_clients.append(node)
+                self._calls(node, stack, [arguments["RoleArn"]], sagemaker_job=True)
                 if step["Type"] in ("Training", "Tuning"):
                     # "allow inbound connections between members of the same security group"
                     # (distributed training, any port):
@@ -443,14 +479,14 @@ class Platform:
         for (stack, logical_id), props in self.net.resources("AWS::Lambda::Function"):
             vpc = props.get("VpcConfig")
             if vpc:
-                self.vpc_clients.append(
-                    self._node(
-                        f"function {logical_id} ({stack})",
-                        stack,
-                        vpc["SecurityGroupIds"],
-                        vpc["SubnetIds"],
-                    )
+                node = self._node(
+                    f"function {logical_id} ({stack})",
+                    stack,
+                    vpc["SecurityGroupIds"],
+                    vpc["SubnetIds"],
                 )
+                self.vpc_clients.append(node)
+                self._calls(node, stack, [props["Role"]])
 
     def _services(self) -> dict[Key, Node]:
         services = {}
@@ -461,6 +497,9 @@ class Platform:
             )
             services[(stack, logical_id)] = node
             self.vpc_clients.append(node)
+            task = self.net.resource(self.net.ref(stack, props["TaskDefinition"]))["Properties"]
+            roles = [task[r] for r in ("TaskRoleArn", "ExecutionRoleArn") if r in task]
+            self._calls(node, stack, roles)
         return services
 
     def _instances(self) -> dict[Key, Node]:
@@ -476,6 +515,8 @@ class Platform:
             )
             groups[(stack, logical_id)] = node
             self.vpc_clients.append(node)
+            profile = self.net.ref(stack, data["IamInstanceProfile"]["Arn"])
+            self._calls(node, stack, self.net.resource(profile)["Properties"]["Roles"])
         return groups
 
     def _load_balancers(self) -> dict[Key, Node]:
@@ -625,27 +666,44 @@ class Platform:
                 )
 
     def _egress_pairs(self) -> None:
-        """Every VPC client's way to AWS APIs: interface endpoints, or a default route to a NAT."""
+        """Every VPC client's way to each AWS service it calls: an interface endpoint of the
+        service in its VPC, else a default route to a NAT; S3 through the gateway endpoint."""
         net = self.net
-        endpoints = []
+        endpoints: dict[str, list[tuple[Key, Node]]] = {}
         gateway_tables: set[Key] = set()
         for (stack, logical_id), props in net.resources("AWS::EC2::VPCEndpoint"):
             if props.get("VpcEndpointType") == "Interface":
-                endpoints.append(
-                    self._node(
-                        f"endpoint {logical_id}",
-                        stack,
-                        props["SecurityGroupIds"],
-                        props["SubnetIds"],
-                    )
+                service = endpoint_service(flatten(props["ServiceName"]))
+                node = self._node(
+                    f"endpoint {logical_id}", stack, props["SecurityGroupIds"], props["SubnetIds"]
                 )
+                endpoints.setdefault(service, []).append((net.ref(stack, props["VpcId"]), node))
             elif "".join(p for p in flatten(props["ServiceName"]) if isinstance(p, str)).endswith(
                 ".s3"
             ):
                 gateway_tables |= {net.ref(stack, t) for t in props.get("RouteTableIds", [])}
+        used: set[str] = set()
         for client in self.vpc_clients:
-            for endpoint in endpoints:
-                self.pairs.append(Pair(client, endpoint, HTTPS, "AWS API via interface endpoint"))
+            vpcs = self._vpcs_of(client)
+            nat_everywhere = all(
+                net.default_route(net.route_table_of(subnet)) is not None
+                for subnet in client.subnets
+            )
+            for service, actions in sorted(self.calls.get(client.name, {}).items()):
+                if service == S3:
+                    continue  # the gateway endpoint, checked on the route tables below
+                reachable = [node for vpc, node in endpoints.get(service, []) if vpc in vpcs]
+                for endpoint in reachable:
+                    self.pairs.append(
+                        Pair(client, endpoint, HTTPS, "AWS API via interface endpoint")
+                    )
+                if reachable:
+                    used.add(service)
+                elif not nat_everywhere:
+                    self.problems.append(
+                        f"{client.name} calls {service} ({', '.join(sorted(actions)[:3])}) but "
+                        "its VPC has no interface endpoint for it and its subnets no NAT route"
+                    )
             for subnet in client.subnets:
                 table = net.route_table_of(subnet)
                 if table not in gateway_tables:
@@ -654,6 +712,10 @@ class Platform:
                         "gateway endpoint"
                     )
             self._nat_pairs(client, bool(endpoints))
+        self.unused_endpoints = sorted(
+            node.name for service, found in endpoints.items() if service not in used
+            for _, node in found
+        )  # fmt: skip
 
     def _nat_pairs(self, client: Node, has_endpoints: bool) -> None:
         net = self.net

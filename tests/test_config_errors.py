@@ -147,7 +147,7 @@ REFUSED: dict[str, tuple[str, dict[str, str], str]] = {
     ),
     # values CDK or CloudFormation reject at synth or deploy
     "CIDR too small for the subnets": (
-        "staging",
+        "prod",
         {"network.cidr": "10.0.0.0/20"},
         "network.cidr='10.0.0.0/20' is too small for 2 private /20 subnets (one per zone): "
         "use a /19 or larger",
@@ -303,15 +303,25 @@ REFUSED: dict[str, tuple[str, dict[str, str], str]] = {
     ),
     "no interface endpoints for VpcOnly Studio": (
         "staging",
-        {"network.interface_endpoints": "[]"},
-        "studio.network_access='VpcOnly' with network.egress='endpoints' needs interface "
-        "endpoints sagemaker_api, sagemaker_runtime, sagemaker_studio, sts",
+        {"network.egress": "endpoints", "network.interface_endpoints": "[]"},
+        "network.interface_endpoints lacks logs (Studio apps: their execution role writes "
+        "logs), sagemaker_api (Studio apps (VpcOnly): SageMaker API; MLflow clients: describe "
+        "the SageMaker MLflow server or App),",
     ),
     "no interface endpoints for VPC jobs": (
         "dev",
         {"pipelines.vpc": "true", "network.interface_endpoints": '["sts"]'},
-        "pipelines.vpc=true with network.egress='endpoints' needs interface endpoints "
-        "sagemaker_api, ecr_api, ecr_docker, logs",
+        "network.interface_endpoints lacks ecr_api (SageMaker jobs in the VPC: image from ECR), "
+        "ecr_docker (SageMaker jobs in the VPC: image layers from ECR), logs (SageMaker jobs "
+        "in the VPC: container logs), sagemaker_api (MLflow clients: describe the SageMaker "
+        "MLflow server or App), sagemaker_experiments (MLflow clients: the SageMaker MLflow "
+        "tracking API); add them, leave the setting null (derived from the features) or use "
+        "NAT egress",
+    ),
+    "endpoints in more zones than the VPC has": (
+        "prod",
+        {"network.endpoint_zones": "3"},
+        "network.endpoint_zones=3 is more than the 2 zones of the VPC",
     ),
 }
 
@@ -361,7 +371,7 @@ ACCEPTED: dict[str, tuple[str, dict[str, str], Callable[[Settings], object], obj
         50,
     ),
     "a CIDR that fits": (
-        "staging",
+        "prod",
         {"network.cidr": "10.0.0.0/19"},
         lambda s: s.network.cidr,
         "10.0.0.0/19",

@@ -9,7 +9,7 @@ import pytest
 
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tests.conftest import synthesized
-from tests.matrix import default_mode
+from tests.matrix import Variant, default_mode
 from tests.synth import ENVIRONMENTS
 from tests.test_tracking_modes import app_for
 from tools.cost import MODES, Estimate, estimate, load_prices, render
@@ -89,7 +89,7 @@ def test_counted_resources_match_the_template() -> None:
 
 
 def test_tracking_server_size_comes_from_the_template() -> None:
-    est = cost("staging")
+    est = cost("staging", "managed")
     server = est.line("MLflow tracking server")
     assert server is not None
     assert server.price_key == "sagemaker.mlflow_tracking_server.Small.hour"
@@ -154,10 +154,10 @@ def test_table_has_one_column_per_mode_and_marks_the_default() -> None:
     text = render("staging", estimates, default_mode("staging"), PRICES)
     header = next(line for line in text.splitlines() if line.startswith("|"))
     assert [c.strip() for c in header.strip("|").split("|")][1:] == [
-        "serverless", "managed*", "fargate", "ec2",
+        "serverless*", "managed", "fargate", "ec2",
     ]  # fmt: skip
     total = next(line for line in text.splitlines() if "Monthly total" in line)
-    assert f"{estimates['managed'].total():,.2f}" in total
+    assert f"{estimates['serverless'].total():,.2f}" in total
     assert "Assumptions:" in text and "Not priced: none." in text
 
 
@@ -175,3 +175,51 @@ def test_scale_to_zero_over_a_weekend_counts_the_wrapped_days() -> None:
         {"Schedule": "cron(0 19 ? * FRI-MON *)", "ScalableTargetAction": {"MinCapacity": 0}},
     ]
     assert scheduled_capacity_hours(actions) == 1 * 12 * 4
+
+
+# --- the targets of the default settings (issue 16) -----------------------------------------
+
+
+def test_staging_idles_under_30_dollars_and_stays_private() -> None:
+    est = cost("staging")
+    assert est.total("idle") <= 30, est.total("idle")
+    assert est.line("SageMaker MLflow App") is not None  # serverless: no idle server
+    assert est.line("EC2 t4g.nano") is not None  # egress through one NAT instance
+    resources = [r for s in stacks("staging") for r in s.resources.values()]
+    (domain,) = [r for r in resources if r["Type"] == "AWS::SageMaker::Domain"]
+    assert domain["Properties"]["AppNetworkAccessType"] == "VpcOnly"
+    (nat,) = [r for r in resources if r["Type"] == "AWS::EC2::Instance"]
+    assert nat["Properties"]["SourceDestCheck"] is False  # the only thing in a public subnet
+
+
+def test_staging_endpoints_only_costs_the_endpoints_its_features_call() -> None:
+    app = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)).app()
+    est = estimate(stacks_of(app.assembly), PRICES)
+    line = est.line("VPC interface endpoints")
+    assert line is not None and line.detail == (
+        "6 endpoints in 1 AZs (logs, sagemaker.api, sagemaker.experiments, sagemaker.runtime, "
+        "ssm, sts)"
+    ), line.detail
+    assert est.line("NAT gateways") is None and est.line("EC2 t4g.nano") is None
+
+
+def test_prod_costs_at_most_300_dollars_with_its_high_availability() -> None:
+    est = cost("prod")
+    assert est.total() <= 300, est.total()
+    resources = [r for s in stacks("prod") for r in s.resources.values()]
+    (service,) = [r for r in resources if r["Type"] == "AWS::ECS::Service"]
+    assert service["Properties"]["DesiredCount"] >= 2
+    assert len(service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["Subnets"]) == 2
+    members = [
+        r
+        for r in resources
+        if r["Type"] == "AWS::RDS::DBInstance" and "DBClusterIdentifier" in r["Properties"]
+    ]
+    assert len(members) == 2  # writer and a reader (Aurora spreads them over the subnet group)
+    endpoints = [
+        r
+        for r in resources
+        if r["Type"] == "AWS::EC2::VPCEndpoint"
+        and r["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    assert endpoints and all(len(r["Properties"]["SubnetIds"]) == 2 for r in endpoints)

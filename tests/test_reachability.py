@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.aws_calls import endpoint_service, services_called
 from tests.matrix import Variant, variant_params
-from tests.reachability import Platform
+from tests.reachability import Platform, flatten
 
 
 def _platform(variant: Variant) -> Platform:
@@ -24,6 +25,12 @@ def test_every_client_reaches_its_servers_on_both_sides(variant: Variant) -> Non
     platform = _platform(variant)
     failures = platform.failures()
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("variant", variant_params())
+def test_every_interface_endpoint_is_called_by_some_client(variant: Variant) -> None:
+    """An endpoint bills per hour and zone: each one built must serve a VPC client's calls."""
+    assert _platform(variant).unused_endpoints == []
 
 
 @pytest.mark.parametrize("variant", variant_params())
@@ -139,3 +146,80 @@ def test_distributed_training_needs_the_job_group_open_to_itself() -> None:
     failures = Platform.of(templates).failures()
     assert len(failures) == 1, failures
     assert "on all traffic (instances of one job): no ingress" in failures[0]
+
+
+STAGING_ENDPOINTS = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),))
+
+
+def _drop_endpoint(templates: dict[str, dict[str, Any]], service: str) -> None:
+    for template in templates.values():
+        resources = template["Resources"]
+        for logical_id in [
+            k
+            for k, r in resources.items()
+            if r["Type"] == "AWS::EC2::VPCEndpoint"
+            and endpoint_service(flatten(r["Properties"]["ServiceName"])).endswith(service)
+        ]:
+            del resources[logical_id]
+
+
+def test_a_missing_endpoint_a_feature_needs_is_caught() -> None:
+    """Secrets Manager: the Fargate tasks (their secrets), the jobs and Studio (the basic-auth
+    client credentials) call it; without its endpoint and without NAT none of them can."""
+    templates = _templates(PROD_FARGATE)
+    _drop_endpoint(templates, "secretsmanager")
+    failures = Platform.of(templates).failures()
+    assert failures
+    assert all("calls secretsmanager" in f and "no interface endpoint" in f for f in failures)
+    clients = {f.split(" ")[0] for f in failures}
+    assert clients == {"ECS", "job", "Studio"}, failures
+
+
+def test_a_missing_endpoint_of_studio_is_caught() -> None:
+    """VpcOnly Studio with the serverless MLflow App: the start-up script reads SSM, and the
+    apps call the MLflow App's tracking API (sagemaker.experiments)."""
+    for service in ("ssm", "experiments"):
+        templates = _templates(STAGING_ENDPOINTS)
+        _drop_endpoint(templates, service)
+        failures = Platform.of(templates).failures()
+        assert len(failures) == 1, failures
+        assert failures[0].startswith("Studio apps (mlops-staging-studio) calls ")
+
+
+def test_an_endpoint_nobody_calls_is_reported() -> None:
+    templates = _templates(STAGING_ENDPOINTS)
+    network = templates["mlops-staging-network"]["Resources"]
+    (ssm,) = [
+        r
+        for r in network.values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint"
+        and endpoint_service(flatten(r["Properties"]["ServiceName"])) == "ssm"
+    ]
+    extra = copy.deepcopy(ssm)
+    extra["Properties"]["ServiceName"] = "com.amazonaws.eu-west-1.kms"
+    network["ExtraKmsEndpoint"] = extra
+    assert Platform.of(templates).unused_endpoints == ["endpoint ExtraKmsEndpoint"]
+
+
+def test_actions_map_to_the_endpoints_that_answer_them() -> None:
+    found, unknown = services_called(
+        [
+            "ecr:BatchGetImage",
+            "logs:PutLogEvents",
+            "sagemaker:CallMlflowAppApi",
+            "sagemaker:DescribeMlflowApp",
+            "kms:Decrypt",  # S3/Secrets Manager call KMS for the client
+            "iam:PassRole",
+            "ec2:CreateNetworkInterface",  # SageMaker/Lambda attach the client's ENI
+            "cloudwatch:PutMetricData",  # SageMaker publishes a job's metrics
+            "bedrock:InvokeModel",
+        ],
+        sagemaker_job=True,
+    )
+    assert set(found) == {
+        "ecr.api", "ecr.dkr", "logs", "sagemaker.experiments", "sagemaker.api",
+    }  # fmt: skip
+    assert unknown == ["bedrock:InvokeModel"]  # an unknown service is a failure, never a pass
+    assert services_called(["cloudwatch:PutMetricData"])[0] == {
+        "monitoring": {"cloudwatch:PutMetricData"}
+    }

@@ -10,6 +10,7 @@ one column per tracking mode (the environment is synthesized once per mode).
     .venv/bin/python -m tools.cost                      # every environment
     .venv/bin/python -m tools.cost --env staging        # one environment
     .venv/bin/python -m tools.cost --env prod -c tracking.fargate.scale_to_zero=true
+    .venv/bin/python -m tools.cost --refresh-prices     # rewrite pricing/ from the Price List API
 
 A resource type the estimator does not know is listed as "not priced", never ignored.
 """
@@ -17,7 +18,9 @@ A resource type the estimator does not know is listed as "not priced", never ign
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ import yaml
 from mlops_cdk.constructs.pipeline_definition import all_steps
 from mlops_cdk.settings import ConfigError
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
+from tools import price_list
 from tools.synthesis import (
     ROOT,
     StackTemplate,
@@ -279,16 +283,29 @@ Mark = Callable[[StackTemplate, str], None]
 
 
 def _network(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
-    endpoints, endpoint_azs = 0, 0
+    endpoints, endpoint_azs, services = 0, 0, []
     for stack, logical_id, resource in t.each("AWS::EC2::VPCEndpoint"):
         mark(stack, logical_id)
         props = _props(resource)
         if props.get("VpcEndpointType", "Gateway") == "Interface":
             endpoints += 1
             endpoint_azs += len(props.get("SubnetIds", []))
+            services.append(_endpoint_service(props.get("ServiceName")))
     if endpoints:
         out.add("idle", "VPC interface endpoints", "vpc.interface_endpoint.hour",
-                endpoint_azs * hours, f"{endpoints} endpoints in {endpoint_azs / endpoints:g} AZs")  # fmt: skip
+                endpoint_azs * hours, f"{endpoints} endpoints in {endpoint_azs / endpoints:g} AZs "
+                f"({', '.join(sorted(services))})")  # fmt: skip
+
+
+def _endpoint_service(name: Any) -> str:
+    """``com.amazonaws.<region>.ecr.api`` -> ``ecr.api``; ``aws.sagemaker.<region>.studio`` ->
+    ``sagemaker.studio`` (the region a literal or a ``Ref``)."""
+    parts = name["Fn::Join"][1] if isinstance(name, dict) and "Fn::Join" in name else [name]
+    text = "".join(p if isinstance(p, str) else "" for p in parts)
+    match = re.fullmatch(r"(?:com\.amazonaws|aws\.(sagemaker))\.[a-z0-9-]*\.(.+)", text)
+    if match is None:
+        return text
+    return f"{match[1]}.{match[2]}" if match[1] else match[2]
 
 
 def _egress(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
@@ -311,6 +328,10 @@ def _egress(t: _Templates, out: _Collector, hours: float, mark: Mark) -> None:
         props = _props(resource)
         kind = props.get("InstanceType", "?")
         out.add("idle", f"EC2 {kind}", f"ec2.{kind}.hour", hours, f"instance {logical_id}")
+        if not props.get("BlockDeviceMappings"):  # the AMI's root volume
+            gb = out.prices.assumption("ami_root_volume_gb")
+            out.add("idle", "EBS gp3 volumes", "ebs.gp3.gb_month", gb,
+                    f"{logical_id} root {gb:g} GB (AMI default, assumed)")  # fmt: skip
         subnet = props.get("SubnetId", {})
         if isinstance(subnet, dict) and (stack.name, subnet.get("Ref")) in public_subnets:
             addresses += 1
@@ -697,8 +718,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", action="append", choices=MODES, help="tracking mode column(s)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="a -c style setting override, e.g. tracking.size=Medium")  # fmt: skip
+    parser.add_argument("--refresh-prices", action="store_true",
+                        help="first rewrite pricing/ from the AWS Price List API (needs "
+                        "AWS credentials; tools/price_list.py)")  # fmt: skip
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.context)
+    if args.refresh_prices:
+        try:
+            price_list.refresh(
+                PRICE_TABLE, price_list.pricing_client(), dt.datetime.now(dt.UTC).date()
+            )
+        except price_list.PriceListError as err:
+            sys.exit(f"price refresh: {err}")
+        sys.stderr.write(f"prices refreshed from the AWS Price List API: {PRICE_TABLE}\n")
     prices = load_prices()
     try:
         for env in args.env or environments():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
@@ -14,8 +16,8 @@ from mlops_cdk.settings import (
     retention_days,
 )
 
-# What the later stacks call from private subnets when there is no NAT: SageMaker jobs and
-# Studio, MLflow on Fargate/EC2 (ECR pulls, logs, secrets, Session Manager), KMS and STS.
+# Every interface endpoint the settings can name; which ones an environment builds comes from
+# its features (mlops_cdk/settings/endpoints.py), or from network.interface_endpoints.
 INTERFACE_ENDPOINTS: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "sagemaker_api": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
     "sagemaker_runtime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
@@ -45,7 +47,11 @@ class PrivateNetwork(Construct):
         *,
         settings: NetworkSettings,
         removal: RemovalPolicy,
+        interface_endpoints: Sequence[str] = (),
+        endpoint_zones: int = 1,
     ) -> None:
+        """``interface_endpoints``: built in endpoints egress, each in the private subnets of
+        the first ``endpoint_zones`` zones (clients in other zones reach them inside the VPC)."""
         super().__init__(scope, id)
         isolated = settings.egress == "endpoints"
         private_type = (
@@ -117,11 +123,18 @@ class PrivateNetwork(Construct):
             ec2.Peer.ipv4(settings.cidr), ec2.Port.HTTPS, "HTTPS from the VPC"
         )
         if isolated:
-            for name in settings.interface_endpoints:
+            # An endpoint answers the whole VPC from whichever zones hold its network
+            # interfaces; a second zone keeps it up when one zone fails, at a second hourly
+            # charge (AWS PrivateLink guide, "Access an AWS service using an interface VPC
+            # endpoint": https://docs.aws.amazon.com/vpc/latest/privatelink/create-interface-endpoint.html).
+            endpoint_subnets = ec2.SubnetSelection(
+                subnets=self.vpc.select_subnets(subnet_type=private_type).subnets[:endpoint_zones]
+            )
+            for name in interface_endpoints:
                 self.vpc.add_interface_endpoint(
                     _construct_id(name),
                     service=INTERFACE_ENDPOINTS[name],
-                    subnets=self.private_subnets,
+                    subnets=endpoint_subnets,
                     security_groups=[self.endpoint_security_group],
                     private_dns_enabled=True,
                     open=False,  # the shared security group already admits HTTPS from the VPC

@@ -77,11 +77,20 @@ class NetworkSettings(Section):
         pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
         description="Instance type of the NAT instance (egress: nat_instance).",
     )
-    interface_endpoints: Annotated[
-        tuple[InterfaceEndpoint, ...], no_duplicates("network.interface_endpoints")
-    ] = Field(
-        default=INTERFACE_ENDPOINT_NAMES,
-        description="Interface endpoints created in endpoints egress (each costs per hour and AZ).",
+    interface_endpoints: (
+        Annotated[tuple[InterfaceEndpoint, ...], no_duplicates("network.interface_endpoints")]
+        | None
+    ) = Field(
+        default=None,
+        description="Interface endpoints of endpoints egress (each bills per hour and zone); "
+        "null: those the enabled features call (mlops_cdk/settings/endpoints.py).",
+    )
+    endpoint_zones: int | None = Field(
+        default=None,
+        ge=1,
+        le=6,
+        description="Zones holding each interface endpoint; null: 1 when removal_policy=destroy, "
+        "every zone of the VPC when retain (prod).",
     )
     flow_log_retention_days: LogRetentionDays = Field(
         default=90, description="Retention of the VPC flow logs (a CloudWatch Logs period)."

@@ -12,10 +12,16 @@ from aws_cdk import Environment, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from pydantic import AfterValidator, Field, computed_field, model_validator
 
+from mlops_cdk.settings import endpoints
 from mlops_cdk.settings.common import LogRetentionDays, Section, ec2_instance_types, retention_days
 from mlops_cdk.settings.cron import fire_times, weekdays
 from mlops_cdk.settings.loader import settings_from_context
-from mlops_cdk.settings.network import PRIVATE_SUBNET_MASK, PUBLIC_SUBNET_MASK, NetworkSettings
+from mlops_cdk.settings.network import (
+    PRIVATE_SUBNET_MASK,
+    PUBLIC_SUBNET_MASK,
+    InterfaceEndpoint,
+    NetworkSettings,
+)
 from mlops_cdk.settings.pipelines import PipelinesSettings, ScheduleSettings
 from mlops_cdk.settings.storage import StorageSettings
 from mlops_cdk.settings.studio import StudioSettings
@@ -130,13 +136,6 @@ class Settings(Section):
                 "egress, but network.egress='endpoints'; set network.egress to nat_instance or "
                 "nat_gateway, or use tracking.mode=fargate"
             )
-        needed = ("ecr_api", "ecr_docker", "logs", "secrets_manager")
-        missing = [e for e in needed if e not in network.interface_endpoints]
-        if mode == "fargate" and network.egress == "endpoints" and missing:
-            raise ValueError(
-                f"tracking.mode='fargate' with network.egress='endpoints' needs interface "
-                f"endpoints {', '.join(missing)} in network.interface_endpoints"
-            )
         if mode == "fargate" and self.tracking.fargate.oidc and network.egress == "endpoints":
             raise ValueError(
                 "tracking.fargate.oidc needs the load balancer to reach the identity provider, "
@@ -209,40 +208,35 @@ class Settings(Section):
 
     @model_validator(mode="after")
     def _private_clients_have_their_endpoints(self) -> Self:
+        """An explicit endpoint list must hold every endpoint the features call from the VPC."""
         network = self.network
-        if not self.needs_network or network.egress != "endpoints":
+        zones = len(network.availability_zones or ()) or network.max_azs
+        if network.endpoint_zones is not None and network.endpoint_zones > zones:
+            raise ValueError(
+                f"network.endpoint_zones={network.endpoint_zones} is more than the {zones} "
+                "zones of the VPC (network.max_azs or network.availability_zones)"
+            )
+        if network.interface_endpoints is None:
             return self
-        needs: list[tuple[str, tuple[str, ...]]] = []
-        if self.studio.enabled and self.studio.network_access == "VpcOnly":
-            # https://docs.aws.amazon.com/sagemaker/latest/dg/studio-updated-and-internet-access.html
-            needs.append(
-                (
-                    "studio.network_access='VpcOnly'",
-                    ("sagemaker_api", "sagemaker_runtime", "sagemaker_studio", "sts"),
-                )
+        needed = endpoints.needed_endpoints(self)
+        missing = [name for name in needed if name not in network.interface_endpoints]
+        if missing:
+            detail = ", ".join(f"{name} ({needed[name]})" for name in missing)
+            raise ValueError(
+                f"network.interface_endpoints lacks {detail}; add them, leave the setting null "
+                "(derived from the features) or use NAT egress"
             )
-        if self.jobs_in_vpc:
-            # https://docs.aws.amazon.com/sagemaker/latest/dg/train-vpc.html: the image from ECR,
-            # logs to CloudWatch; SageMaker MLflow (serverless, managed) through its API.
-            job_needs: tuple[str, ...] = ("sagemaker_api", "ecr_api", "ecr_docker", "logs")
-            if self.tracking.mode not in SELF_HOSTED_MODES:
-                job_needs += ("sagemaker_experiments",)
-            setting = (
-                "pipelines.vpc=true"
-                if self.pipelines.vpc
-                else (
-                    f"pipelines.vpc (null: jobs in the VPC for tracking.mode={self.tracking.mode!r})"
-                )
-            )
-            needs.append((setting, job_needs))
-        for who, wanted in needs:
-            missing = [e for e in wanted if e not in network.interface_endpoints]
-            if missing:
-                raise ValueError(
-                    f"{who} with network.egress='endpoints' needs interface endpoints "
-                    f"{', '.join(missing)} in network.interface_endpoints (or use NAT egress)"
-                )
         return self
+
+    @property
+    def interface_endpoints(self) -> tuple[InterfaceEndpoint, ...]:
+        """The interface endpoints the network builds (mlops_cdk/settings/endpoints.py)."""
+        return endpoints.interface_endpoints(self)
+
+    @property
+    def endpoint_zones(self) -> int:
+        """How many zones hold each interface endpoint (mlops_cdk/settings/endpoints.py)."""
+        return endpoints.endpoint_zones(self)
 
     @model_validator(mode="after")
     def _studio_can_reach_what_it_needs(self) -> Self:

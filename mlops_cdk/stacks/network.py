@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
@@ -22,10 +23,19 @@ class NetworkStack(Stack):
         *,
         settings: NetworkSettings,
         removal: RemovalPolicy,
+        interface_endpoints: Sequence[str] = (),
+        endpoint_zones: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
-        network = PrivateNetwork(self, "Network", settings=settings, removal=removal)
+        network = PrivateNetwork(
+            self,
+            "Network",
+            settings=settings,
+            removal=removal,
+            interface_endpoints=interface_endpoints,
+            endpoint_zones=endpoint_zones,
+        )
         self.vpc: ec2.IVpc = network.vpc
         self.private_subnets = network.private_subnets
         self.egress = settings.egress

@@ -33,6 +33,12 @@ from tests.emulator.harness import (
 pytestmark = pytest.mark.emulator
 
 ENVIRONMENTS = ("dev", "staging")
+# staging's default egress is a NAT instance whose AMI is the public SSM parameter
+# /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64, which moto does not
+# hold (its CloudFormation stops at the parameter): staging deploys its private alternative,
+# interface endpoints in one zone. The NAT instance path is checked on the templates only
+# (tests/test_reachability.py, tests/unit/test_network.py).
+EMULATOR_CONTEXT = {"staging": ("-c", "network.egress=endpoints")}
 APP = f"{sys.executable} {ROOT / 'app.py'}"
 IMAGE_URI = re.compile(r"\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/([^:@\s]+):([\w.-]+)")
 ROLE_ARN = re.compile(r"arn:aws:iam::\d{12}:role/([\w+=,.@/-]+)")
@@ -216,7 +222,10 @@ def test_deploy_check_destroy(
     server_before = emulator.server_cpu()
     assembly = emulator.work / f"cdk.out.{env}"
     started = time.monotonic()
-    emulator.cdk("synth", "--app", APP, "-c", f"env={env}", "-o", str(assembly), "--quiet")
+    emulator.cdk(
+        "synth", "--app", APP, "-c", f"env={env}", *EMULATOR_CONTEXT.get(env, ()),
+        "-o", str(assembly), "--quiet",
+    )  # fmt: skip
     synthesized = time.monotonic()
     deploy_args = [
         "--all",

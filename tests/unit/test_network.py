@@ -7,8 +7,9 @@ from typing import get_args
 import pytest
 
 from mlops_cdk.constructs.private_network import INTERFACE_ENDPOINTS
-from mlops_cdk.settings import InterfaceEndpoint
-from tests.synth import SynthesizedApp, synthesize
+from mlops_cdk.settings import InterfaceEndpoint, Settings
+from mlops_cdk.settings.endpoints import needed_endpoints
+from tests.synth import SynthesizedApp, cdk_json_context, synthesize
 
 
 def test_dev_has_no_network_by_default(dev: SynthesizedApp) -> None:
@@ -21,33 +22,76 @@ def test_staging_and_prod_have_a_network(staging: SynthesizedApp, prod: Synthesi
     assert prod.has_stack("network")
 
 
-def test_endpoint_egress_has_no_nat_and_no_public_subnet(staging: SynthesizedApp) -> None:
-    template = staging.template("network")
+def test_endpoint_egress_has_no_nat_and_no_public_subnet(prod: SynthesizedApp) -> None:
+    template = prod.template("network")
     template.resource_count_is("AWS::EC2::NatGateway", 0)
     template.resource_count_is("AWS::EC2::InternetGateway", 0)
     for subnet in template.find_resources("AWS::EC2::Subnet").values():
         assert subnet["Properties"]["MapPublicIpOnLaunch"] is False
 
 
-def test_endpoint_egress_creates_every_configured_endpoint(staging: SynthesizedApp) -> None:
-    template = staging.template("network")
+def test_endpoint_egress_creates_the_needed_endpoints_in_every_zone_in_prod(
+    prod: SynthesizedApp,
+) -> None:
+    template = prod.template("network")
     endpoints = template.find_resources("AWS::EC2::VPCEndpoint")
     interface = [
         e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Interface"
     ]
     gateway = [e for e in endpoints.values() if e["Properties"].get("VpcEndpointType") == "Gateway"]
-    assert len(interface) == len(staging.settings.network.interface_endpoints)
+    assert len(interface) == len(prod.settings.interface_endpoints) == 8
     assert len(gateway) == 1  # S3
     for endpoint in interface:
         assert endpoint["Properties"]["PrivateDnsEnabled"] is True
+        assert len(endpoint["Properties"]["SubnetIds"]) == 2  # prod keeps a zone's failure out
+
+
+def _endpoints(env: str, **overrides: str) -> dict[str, str]:
+    settings = Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    return {str(name): why for name, why in needed_endpoints(settings).items()}
+
+
+def test_endpoints_follow_the_features() -> None:
+    # prod: fargate MLflow with basic auth, VPC jobs, VpcOnly Studio.
+    assert set(_endpoints("prod")) == {
+        "ecr_api", "ecr_docker", "logs", "secrets_manager",  # Fargate tasks and VPC jobs
+        "sagemaker_api", "sagemaker_runtime", "sts", "ssm",  # Studio apps
+    }  # fmt: skip
+    # SageMaker-hosted MLflow: Studio calls its tracking API, jobs stay outside the VPC.
+    serverless = _endpoints("staging", **{"network.egress": "endpoints"})
+    assert set(serverless) == {
+        "sagemaker_api", "sagemaker_runtime", "sts", "logs", "ssm", "sagemaker_experiments",
+    }  # fmt: skip
+    assert "Studio apps" in serverless["ssm"]
+    # No Studio and jobs outside the VPC: nothing calls AWS from the VPC.
+    assert _endpoints("dev", **{"network.enabled": "true"}) == {}
+    # Jobs in the VPC with SageMaker MLflow: ECR, logs and the MLflow API, no Studio endpoints.
+    jobs = _endpoints("dev", **{"pipelines.vpc": "true"})
+    assert set(jobs) == {
+        "ecr_api", "ecr_docker", "logs", "sagemaker_api", "sagemaker_experiments",
+    }  # fmt: skip
+    # NAT egress needs no interface endpoint.
+    assert _endpoints("prod", **{"network.egress": "nat_gateway"}) == {}
+
+
+def test_endpoints_sit_in_one_zone_outside_prod() -> None:
+    app = synthesize("staging", {"network.egress": "endpoints"})
+    endpoints = app.template_json("network")["Resources"].values()
+    interface = [
+        e
+        for e in endpoints
+        if e["Type"] == "AWS::EC2::VPCEndpoint"
+        and e["Properties"]["VpcEndpointType"] == "Interface"
+    ]
+    assert interface and all(len(e["Properties"]["SubnetIds"]) == 1 for e in interface)
 
 
 def test_every_configurable_endpoint_has_a_service() -> None:
     assert set(INTERFACE_ENDPOINTS) == set(get_args(InterfaceEndpoint))
 
 
-def test_endpoint_security_group_admits_only_https_from_the_vpc(staging: SynthesizedApp) -> None:
-    template = staging.template("network")
+def test_endpoint_security_group_admits_only_https_from_the_vpc(prod: SynthesizedApp) -> None:
+    template = prod.template("network")
     groups = template.find_resources("AWS::EC2::SecurityGroup")
     (endpoint_group,) = [
         g for k, g in groups.items() if k.startswith("NetworkEndpointSecurityGroup")

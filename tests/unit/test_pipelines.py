@@ -580,7 +580,7 @@ def test_jobs_outside_a_vpc_have_no_vpc_config(dev: SynthesizedApp) -> None:
 # Each tracking mode in an environment whose synth other tests share (tests/test_tracking_modes).
 MODE_APPS = {
     "serverless": ("dev", {}),
-    "managed": ("staging", {}),
+    "managed": ("staging", {"tracking.mode": "managed"}),
     "fargate": ("prod", {}),
     "ec2": ("prod", {"tracking.mode": "ec2"}),
 }

@@ -313,7 +313,7 @@ def test_execution_role_can_do_nothing_more(staging: SynthesizedApp) -> None:
     statements = _statements(staging, "DomainExecutionRole")
     actions = {a for s in statements for a in _actions(s)}
     assert actions <= ALLOWED_EXECUTION_ACTIONS, actions - ALLOWED_EXECUTION_ACTIONS
-    assert {"sagemaker-mlflow:*", "s3:PutObject", "sagemaker:CreateSpace"} <= actions
+    assert {"sagemaker:CallMlflowAppApi", "s3:PutObject", "sagemaker:CreateSpace"} <= actions
     assert all(s["Effect"] == "Allow" for s in statements)
 
 

@@ -57,8 +57,14 @@ def test_every_mode_outputs_the_interface() -> None:
 # --- managed ---------------------------------------------------------------------------------
 
 
-def test_managed_server_has_the_configured_size_version_and_window(staging: SynthesizedApp) -> None:
-    staging.template("tracking").has_resource_properties(
+@pytest.fixture(scope="module")
+def managed() -> SynthesizedApp:
+    """Staging in the managed mode (cdk.json's staging runs the serverless App)."""
+    return app_for("staging", "managed")
+
+
+def test_managed_server_has_the_configured_size_version_and_window(managed: SynthesizedApp) -> None:
+    managed.template("tracking").has_resource_properties(
         "AWS::SageMaker::MlflowTrackingServer",
         {
             "TrackingServerName": "mlops-staging-mlflow",
@@ -73,8 +79,8 @@ def test_managed_server_has_the_configured_size_version_and_window(staging: Synt
     )
 
 
-def test_managed_role_is_trusted_by_sagemaker_only(staging: SynthesizedApp) -> None:
-    (role,) = resources(staging, "AWS::IAM::Role").values()
+def test_managed_role_is_trusted_by_sagemaker_only(managed: SynthesizedApp) -> None:
+    (role,) = resources(managed, "AWS::IAM::Role").values()
     statement = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert statement == [
         {
@@ -86,8 +92,8 @@ def test_managed_role_is_trusted_by_sagemaker_only(staging: SynthesizedApp) -> N
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_managed_role_writes_only_the_mlflow_prefix(staging: SynthesizedApp) -> None:
-    (policy,) = resources(staging, "AWS::IAM::Policy").values()
+def test_managed_role_writes_only_the_mlflow_prefix(managed: SynthesizedApp) -> None:
+    (policy,) = resources(managed, "AWS::IAM::Policy").values()
     text = json.dumps(policy)
     assert '"/mlflow/*"' in text
     assert "s3:PutObject" in text
@@ -333,8 +339,8 @@ ERRORS = {
         "tracking.fargate.certificate_arn='arn:aws:iam::123456789012:server-certificate/x': string should match",
     ),
     "fargate without endpoints it needs": (
-        {"env": "staging", "tracking.mode": "fargate", "network.interface_endpoints": '["sts"]'},
-        "tracking.mode='fargate' with network.egress='endpoints' needs interface endpoints ecr_api, ecr_docker, logs, secrets_manager",
+        {"env": "prod", "network.interface_endpoints": '["sts"]'},
+        "network.interface_endpoints lacks ecr_api (SageMaker jobs in the VPC: image from ECR; MLflow on Fargate: image from ECR)",
     ),
     "ec2 with endpoints egress": (
         {"tracking.mode": "ec2", "network.egress": "endpoints"},
