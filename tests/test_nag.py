@@ -9,7 +9,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlops_cdk.nag import add_nag_checks
+from mlops_cdk import nag
 from tests.synth import SynthesizedApp
 
 
@@ -25,7 +25,7 @@ def test_a_non_compliant_resource_fails_synthesis(tmp_path: Path) -> None:
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "NagCanary")
     s3.Bucket(stack, "UnencryptedUnloggedBucket")  # no TLS policy, no access logs
-    add_nag_checks(app)
+    nag.register(app)
     with pytest.raises(RuntimeError, match="AwsSolutions-S1"):
         app.synth()
 

@@ -156,4 +156,4 @@ def test_existing_bucket_is_used_instead_of_a_new_one() -> None:
     assert not any(k.startswith("ArtifactsBucket") for k in buckets)
     assert any(k.startswith("DataBucket") for k in buckets)
     assert template["Outputs"]["ArtifactStoreUri"]["Value"] == "s3://team-shared-mlflow/experiments"
-    assert app.platform.storage.artifacts_key is None
+    assert app.platform.storage.artifacts.key is None
