@@ -176,17 +176,6 @@ class DeferredAcknowledgments:
         return PolicyValidationPluginReport(success=True, violations=[])
 
 
-def ack_grant_wildcards(
-    grantee: IConstruct, *, actions: Iterable[str], resources: Iterable[str] = (), reason: str
-) -> None:
-    """Acknowledge CDK grant wildcards by name: ``actions`` from :data:`GRANT_ACTION_WILDCARDS`,
-    ``resources`` (token ARNs with a wildcard) each explained by ``reason``."""
-    for action in actions:
-        ack(grantee, f"AwsSolutions-IAM5[Action::{action}]", GRANT_ACTION_WILDCARDS[action])
-    for resource in resources:
-        ack_resource(grantee, resource, reason)
-
-
 def _flatten_cfn_reference(node: Any) -> str:
     """The string cdk-nag uses to name a resource finding (port of its flattenCfnReference)."""
     if node is None:

@@ -20,6 +20,10 @@ from mlops_cdk.constructs.secure_bucket import SecureBucket
 from mlops_cdk.layout import LAYOUT
 from mlops_cdk.settings import StorageSettings
 
+# What aws-cdk-lib's IKey.grant_decrypt and grant_encrypt_decrypt grant, in their order.
+KEY_DECRYPT = ["kms:Decrypt"]
+KEY_ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+
 
 class ObjectStore:
     """Objects under ``root`` of one bucket, encrypted with ``key`` (None: no key to grant).
@@ -50,16 +54,24 @@ class ObjectStore:
     def grant_read(self, grantee: iam.IGrantable, prefix: str = "") -> iam.Grant:
         """Read (and list) the objects under ``prefix``, and decrypt them."""
         grant = self.bucket.grant_read(grantee, self._objects(prefix))
-        if self.key is not None:
-            grant = grant.combine(self.key.grant_decrypt(grantee))
-        return grant
+        return self._with_key(grant, grantee, KEY_DECRYPT)
 
     def grant_read_write(self, grantee: iam.IGrantable, prefix: str = "") -> iam.Grant:
         """Read, write and delete the objects under ``prefix``, with the key that encrypts them."""
         grant = self.bucket.grant_read_write(grantee, self._objects(prefix))
-        if self.key is not None:
-            grant = grant.combine(self.key.grant_encrypt_decrypt(grantee))
-        return grant
+        return self._with_key(grant, grantee, KEY_ENCRYPT_DECRYPT)
+
+    def _with_key(self, grant: iam.Grant, grantee: iam.IGrantable, actions: list[str]) -> iam.Grant:
+        # The key's statement on the grantee, as IKey.grant_decrypt / grant_encrypt_decrypt
+        # write it for a principal of this account, made here so the returned Grant carries it
+        # also for an imported key (whose own grant returns no principal statement).
+        if self.key is None:
+            return grant
+        return grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=actions, resource_arns=[self.key.key_arn]
+            )
+        )
 
 
 class DataStores(Construct):

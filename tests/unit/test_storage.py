@@ -157,3 +157,22 @@ def test_existing_bucket_is_used_instead_of_a_new_one() -> None:
     assert any(k.startswith("DataBucket") for k in buckets)
     assert template["Outputs"]["ArtifactStoreUri"]["Value"] == "s3://team-shared-mlflow/experiments"
     assert app.platform.storage.artifacts.key is None
+
+
+@pytest.mark.parametrize("mode", ["serverless", "fargate"])
+def test_an_existing_artifact_store_with_its_own_key_passes_nag(mode: str) -> None:
+    # Every client of the artifact store gets the imported key's encrypt/decrypt, and each
+    # role that holds it acknowledges those grant wildcards (nag raises at synth otherwise).
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    app = synthesize(
+        "staging",
+        {
+            "tracking.mode": mode,
+            "storage.create_bucket": "false",
+            "storage.artifact_store_uri": "s3://team-shared-mlflow/experiments",
+            "storage.artifact_store_kms_key_arn": key_arn,
+        },
+    )
+    assert app.platform.storage.artifacts.key is not None
+    policies = app.template("tracking").find_resources("AWS::IAM::Policy")
+    assert key_arn in str(policies)
