@@ -63,8 +63,9 @@ synth: install  ## synthesize every environment and print its stacks with their 
 
 test: install lint pytest synth  ## everything CI runs: lint, tests, synth of every environment
 
-docs: $(PY_STAMP)  ## regenerate the README's settings reference from mlops_cdk/settings and cdk.json
+docs: $(PY_STAMP)  ## regenerate the README's settings reference and docs/nag.md (cdk-nag acknowledgements)
 	$(PY) -m tools.settings_reference --write
+	$(PY) -m tools.nag_report --write
 
 cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode (ENV=staging: one env; ARGS=--refresh-prices: prices from the AWS Price List API)
 	$(PY) -m tools.cost $(if $(ENV),--env $(ENV)) $(ARGS)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from aws_cdk import App
 
-from mlops_cdk.nag import add_nag_checks
+from mlops_cdk import nag
 from mlops_cdk.platform import Platform, build_platform
 from mlops_cdk.settings import Settings
 
@@ -27,5 +27,5 @@ def set_up(app: App, environ: Mapping[str, str]) -> AppSetup:
     """
     settings = Settings.from_context(app.node.get_all_context(), environ)
     platform = build_platform(app, settings)
-    add_nag_checks(app)
+    nag.register(app)
     return AppSetup(settings=settings, platform=platform)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from aws_cdk import App, Stack, Tags
 
-from mlops_cdk import nag
 from mlops_cdk.settings import Settings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.pipelines import PipelinesStack
@@ -120,5 +119,4 @@ def build_platform(app: App, settings: Settings) -> Platform:
     for key, value in settings.tags.items():
         if key not in tags:  # the app's own tags win
             Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
-    nag.acknowledge(app, platform)
     return platform

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+
+from mlops_cdk import nag
+
+if TYPE_CHECKING:
+    from mlops_cdk.constructs.data_stores import ObjectStore
 
 # What an MLflow client process reads (jobs, notebooks); ``client_environment`` fills them.
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -66,6 +71,20 @@ class TrackingBackend(Protocol):
         """
         ...
 
-    def grant_use(self, grantee: iam.IGrantable) -> None:
-        """Give ``grantee`` exactly what an MLflow client needs: the API, artifacts and key."""
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Give ``grantee`` exactly what an MLflow client needs: the API, artifacts and key.
+
+        The caller acknowledges the grant's wildcards with its own reason (``nag.ack_grant``).
+        """
         ...
+
+
+def grant_server_artifacts(artifacts: ObjectStore, role: iam.IRole) -> iam.Grant:
+    """What every mode's server role may do in S3: read and write its artifact prefix."""
+    grant = artifacts.grant_read_write(role)
+    nag.ack_grant(
+        role,
+        grant,
+        resources="MLflow writes run artifacts as objects of any name under its own prefix only.",
+    )
+    return grant

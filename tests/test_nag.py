@@ -9,8 +9,13 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_s3 as s3
 
-from mlops_cdk.nag import add_nag_checks
-from tests.synth import SynthesizedApp
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.mlflow_app import MlflowApp
+from mlops_cdk.settings import TrackingSettings
+from tests.matrix import VARIANTS
+from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp
+from tools.nag_report import NAG_MD, AppAcknowledgements, render
 
 
 def test_environment_has_no_unacknowledged_findings(any_env: SynthesizedApp) -> None:
@@ -25,7 +30,7 @@ def test_a_non_compliant_resource_fails_synthesis(tmp_path: Path) -> None:
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "NagCanary")
     s3.Bucket(stack, "UnencryptedUnloggedBucket")  # no TLS policy, no access logs
-    add_nag_checks(app)
+    nag.register(app)
     with pytest.raises(RuntimeError, match="AwsSolutions-S1"):
         app.synth()
 
@@ -41,3 +46,35 @@ def test_acknowledgements_carry_a_specific_reason(any_env: SynthesizedApp) -> No
     assert reasons, "expected at least the access-log bucket's acknowledgement"
     for where, reason in reasons.items():
         assert len(reason) >= 40, f"{where}: reason too vague: {reason!r}"
+
+
+def test_nag_md_lists_every_acknowledgement_of_every_env_and_mode() -> None:
+    # docs/nag.md is generated from the acknowledgements the constructs record (nag.ack...);
+    # `make docs` rewrites it. Every env x mode, environment-agnostic (the matrix's apps).
+    apps = [
+        AppAcknowledgements(
+            env=v.env,
+            mode=v.mode,
+            name_prefix=v.app().settings.name_prefix,
+            acknowledgements=nag.acknowledgements(v.app().platform.storage.node.root),
+        )
+        for v in VARIANTS
+        if v.form == "agnostic" and not v.extra
+    ]
+    assert len(apps) == len(ENVIRONMENTS) * len(MODES)
+    assert NAG_MD.read_text() == render(apps), "run `make docs` and commit docs/nag.md"
+
+
+def test_a_construct_in_a_bare_stack_records_its_acknowledgements_and_needs_no_pack() -> None:
+    # Constructs take interfaces, so one builds in a bare Stack; without nag.register the
+    # acknowledgements are recorded (and plain ones set on the construct), nothing else runs.
+    app = cdk.App()
+    stack = cdk.Stack(app, "Bare")
+    store = ObjectStore(bucket=s3.Bucket(stack, "Artifacts"), key=None, root="mlflow")
+    MlflowApp(stack, "Mlflow", name="bare-mlflow", settings=TrackingSettings(), artifacts=store)
+    assembly = app.synth()
+    rules = {a.rule for a in nag.acknowledgements(app)}
+    assert "AwsSolutions-IAM5[Action::s3:GetObject*]" in rules
+    # The resource wildcards wait for the deferred plugin, which only nag.register adds.
+    assert not any(rule.startswith("AwsSolutions-IAM5[Resource::") for rule in rules)
+    assert assembly.get_stack_by_name("Bare").template["Resources"]

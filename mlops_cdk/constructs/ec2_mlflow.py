@@ -17,8 +17,11 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.ec2_mlflow_boot import boot_user_data
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
-from mlops_cdk.constructs.fargate_mlflow import (
+from mlops_cdk.constructs.self_hosted_mlflow import (
     CLIENT_USERNAME,
     CONTAINER_DIR,
     DATABASE_NAME,
@@ -27,9 +30,11 @@ from mlops_cdk.constructs.fargate_mlflow import (
     retain_with_database,
 )
 from mlops_cdk.settings import TrackingSettings
-from mlops_cdk.stacks.network import NetworkStack
-from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
+from mlops_cdk.tracking_backend import (
+    CREDENTIALS_SECRET_ENV,
+    TRACKING_URI_ENV,
+    grant_server_artifacts,
+)
 
 # AWS's minimal managed policies for Session Manager and the CloudWatch agent.
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
@@ -57,19 +62,17 @@ class Ec2Mlflow(Construct):
         *,
         name: str,
         settings: TrackingSettings,
-        storage: StorageStack,
-        network: NetworkStack,
+        artifacts: ObjectStore,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
         removal: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
         cfg = settings.ec2
-        vpc, subnets = network.vpc, network.private_subnets
         retain = removal == RemovalPolicy.RETAIN
-        self.deletion_protection = retain
-        self.multi_az = cfg.db_multi_az
         self._name = name
-        self._storage = storage
+        self._artifacts = artifacts
         self._version = settings.server_mlflow_version
 
         self.security_group = ec2.SecurityGroup(
@@ -105,6 +108,19 @@ class Ec2Mlflow(Construct):
             publicly_accessible=False,
         )
         self.database.connections.allow_default_port_from(self.security_group, "MLflow server")
+        nag.ack(
+            self.database,
+            "AwsSolutions-RDS11",
+            "The database admits only the MLflow instance's security group; a non-standard port "
+            "would add no protection to a private database.",
+        )
+        if not cfg.db_multi_az:
+            nag.ack(
+                self.database,
+                "AwsSolutions-RDS3",
+                "Single-AZ by choice outside prod to halve the cost; tracking.ec2.db_multi_az "
+                "turns the standby on (prod sets it).",
+            )
         db_secret = self.database.secret
         assert db_secret is not None
         retain_with_database(self.database, removal)
@@ -122,6 +138,12 @@ class Ec2Mlflow(Construct):
             removal=removal,
             description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
         )
+        nag.ack_all(
+            (self.database, self.admin_secret, self.client_secret),
+            "AwsSolutions-SMG4",
+            "The MLflow service reads credentials only at start; rotate by updating the secret "
+            "and restarting the service (docs/tracking.md), not by a rotation Lambda.",
+        )
 
         # A stable private name for a replaceable instance.
         self.zone = route53.PrivateHostedZone(self, "Zone", zone_name=f"{name}.internal", vpc=vpc)
@@ -137,7 +159,14 @@ class Ec2Mlflow(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name(CLOUDWATCH_AGENT_POLICY),
             ],
         )
-        storage.grant_artifacts_read_write(self.role)
+        for policy in (SSM_CORE_POLICY, CLOUDWATCH_AGENT_POLICY):
+            nag.ack(
+                self.role,
+                f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{policy}]",
+                "AWS's minimal policy for Session Manager shell access and the CloudWatch agent, "
+                "kept current by AWS as those agents change.",
+            )
+        grant_server_artifacts(artifacts, self.role)
         for secret in (db_secret, self.admin_secret, self.client_secret):
             secret.grant_read(self.role)
         self.role.add_to_policy(
@@ -147,28 +176,32 @@ class Ec2Mlflow(Construct):
         )
         entrypoint = s3_assets.Asset(self, "Entrypoint", path=str(CONTAINER_DIR / "entrypoint.py"))
         entrypoint.grant_read(self.role)
+        # The finding names the bucket as the stack resolves it: tokens when environment-
+        # agnostic, literals once the CLI supplies an account and region. Built from the asset.
+        nag.ack_resource(
+            self.role,
+            entrypoint.bucket.arn_for_objects("*"),
+            "CDK's asset grant: the instance downloads its entrypoint script from the bootstrap "
+            "assets bucket, whose object keys are content hashes.",
+        )
         self.entrypoint = entrypoint
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=removal
         )
 
-        user_data = ec2.UserData.for_linux()
-        user_data.add_commands(
-            # cfn-signal comes with aws-cfn-bootstrap, which not every AL2023 AMI has installed
-            # (CloudFormation helper scripts reference). Outside `set -e`: even a boot whose
-            # package installs fail reaches the signal below if the helper was already there.
-            "dnf install -y aws-cfn-bootstrap || true",
-            *self._install_commands(
-                entrypoint=entrypoint,
-                db_secret=db_secret,
-                region=Stack.of(self).region,
-            ),
-            *self._agent_commands(),
-            # Success is MLflow answering on its port, not the script reaching its end.
-            f"for i in $(seq 60); do curl -fsS -o /dev/null -H 'Host: {self.host_name}:{MLFLOW_PORT}' "
-            f"http://127.0.0.1:{MLFLOW_PORT}/health && break; sleep 10; done",
-            f"curl -fsS -o /dev/null -H 'Host: {self.host_name}:{MLFLOW_PORT}' "
-            f"http://127.0.0.1:{MLFLOW_PORT}/health",
+        user_data = boot_user_data(
+            stack=Stack.of(self),
+            entrypoint_url=entrypoint.s3_object_url,
+            secret_arns={
+                "DB": db_secret.secret_arn,
+                "ADMIN": self.admin_secret.secret_arn,
+                "CLIENT": self.client_secret.secret_arn,
+            },
+            zone_id=self.zone.hosted_zone_id,
+            host_name=self.host_name,
+            artifact_uri=artifacts.uri(),
+            mlflow_version=self._version,
+            log_group_name=self.log_group.log_group_name,
         )
         self.group = autoscaling.AutoScalingGroup(
             self,
@@ -207,6 +240,12 @@ class Ec2Mlflow(Construct):
             signals=autoscaling.Signals.wait_for_all(timeout=SIGNAL_TIMEOUT),
             update_policy=autoscaling.UpdatePolicy.rolling_update(),
         )
+        nag.ack(
+            self.group,
+            "AwsSolutions-AS3",
+            "A group of one: its only scaling events are replacements of an unhealthy instance, "
+            "which the status-check alarm already reports.",
+        )
         # An EXIT trap sends the script's exit code: 0 once MLflow answers, else the failure.
         user_data.add_signal_on_exit_command(self.group)
         self.group.node.add_dependency(self.database)
@@ -228,134 +267,6 @@ class Ec2Mlflow(Construct):
         CfnOutput(self, "DatabaseSecretArn", value=db_secret.secret_arn)
         CfnOutput(self, "ClientCredentialsSecretArn", value=self.client_secret.secret_arn)
         CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
-
-    def _install_commands(
-        self, *, entrypoint: s3_assets.Asset, db_secret: secretsmanager.ISecret, region: str
-    ) -> list[str]:
-        secrets = {
-            "DB": db_secret.secret_arn,
-            "ADMIN": self.admin_secret.secret_arn,
-            "CLIENT": self.client_secret.secret_arn,
-        }
-        # Fetches the secrets into a root-only tmpfs file at every (re)start; nothing on disk.
-        start = "\n".join(
-            [
-                "#!/bin/bash",
-                "set -euo pipefail",
-                "umask 077",
-                f"export AWS_DEFAULT_REGION={region}",
-                *[
-                    f'{key}=$(aws secretsmanager get-secret-value --secret-id "{arn}" --query SecretString --output text)'
-                    for key, arn in secrets.items()
-                ],
-                "{",
-                "  echo DB_ENGINE=mysql",
-                f"  echo DB_NAME={DATABASE_NAME}",
-                '  echo "DB_HOST=$(jq -r .host <<<"$DB")"',
-                '  echo "DB_PORT=$(jq -r .port <<<"$DB")"',
-                '  echo "DB_USERNAME=$(jq -r .username <<<"$DB")"',
-                '  echo "DB_PASSWORD=$(jq -r .password <<<"$DB")"',
-                '  echo "MLFLOW_AUTH_ADMIN_USERNAME=$(jq -r .username <<<"$ADMIN")"',
-                '  echo "MLFLOW_AUTH_ADMIN_PASSWORD=$(jq -r .password <<<"$ADMIN")"',
-                '  echo "MLFLOW_CLIENT_USERNAME=$(jq -r .username <<<"$CLIENT")"',
-                '  echo "MLFLOW_CLIENT_PASSWORD=$(jq -r .password <<<"$CLIENT")"',
-                "} > /run/mlflow/env",
-            ]
-        )
-        register = "\n".join(
-            [
-                "#!/bin/bash",
-                "set -euo pipefail",
-                "TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')",
-                'IP=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/local-ipv4)',
-                'CHANGE=\'{"Changes":[{"Action":"UPSERT","ResourceRecordSet":{"Name":"%s","Type":"A","TTL":30,"ResourceRecords":[{"Value":"%s"}]}}]}\'',
-                f'aws route53 change-resource-record-sets --hosted-zone-id "{self.zone.hosted_zone_id}" '
-                f'--change-batch "$(printf "$CHANGE" "{self.host_name}" "$IP")"',
-            ]
-        )
-        unit = "\n".join(
-            [
-                "[Unit]",
-                "Description=MLflow tracking server",
-                "After=network-online.target",
-                "Wants=network-online.target",
-                "[Service]",
-                "User=mlflow",
-                "RuntimeDirectory=mlflow",
-                "RuntimeDirectoryMode=0700",
-                # "+": fetch as root into the root-only file systemd reads before ExecStart.
-                "ExecStartPre=+/opt/mlflow/bin/fetch-secrets",
-                "EnvironmentFile=-/run/mlflow/env",
-                f"Environment=MLFLOW_ARTIFACTS_DESTINATION={self._storage.artifact_uri}",
-                f"Environment=MLFLOW_PORT={MLFLOW_PORT}",
-                "Environment=MLFLOW_AUTH=basic",
-                f"Environment=MLFLOW_SERVER_ALLOWED_HOSTS={self.host_name},{self.host_name}:{MLFLOW_PORT}",
-                "Environment=MLFLOW_DISABLE_TELEMETRY=true",
-                f"Environment=AWS_DEFAULT_REGION={Stack.of(self).region}",
-                "ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/entrypoint.py",
-                "Restart=always",
-                "RestartSec=10",
-                "StandardOutput=append:/var/log/mlflow/mlflow.log",
-                "StandardError=append:/var/log/mlflow/mlflow.log",
-                "[Install]",
-                "WantedBy=multi-user.target",
-            ]
-        )
-        return [
-            "set -euxo pipefail",
-            "dnf install -y python3.11 python3.11-pip jq amazon-cloudwatch-agent",
-            "useradd --system --home-dir /opt/mlflow mlflow || true",
-            "mkdir -p /opt/mlflow/bin /var/log/mlflow && chown mlflow /opt/mlflow /var/log/mlflow",
-            "python3.11 -m venv /opt/mlflow/venv",
-            f'/opt/mlflow/venv/bin/pip install --no-cache-dir "mlflow[auth]=={self._version}" '
-            '"PyMySQL==1.1.2" "boto3==1.44.8"',
-            f"aws s3 cp {entrypoint.s3_object_url} /opt/mlflow/entrypoint.py",
-            f"cat > /opt/mlflow/bin/fetch-secrets <<'EOF'\n{start}\nEOF",
-            f"cat > /opt/mlflow/bin/register-dns <<'EOF'\n{register}\nEOF",
-            "chmod 0755 /opt/mlflow/bin/fetch-secrets /opt/mlflow/bin/register-dns",
-            "/opt/mlflow/bin/register-dns",
-            f"cat > /etc/systemd/system/mlflow.service <<'EOF'\n{unit}\nEOF",
-            "systemctl daemon-reload",
-            "systemctl enable --now mlflow.service",
-        ]
-
-    def _agent_commands(self) -> list[str]:
-        config = {
-            "agent": {"metrics_collection_interval": 60},
-            "metrics": {
-                "namespace": "CWAgent",
-                "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
-                "aggregation_dimensions": [["AutoScalingGroupName"]],
-                "metrics_collected": {
-                    "disk": {"measurement": ["used_percent"], "resources": ["/"]},
-                    "mem": {"measurement": ["used_percent"]},
-                },
-            },
-            "logs": {
-                "logs_collected": {
-                    "files": {
-                        "collect_list": [
-                            {
-                                "file_path": "/var/log/mlflow/mlflow.log",
-                                "log_group_name": self.log_group.log_group_name,
-                                "log_stream_name": "{instance_id}/mlflow",
-                            },
-                            {
-                                "file_path": "/var/log/cloud-init-output.log",
-                                "log_group_name": self.log_group.log_group_name,
-                                "log_stream_name": "{instance_id}/cloud-init",
-                            },
-                        ]
-                    }
-                }
-            },
-        }
-        path = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
-        return [
-            f"cat > {path} <<'EOF'\n{Stack.of(self).to_json_string(config)}\nEOF",
-            "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config "
-            f"-m ec2 -s -c file:{path}",
-        ]
 
     def _alarms(self, cpu_percent: int, disk_percent: int) -> list[cloudwatch.Alarm]:
         group = {"AutoScalingGroupName": self.group.auto_scaling_group_name}
@@ -438,14 +349,14 @@ class Ec2Mlflow(Construct):
 
     @property
     def artifact_uri(self) -> str:
-        return self._storage.artifact_uri
+        return self._artifacts.uri()
 
     @property
     def connections(self) -> ec2.Connections | None:
         """The instance on the MLflow port (see ``TrackingBackend.connections``)."""
         return self._connections
 
-    def grant_use(self, grantee: iam.IGrantable) -> None:
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the client credentials secret and the artifacts prefix and key."""
-        self.client_secret.grant_read(grantee)
-        self._storage.grant_artifacts_read_write(grantee)
+        secret = self.client_secret.grant_read(grantee)
+        return secret.combine(self._artifacts.grant_read_write(grantee))

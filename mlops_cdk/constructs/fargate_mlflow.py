@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, SecretValue
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -18,50 +16,22 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.self_hosted_mlflow import (
+    CLIENT_USERNAME,
+    CONTAINER_DIR,
+    DATABASE_NAME,
+    MLFLOW_PORT,
+    generated_user_secret,
+    retain_with_database,
+)
 from mlops_cdk.settings import TrackingSettings
-from mlops_cdk.stacks.network import NetworkStack
-from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TRACKING_URI_ENV
-
-CONTAINER_DIR = Path(__file__).resolve().parents[2] / "containers" / "tracking"
-MLFLOW_PORT = 5000
-DATABASE_NAME = "mlflow"
-CLIENT_USERNAME = "mlflow-client"
-
-
-def generated_user_secret(
-    scope: Construct, id: str, *, username: str, description: str, removal: RemovalPolicy
-) -> secretsmanager.Secret:
-    """A Secrets Manager secret ``{"username": ..., "password": <generated>}``."""
-    return secretsmanager.Secret(
-        scope,
-        id,
-        description=description,
-        generate_secret_string=secretsmanager.SecretStringGenerator(
-            secret_string_template=json.dumps({"username": username}),
-            generate_string_key="password",
-            exclude_punctuation=True,
-            password_length=32,
-        ),
-        removal_policy=removal,
-    )
-
-
-def retain_with_database(
-    database: rds.DatabaseCluster | rds.DatabaseInstance, removal: RemovalPolicy
-) -> None:
-    """What a database needs to stay usable follows the database's removal policy.
-
-    CDK gives the database's subnet group (and a cluster's instances) its policy, but deletes
-    the generated master secret with the stack: a retained database would lose its
-    credentials. And a retained database keeps its network interfaces in its security groups,
-    so deleting those would fail the stack's deletion or a failed create's rollback.
-    """
-    secret = database.node.find_child("Secret")  # CDK's DatabaseSecret (``.secret`` is the
-    assert isinstance(secret, secretsmanager.Secret)  # attachment that wraps it)
-    secret.apply_removal_policy(removal)
-    for group in database.connections.security_groups:
-        group.apply_removal_policy(removal)
+from mlops_cdk.tracking_backend import (
+    CREDENTIALS_SECRET_ENV,
+    TRACKING_URI_ENV,
+    grant_server_artifacts,
+)
 
 
 class FargateMlflow(Construct):
@@ -78,18 +48,17 @@ class FargateMlflow(Construct):
         *,
         name: str,
         settings: TrackingSettings,
-        storage: StorageStack,
-        network: NetworkStack,
+        artifacts: ObjectStore,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
         removal: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> None:
         super().__init__(scope, id)
         fargate = settings.fargate
-        vpc, subnets = network.vpc, network.private_subnets
         retain = removal == RemovalPolicy.RETAIN
-        self.deletion_protection = retain
         self._name = name
-        self._storage = storage
+        self._artifacts = artifacts
         self._version = settings.server_mlflow_version
         self.basic_auth = fargate.oidc is None
 
@@ -173,6 +142,13 @@ class FargateMlflow(Construct):
                 ),
             }
 
+        nag.ack_all(
+            (self.database, self.admin_secret, self.client_secret),
+            "AwsSolutions-SMG4",
+            "MLflow tasks read credentials only at start; rotate by updating the secret and "
+            "forcing a new deployment (docs/tracking.md), not by a rotation Lambda.",
+        )
+
         # Load balancer: internal, private subnets; clients are let in through `connections`.
         self.load_balancer_security_group = ec2.SecurityGroup(
             self,
@@ -189,6 +165,12 @@ class FargateMlflow(Construct):
             internet_facing=False,
             security_group=self.load_balancer_security_group,
             drop_invalid_header_fields=True,
+        )
+        nag.ack(
+            self.load_balancer,
+            "AwsSolutions-ELB2",
+            "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
+            "logs need a region at synth and this app synthesizes environment-agnostic.",
         )
         https = fargate.certificate_arn is not None
         self.port = 443 if https else 80
@@ -212,7 +194,7 @@ class FargateMlflow(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        storage.grant_artifacts_read_write(self.task_definition.task_role)
+        grant_server_artifacts(artifacts, self.task_definition.task_role)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=removal
         )
@@ -229,7 +211,7 @@ class FargateMlflow(Construct):
             environment={
                 "DB_ENGINE": "postgresql",
                 "DB_NAME": DATABASE_NAME,
-                "MLFLOW_ARTIFACTS_DESTINATION": storage.artifact_uri,
+                "MLFLOW_ARTIFACTS_DESTINATION": artifacts.uri(),
                 "MLFLOW_AUTH": "basic" if self.basic_auth else "none",
                 "MLFLOW_PORT": str(MLFLOW_PORT),
                 "MLFLOW_SERVER_ALLOWED_HOSTS": ",".join(allowed_hosts),
@@ -245,6 +227,17 @@ class FargateMlflow(Construct):
                 ],
                 start_period=Duration.seconds(180),
             ),
+        )
+        nag.ack(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "Only non-secret settings (artifact URI, port, auth mode, host names) are plain "
+            "environment; every credential is injected from Secrets Manager as an ECS secret.",
+        )
+        nag.ack(
+            self.task_definition.obtain_execution_role(),
+            "AwsSolutions-IAM5[Resource::*]",
+            "CDK's execution role: ecr:GetAuthorizationToken has no resource-level permissions.",
         )
         self.service = ecs.FargateService(
             self,
@@ -362,7 +355,7 @@ class FargateMlflow(Construct):
 
     @property
     def artifact_uri(self) -> str:
-        return self._storage.artifact_uri
+        return self._artifacts.uri()
 
     @property
     def role(self) -> iam.IRole:
@@ -373,12 +366,12 @@ class FargateMlflow(Construct):
         """The load balancer on its listener port (see ``TrackingBackend.connections``)."""
         return self._connections
 
-    def grant_use(self, grantee: iam.IGrantable) -> None:
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the client credentials (basic auth) and the artifacts prefix and key.
 
         Clients reach artifacts through the server (``--serve-artifacts``); the S3 grant lets
         jobs also read artifacts directly, e.g. with a ``s3://`` model URI.
         """
-        if self.client_secret is not None:
-            self.client_secret.grant_read(grantee)
-        self._storage.grant_artifacts_read_write(grantee)
+        secret = self.client_secret.grant_read(grantee) if self.client_secret else None
+        artifacts = self._artifacts.grant_read_write(grantee)
+        return secret.combine(artifacts) if secret is not None else artifacts

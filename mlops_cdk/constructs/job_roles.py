@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.tracking_backend import TrackingBackend
+
 # SageMaker Pipelines names the jobs it starts pipelines-<execution id>-<step>-<suffix>.
 PIPELINE_JOB_PREFIX = "pipelines-"
+# Why the execution role's grants on MLflow and S3 may carry wildcards.
+JOB_OBJECTS_REASON = (
+    "Jobs read and write objects of any name (one file per run or date), but only "
+    "under the MLflow artifact prefix and the data prefixes each job uses."
+)
+JOB_MLFLOW_API_REASON = (
+    "The MLflow client API (runs, metrics, registry) of this one SageMaker MLflow "
+    "tracking server ARN: training logs and registers, inference loads the model."
+)
 
 
 class JobRoles(Construct):
@@ -20,7 +35,6 @@ class JobRoles(Construct):
     def __init__(self, scope: Construct, id: str, *, key: kms.IKey, vpc: ec2.IVpc | None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
-        self._started_jobs: list[tuple[iam.IGrantable, list[str]]] = []
         self.execution = iam.Role(
             self,
             "Execution",
@@ -54,12 +68,24 @@ class JobRoles(Construct):
                 resources=self.job_log_groups,
             )
         )
+        for log_group in self.job_log_groups:
+            nag.ack_resource(
+                self.execution,
+                log_group,
+                "SageMaker writes one log stream per job into its fixed job log group only.",
+            )
         self.execution.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],  # PutMetricData has no resource type; the namespace is limited
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             )
+        )
+        nag.ack(
+            self.execution,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken, cloudwatch:PutMetricData (namespace-limited) and the EC2 "
+            "calls that attach a job to the VPC (VPC-limited) have no resource-level permissions.",
         )
         # Volume encryption: SageMaker creates a grant on the key for the job's volume.
         self.execution.add_to_policy(
@@ -99,16 +125,55 @@ class JobRoles(Construct):
             )
         )
 
+    def grant_data(
+        self, data: ObjectStore, *, read: Sequence[str], read_write: Sequence[str]
+    ) -> None:
+        """Let the jobs read ``read`` and read and write ``read_write`` prefixes of ``data``."""
+        for prefix in read:
+            grant = data.grant_read(self.execution, prefix)
+            nag.ack_grant(self.execution, grant, resources=JOB_OBJECTS_REASON)
+        for prefix in read_write:
+            grant = data.grant_read_write(self.execution, prefix)
+            nag.ack_grant(self.execution, grant, resources=JOB_OBJECTS_REASON)
+
+    def use_tracking(self, tracking: TrackingBackend) -> None:
+        """Make the jobs MLflow clients of ``tracking`` (its API, artifacts and key)."""
+        nag.ack_grant(
+            self.execution,
+            tracking.grant_use(self.execution),
+            resources=JOB_OBJECTS_REASON,
+            actions=JOB_MLFLOW_API_REASON,
+        )
+
+    def allow_reading_decisions(self, data: ObjectStore, prefix: str) -> None:
+        """Let the pipelines read the preflight's decision files under ``prefix`` (JsonGet)."""
+        # The pipelines' role reads the decision file (JsonGet on a property file):
+        # https://docs.aws.amazon.com/sagemaker/latest/dg/build-and-manage-access.html
+        decisions = data.objects_arn(prefix)
+        iam.Grant.add_to_principal(
+            grantee=self.orchestration, actions=["s3:GetObject"], resource_arns=[decisions]
+        )
+        nag.ack_resource(
+            self.orchestration,
+            decisions,
+            "The pipelines read each execution's preflight decision file (JsonGet), written under "
+            "<pipeline>/<execution id>/ of this one prefix; s3:GetObject only.",
+        )
+        if data.key is not None:
+            data.key.grant_decrypt(self.orchestration)
+
     def allow_starting_jobs(
         self,
-        grantee: iam.IGrantable,
+        grantee: iam.IRole,
         *,
         training_job_prefix: str | None = None,
         processing_job_prefix: str | None = None,
         tuning_job_prefix: str | None = None,
+        naming: str,
     ) -> None:
         """Let ``grantee`` start (describe, stop, tag) jobs whose names start with the prefixes,
-        passing the execution role and nothing else. A tuning job's training jobs are named
+        passing the execution role and nothing else. ``naming`` says who names the jobs so
+        (the reason for the name-prefix wildcards). A tuning job's training jobs are named
         ``<tuning job>-NNN-<hash>`` and run as the role its definition passes.
         """
         stack = Stack.of(self)
@@ -158,14 +223,11 @@ class JobRoles(Construct):
                 "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
             ]
         iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=jobs)
-        self._started_jobs.append((grantee, jobs))
+        for arn in jobs:
+            nag.ack_resource(grantee, arn, f"{naming}; only jobs with that name prefix.")
         iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["iam:PassRole"],
             resource_arns=[self.execution.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         )
-
-    def started_job_arns(self, grantee: iam.IGrantable) -> list[str]:
-        """The job ARN patterns ``grantee`` may start (for cdk-nag's reasons)."""
-        return [arn for who, jobs in self._started_jobs if who is grantee for arn in jobs]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 from mlops_cdk.settings import TrackingSettings
-from mlops_cdk.stacks.storage import StorageStack
 
 
 class MlflowApp(SageMakerMlflow):
-    """``AWS::SageMaker::MlflowApp`` writing artifacts under the storage stack's MLflow prefix."""
+    """``AWS::SageMaker::MlflowApp`` writing artifacts under the artifact store's MLflow prefix."""
 
     API_ACTIONS = ("sagemaker:CallMlflowAppApi",)
     CLIENT_ACTIONS = ("sagemaker:DescribeMlflowApp", "sagemaker:CreatePresignedMlflowAppUrl")
@@ -23,13 +23,13 @@ class MlflowApp(SageMakerMlflow):
         *,
         name: str,
         settings: TrackingSettings,
-        storage: StorageStack,
+        artifacts: ObjectStore,
     ) -> None:
         super().__init__(
             scope,
             id,
             name=name,
-            storage=storage,
+            artifacts=artifacts,
             role_description="Lets the SageMaker MLflow App read and write its artifact prefix",
             automatic_model_registration=settings.automatic_model_registration,
         )
@@ -37,7 +37,7 @@ class MlflowApp(SageMakerMlflow):
             self,
             "Resource",
             name=name,
-            artifact_store_uri=storage.artifact_uri,
+            artifact_store_uri=artifacts.uri(),
             role_arn=self._role.role_arn,
             model_registration_mode=(
                 "AutoModelRegistrationEnabled"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.sagemaker_mlflow import SageMakerMlflow
 from mlops_cdk.settings import TrackingSettings
-from mlops_cdk.stacks.storage import StorageStack
 
 
 class MlflowTrackingServer(SageMakerMlflow):
@@ -26,13 +26,13 @@ class MlflowTrackingServer(SageMakerMlflow):
         *,
         name: str,
         settings: TrackingSettings,
-        storage: StorageStack,
+        artifacts: ObjectStore,
     ) -> None:
         super().__init__(
             scope,
             id,
             name=name,
-            storage=storage,
+            artifacts=artifacts,
             role_description="Lets the SageMaker MLflow tracking server use its artifact prefix",
             automatic_model_registration=settings.automatic_model_registration,
         )
@@ -41,7 +41,7 @@ class MlflowTrackingServer(SageMakerMlflow):
             self,
             "Resource",
             tracking_server_name=name,
-            artifact_store_uri=storage.artifact_uri,
+            artifact_store_uri=artifacts.uri(),
             role_arn=self._role.role_arn,
             tracking_server_size=settings.size,
             mlflow_version=self._version,

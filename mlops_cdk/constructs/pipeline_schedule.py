@@ -11,6 +11,7 @@ from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops_cdk import nag
 from mlops_cdk.settings import ScheduleSettings, SchedulesSettings
 
 
@@ -44,6 +45,12 @@ class PipelineSchedules(Construct):
             enforce_ssl=True,
             retention_period=Duration.days(14),
             removal_policy=removal,
+        )
+        nag.ack(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is the dead-letter queue of the EventBridge schedules; it has no "
+            "consumer and so needs no dead-letter queue of its own.",
         )
         self.schedules: dict[str, scheduler.Schedule] = {}
 
@@ -86,6 +93,11 @@ class PipelineSchedules(Construct):
             dead_letter_queue=self.dead_letter_queue,
             retry_attempts=self._settings.retry_attempts,
             max_event_age=Duration.minutes(self._settings.max_event_age_minutes),
+        )
+        nag.ack_resource(
+            self.role,
+            f"{function.function_arn}:*",
+            "CDK's Lambda target: invoking the launcher function's own versions and aliases.",
         )
         return self._add(id, target=target, schedule=schedule, description=description)
 

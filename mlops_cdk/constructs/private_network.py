@@ -9,6 +9,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
+from mlops_cdk import nag
 from mlops_cdk.settings import (
     PRIVATE_SUBNET_MASK,
     PUBLIC_SUBNET_MASK,
@@ -92,11 +93,10 @@ class PrivateNetwork(Construct):
             )
         self.private_subnets = ec2.SubnetSelection(subnet_type=private_type)
         self.private_subnet_ids = self.vpc.select_subnets(subnet_type=private_type).subnet_ids
-        self.nat_instances: list[IConstruct] = [
-            child
-            for subnet in self.vpc.public_subnets
-            if (child := subnet.node.try_find_child("NatInstance")) is not None
-        ]
+        for subnet in self.vpc.public_subnets:
+            nat = subnet.node.try_find_child("NatInstance")
+            if nat is not None:
+                self._acknowledge_nat_instance(nat)
 
         flow_logs = logs.LogGroup(
             self,
@@ -139,6 +139,26 @@ class PrivateNetwork(Construct):
                     private_dns_enabled=True,
                     open=False,  # the shared security group already admits HTTPS from the VPC
                 )
+
+    @staticmethod
+    def _acknowledge_nat_instance(nat: IConstruct) -> None:
+        nag.ack(
+            nat,
+            "AwsSolutions-EC26",
+            "The NAT instance's root volume holds only the stock AMI, no data, and "
+            "NatProvider.instanceV2 offers no block-device setting.",
+        )
+        nag.ack(
+            nat,
+            "AwsSolutions-EC28",
+            "A NAT instance is chosen to save cost; 5-minute basic monitoring is enough for it.",
+        )
+        nag.ack(
+            nat,
+            "AwsSolutions-EC29",
+            "The NAT instance is stateless and replaced by redeploying; termination "
+            "protection would only block that.",
+        )
 
     @staticmethod
     def _nat_provider(settings: NetworkSettings) -> ec2.NatInstanceProviderV2 | None:

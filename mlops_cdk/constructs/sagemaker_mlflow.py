@@ -9,8 +9,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from mlops_cdk.stacks.storage import StorageStack
-from mlops_cdk.tracking_backend import TRACKING_URI_ENV
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.tracking_backend import TRACKING_URI_ENV, grant_server_artifacts
 
 # What the service role needs to mirror MLflow registered models into the SageMaker Model
 # Registry (automatic model registration). The App and the tracking server both sync into a
@@ -48,24 +49,23 @@ class SageMakerMlflow(Construct):
         id: str,
         *,
         name: str,
-        storage: StorageStack,
+        artifacts: ObjectStore,
         role_description: str,
         automatic_model_registration: bool,
     ) -> None:
         super().__init__(scope, id)
         self._name = name
-        self._storage = storage
+        self._artifacts = artifacts
         self._role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=role_description,
         )
-        storage.grant_artifacts_read_write(self._role)
+        grant_server_artifacts(artifacts, self._role)
         stack = Stack.of(self)
-        self.model_registry_arns: list[str] = []
         if automatic_model_registration:
-            self.model_registry_arns = [
+            model_registry_arns = [
                 stack.format_arn(
                     service="sagemaker", resource="model-package-group", resource_name="*"
                 ),
@@ -73,9 +73,16 @@ class SageMakerMlflow(Construct):
             ]
             self._role.add_to_policy(
                 iam.PolicyStatement(
-                    actions=list(MODEL_REGISTRY_ACTIONS), resources=self.model_registry_arns
+                    actions=list(MODEL_REGISTRY_ACTIONS), resources=model_registry_arns
                 )
             )
+            for arn in model_registry_arns:
+                nag.ack_resource(
+                    self._role,
+                    arn,
+                    "Automatic model registration creates a model package group per MLflow model "
+                    "name, which is only known at run time.",
+                )
 
     @property
     def server_arn(self) -> str:
@@ -96,7 +103,7 @@ class SageMakerMlflow(Construct):
 
     @property
     def artifact_uri(self) -> str:
-        return self._storage.artifact_uri
+        return self._artifacts.uri()
 
     @property
     def role(self) -> iam.IRole:
@@ -106,11 +113,10 @@ class SageMakerMlflow(Construct):
     def connections(self) -> ec2.Connections | None:
         return None
 
-    def grant_use(self, grantee: iam.IGrantable) -> None:
+    def grant_use(self, grantee: iam.IGrantable) -> iam.Grant:
         """SigV4 MLflow API calls on this one resource, its client actions, and the artifacts."""
-        iam.Grant.add_to_principal(
+        return iam.Grant.add_to_principal(
             grantee=grantee,
             actions=[*self.API_ACTIONS, *self.CLIENT_ACTIONS],
             resource_arns=[self.server_arn],
-        )
-        self._storage.grant_artifacts_read_write(grantee)
+        ).combine(self._artifacts.grant_read_write(grantee))

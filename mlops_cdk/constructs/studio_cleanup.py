@@ -15,6 +15,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from mlops_cdk import nag
+
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
 HANDLER_TIMEOUT = Duration.minutes(5)
 QUERY_INTERVAL = Duration.seconds(30)
@@ -77,28 +79,35 @@ class StudioCleanup(Construct):
                 resources=["*"],
             )
         )
-        self.scoped_resources = [
+        nag.ack(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "List* on SageMaker and ec2:DescribeSecurityGroups support no resource-level "
+            "permissions; every delete is scoped to this domain or its VPC.",
+        )
+        scoped_resources = [
             arn("app", f"{domain_id}/*"),
             arn("space", f"{domain_id}/*"),
             arn("user-profile", f"{domain_id}/*"),
         ]
         self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DeleteApp"], resources=[self.scoped_resources[0]]
-            )
+            iam.PolicyStatement(actions=["sagemaker:DeleteApp"], resources=[scoped_resources[0]])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["sagemaker:DeleteSpace"], resources=[scoped_resources[1]])
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["sagemaker:DeleteSpace"], resources=[self.scoped_resources[1]]
+                actions=["sagemaker:DeleteUserProfile"], resources=[scoped_resources[2]]
             )
         )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:DeleteUserProfile"], resources=[self.scoped_resources[2]]
+        for resource in scoped_resources:
+            nag.ack_resource(
+                self.role,
+                resource,
+                "Teardown deletes every app, space and user profile, limited to this one domain.",
             )
-        )
         self.deletes_home_efs = delete_home_efs
-        self.home_efs_resources: list[str] = []
         if delete_home_efs:
             self._allow_domain_and_home_deletion(domain, vpc)
 
@@ -143,7 +152,7 @@ class StudioCleanup(Construct):
         # The framework's own functions: roles that write only to this construct's log group
         # (instead of the AWSLambdaBasicExecutionRole managed policy); the Provider adds the
         # invoke permissions on the two handlers and on its waiter.
-        self.framework_roles = [
+        framework_roles = [
             iam.Role(
                 self,
                 id,
@@ -155,8 +164,15 @@ class StudioCleanup(Construct):
                 ("FrameworkWaiterRole", "polls is_complete and reports a timeout"),
             )
         ]
-        for framework_role in self.framework_roles:
+        for framework_role in framework_roles:
             self.log_group.grant_write(framework_role)
+            for handler_function in (self.on_event, self.is_complete):
+                nag.ack_resource(
+                    framework_role,
+                    f"{handler_function.function_arn}:*",
+                    "CDK's Provider grants lambda:InvokeFunction on the teardown handler's own "
+                    "versions and aliases, nothing else.",
+                )
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -165,8 +181,8 @@ class StudioCleanup(Construct):
             query_interval=QUERY_INTERVAL,
             total_timeout=TOTAL_TIMEOUT,
             log_group=self.log_group,
-            framework_on_event_role=self.framework_roles[0],
-            framework_complete_and_timeout_role=self.framework_roles[1],
+            framework_on_event_role=framework_roles[0],
+            framework_complete_and_timeout_role=framework_roles[1],
             disable_waiter_state_machine_logging=False,
             # Every state transition, without the execution data: the request carries
             # CloudFormation's pre-signed response URL.
@@ -176,12 +192,7 @@ class StudioCleanup(Construct):
                 include_execution_data=False,
             ),
         )
-        self.waiter = self.provider.node.find_child("waiter-state-machine")
-        # What the waiter state machine invokes (for the cdk-nag acknowledgements).
-        self.waiter_targets = [
-            cast("lambda_.IFunction", self.provider.node.find_child(f"framework-{name}"))
-            for name in ("isComplete", "onTimeout")
-        ]
+        self._acknowledge_waiter()
         self.resource = CustomResource(
             self,
             "Resource",  # never renamed: a renamed resource would empty the live domain
@@ -198,6 +209,30 @@ class StudioCleanup(Construct):
         # Deleted first: CloudFormation deletes dependants before what they depend on.
         self.resource.node.add_dependency(domain, *depends_on)
 
+    def _acknowledge_waiter(self) -> None:
+        """The Provider's waiter state machine: what it invokes, logs and lacks."""
+        waiter = self.provider.node.find_child("waiter-state-machine")
+        for name in ("isComplete", "onTimeout"):
+            target = cast("lambda_.IFunction", self.provider.node.find_child(f"framework-{name}"))
+            nag.ack_resource(
+                waiter,
+                f"{target.function_arn}:*",
+                "CDK's Provider waiter invokes the framework's is-complete and timeout functions, "
+                "their versions and aliases only.",
+            )
+        nag.ack(
+            waiter,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, ...) supports "
+            "no resource-level permissions; the waiter logs to its own log group only.",
+        )
+        nag.ack(
+            waiter,
+            "AwsSolutions-SF2",
+            "CDK's Provider offers no tracing setting for its waiter; it only polls one Lambda "
+            "and its every transition is logged to CloudWatch Logs.",
+        )
+
     def _allow_domain_and_home_deletion(self, domain: sagemaker.CfnDomain, vpc: ec2.IVpc) -> None:
         stack = Stack.of(self)
         file_systems = stack.format_arn(
@@ -206,7 +241,13 @@ class StudioCleanup(Construct):
         security_groups = stack.format_arn(
             service="ec2", resource="security-group", resource_name="*"
         )
-        self.home_efs_resources = [file_systems, security_groups]
+        for resource in (file_systems, security_groups):
+            nag.ack_resource(
+                self.role,
+                resource,
+                "File system and security group IDs are created by SageMaker; conditions "
+                "limit them to this domain's tag and this VPC.",
+            )
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DeleteDomain", "sagemaker:DescribeDomain"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
@@ -14,6 +14,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from mlops_cdk import nag
+from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.settings import StudioSettings
 from mlops_cdk.tracking_backend import CREDENTIALS_SECRET_ENV, TrackingBackend
 
@@ -62,7 +64,9 @@ class StudioDomain(Construct):
         subnet_ids: Sequence[str],
         key: kms.IKey,
         tracking: TrackingBackend,
-        grant_data: Callable[[iam.IGrantable], None],
+        data: ObjectStore,
+        read_prefixes: Sequence[str],
+        read_write_prefixes: Sequence[str],
     ) -> None:
         super().__init__(scope, id)
         self.network_access = settings.network_access
@@ -91,8 +95,20 @@ class StudioDomain(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Studio users: MLflow, the data prefixes, and their own spaces and apps",
         )
-        tracking.grant_use(self.role)
-        grant_data(self.role)
+        grants = [
+            tracking.grant_use(self.role),
+            *(data.grant_read(self.role, prefix) for prefix in read_prefixes),
+            *(data.grant_read_write(self.role, prefix) for prefix in read_write_prefixes),
+        ]
+        for grant in grants:
+            nag.ack_grant(
+                self.role,
+                grant,
+                resources="Notebooks read and write objects of any name, but only under the MLflow "
+                "artifact prefix and the data prefixes the Studio stack grants.",
+                actions="The MLflow client API (runs, metrics, registry) of this one SageMaker "
+                "MLflow tracking server ARN: an MLflow client calls all of it.",
+            )
 
         self.mlflow_settings = ssm.StringParameter(
             self,
@@ -231,6 +247,18 @@ class StudioDomain(Construct):
         )
         # The List* calls support no resource-level permissions.
         self.role.add_to_policy(iam.PolicyStatement(actions=STUDIO_LIST_ACTIONS, resources=["*"]))
+        nag.ack(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "sagemaker:ListSpaces/ListApps/ListUserProfiles support no resource-level "
+            "permissions; the Studio UI lists with them, every change is domain-scoped.",
+        )
+        for resource in ("space", "user-profile", "app"):
+            nag.ack_resource(
+                self.role,
+                self.domain_scoped_arn(resource),
+                f"The Studio UI manages the user's {resource}s: limited to those of this one domain.",
+            )
         # Spaces' EBS volumes are encrypted with the domain key: AWS services may attach them.
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -251,6 +279,11 @@ class StudioDomain(Construct):
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.studio_log_group_arn],
             )
+        )
+        nag.ack_resource(
+            self.role,
+            self.studio_log_group_arn,
+            "Studio writes lifecycle-configuration output to streams of its fixed log group only.",
         )
 
     def _lifecycle_config(

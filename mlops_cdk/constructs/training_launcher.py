@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlops_cdk import nag
 from mlops_cdk.settings import LambdaLauncherSettings
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "launcher"
@@ -40,7 +41,6 @@ class TrainingLauncher(Construct):
             (r.name for r in lambda_.Runtime.ALL if r.family == lambda_.RuntimeFamily.PYTHON),
             key=lambda name: tuple(int(n) for n in name.removeprefix("python").split(".")),
         )
-        self.runtime_is_pinned_below_latest = settings.runtime != latest
         self.log_group = logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=removal
         )
@@ -51,6 +51,11 @@ class TrainingLauncher(Construct):
             description="Lets the training launcher start its training jobs and write its logs",
         )
         self.log_group.grant_write(self.role)
+        nag.ack_resource(
+            self.role,
+            self.log_group.log_group_arn,  # CDK's log-group ARN ends with :*
+            "The function writes log streams (named by Lambda) into its own log group only.",
+        )
         # The job is the pipeline's training step at its defaults, read from the definition.
         iam.Grant.add_to_principal(
             grantee=self.role,
@@ -77,3 +82,9 @@ class TrainingLauncher(Construct):
                 "STEP_NAME": step_name,
             },
         )
+        if settings.runtime != latest:
+            nag.ack(
+                self.function,
+                "AwsSolutions-L1",
+                "The runtime is pinned on purpose by pipelines.lambda_launcher.runtime in cdk.json.",
+            )

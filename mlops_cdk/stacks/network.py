@@ -39,7 +39,6 @@ class NetworkStack(Stack):
         self.vpc: ec2.IVpc = network.vpc
         self.private_subnets = network.private_subnets
         self.egress = settings.egress
-        self.nat_instances = network.nat_instances
 
         CfnOutput(self, "VpcId", value=self.vpc.vpc_id)
         self.private_subnet_ids: list[str] = network.private_subnet_ids

@@ -12,6 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.failure_alarms import FailureAlarms
 from mlops_cdk.constructs.inference_pipeline import InferencePipeline
 from mlops_cdk.constructs.job_requests import JobContext, JobNetwork
@@ -64,22 +65,10 @@ class PipelinesStack(Stack):
         read_write = [layout.models, layout.inference_output, layout.pipeline_runs]
         if training.spot and training.checkpoint_uri is None:
             read_write.append(CHECKPOINT_PREFIX)
-        for prefix in read:
-            storage.grant_data_read(execution, prefix)
-        for prefix in read_write:
-            storage.grant_data_read_write(execution, prefix)
-        self.data_prefixes = tuple(dict.fromkeys(read + read_write))  # for nag's reasons
-        # The pipelines' role reads the preflight's decision file (JsonGet on a property file):
-        # https://docs.aws.amazon.com/sagemaker/latest/dg/build-and-manage-access.html
-        self.decision_objects = storage.data_objects_arn(layout.pipeline_runs)
-        iam.Grant.add_to_principal(
-            grantee=self.roles.orchestration,
-            actions=["s3:GetObject"],
-            resource_arns=[self.decision_objects],
-        )
-        storage.key.grant_decrypt(self.roles.orchestration)
-        checkpoint_uri = self._checkpoint_uri(settings, storage)
-        tracking.grant_use(execution)
+        self.roles.grant_data(storage.data, read=read, read_write=read_write)
+        self.roles.allow_reading_decisions(storage.data, layout.pipeline_runs)
+        checkpoint_uri = self._checkpoint_uri(settings, storage.data)
+        self.roles.use_tracking(tracking)
 
         self.training_image = self._image("TrainingImage", "training")
         self.inference_image = self._image("InferenceImage", "inference")
@@ -109,12 +98,12 @@ class PipelinesStack(Stack):
             settings=settings,
             context=context(self.training_image),
             preflight_context=context(self.inference_image),
-            runs_uri=storage.data_uri(layout.pipeline_runs),
-            training_uri=storage.data_uri(layout.training),
-            model_uri=storage.data_uri(layout.models),
+            runs_uri=storage.data.uri(layout.pipeline_runs),
+            training_uri=storage.data.uri(layout.training),
+            model_uri=storage.data.uri(layout.models),
             checkpoint_uri=checkpoint_uri,
             extra_channel_uris={
-                c.name: storage.data_uri(c.prefix) for c in training.extra_channels
+                c.name: storage.data.uri(c.prefix) for c in training.extra_channels
             },
             role=self.roles.orchestration,
         )
@@ -124,9 +113,9 @@ class PipelinesStack(Stack):
             name=f"{name_prefix}-inference",
             settings=settings,
             context=context(self.inference_image),
-            runs_uri=storage.data_uri(layout.pipeline_runs),
-            input_uri=storage.data_uri(layout.inference_input),
-            output_uri=storage.data_uri(layout.inference_output),
+            runs_uri=storage.data.uri(layout.pipeline_runs),
+            input_uri=storage.data.uri(layout.inference_input),
+            output_uri=storage.data.uri(layout.inference_output),
             role=self.roles.orchestration,
         )
         self.roles.allow_starting_jobs(
@@ -135,6 +124,7 @@ class PipelinesStack(Stack):
             processing_job_prefix=PIPELINE_JOB_PREFIX,
             # The name SageMaker Pipelines gives a tuning job is undocumented (docs/pipelines.md).
             tuning_job_prefix=PIPELINE_JOB_PREFIX if training.strategy == "tuning" else None,
+            naming="SageMaker Pipelines names its jobs pipelines-<execution>-<step>-*",
         )
 
         self.alarms = FailureAlarms(self, "Alarms", removal=removal, email=settings.alarm_email)
@@ -153,7 +143,11 @@ class PipelinesStack(Stack):
                 log_retention=log_retention,
                 removal=removal,
             )
-            self.roles.allow_starting_jobs(self.launcher.role, training_job_prefix=f"{prefix}-")
+            self.roles.allow_starting_jobs(
+                self.launcher.role,
+                training_job_prefix=f"{prefix}-",
+                naming="The launcher names its jobs <prefix>-<yyyymmddHHMM>",
+            )
             self.alarms.on_training_job_failure(prefix)
             self.alarms.on_function_errors(self.launcher.function)
 
@@ -183,12 +177,12 @@ class PipelinesStack(Stack):
             group.connections.allow_to_default_port(tracking.connections, "MLflow from ML jobs")
         return group
 
-    def _checkpoint_uri(self, settings: PipelinesSettings, storage: StorageStack) -> str | None:
+    def _checkpoint_uri(self, settings: PipelinesSettings, data: ObjectStore) -> str | None:
         training = settings.training
         if not training.spot:
             return None
         if training.checkpoint_uri is None:
-            return storage.data_uri(CHECKPOINT_PREFIX)  # granted with the other prefixes
+            return data.uri(CHECKPOINT_PREFIX)  # granted with the other prefixes
         bucket, _, prefix = training.checkpoint_uri.removeprefix("s3://").partition("/")
         self.roles.execution.add_to_policy(
             iam.PolicyStatement(

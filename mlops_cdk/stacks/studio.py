@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -39,12 +38,6 @@ class StudioStack(Stack):
         self.read_prefixes = (layout.models, layout.inference_output)
         self.read_write_prefixes = (layout.training, layout.inference_input)
 
-        def grant_data(grantee: iam.IGrantable) -> None:
-            for prefix in self.read_prefixes:
-                storage.grant_data_read(grantee, prefix)
-            for prefix in self.read_write_prefixes:
-                storage.grant_data_read_write(grantee, prefix)
-
         self.domain = StudioDomain(
             self,
             "Domain",
@@ -54,7 +47,9 @@ class StudioStack(Stack):
             subnet_ids=network.private_subnet_ids,
             key=storage.key,
             tracking=tracking.backend,
-            grant_data=grant_data,
+            data=storage.data,
+            read_prefixes=self.read_prefixes,
+            read_write_prefixes=self.read_write_prefixes,
         )
         self.cleanup = StudioCleanup(
             self,

@@ -215,14 +215,14 @@ class _Builder:
                     f"{why}: MLflow API through the plugin",
                 )
             artifacts_key = (
-                self.key_arn(storage.artifacts_key) if storage.artifacts_key is not None else None
+                self.key_arn(storage.artifacts.key) if storage.artifacts.key is not None else None
             )
-            bucket = str(self.value(storage, storage.artifacts_bucket.bucket_name))
+            bucket = str(self.value(storage, storage.artifacts.bucket.bucket_name))
             self.s3_object(
                 actor,
                 principal,
                 bucket,
-                f"{storage.artifacts_prefix}/1/run/artifacts/model.pkl",
+                f"{storage.artifacts.root}/1/run/artifacts/model.pkl",
                 artifacts_key,
                 write=True,
                 why=f"{why}: MLflow artifacts",
@@ -250,7 +250,7 @@ class _Builder:
         execution = self.role_arn(roles.execution)
         orchestration = self.role_arn(roles.orchestration)
         key = self.key_arn(storage.key)
-        data = str(self.value(storage, storage.data_bucket.bucket_name))
+        data = str(self.value(storage, storage.data.bucket.bucket_name))
         repository: ecr.IRepository = pipelines.training_image.repository
         repo_arn = str(self.value(pipelines, repository.repository_arn))
         vpc = (
@@ -693,10 +693,10 @@ class _Builder:
         backend = tracking.backend
         storage = self.app.platform.storage
         artifacts_key = (
-            self.key_arn(storage.artifacts_key) if storage.artifacts_key is not None else None
+            self.key_arn(storage.artifacts.key) if storage.artifacts.key is not None else None
         )
-        bucket = str(self.value(storage, storage.artifacts_bucket.bucket_name))
-        object_key = f"{storage.artifacts_prefix}/1/run/artifacts/model.pkl"
+        bucket = str(self.value(storage, storage.artifacts.bucket.bucket_name))
+        object_key = f"{storage.artifacts.root}/1/run/artifacts/model.pkl"
         if tracking.mode in ("serverless", "managed"):
             role = self.role_arn(backend.role)
             self.assume("mlflow-server", backend.role, "sagemaker.amazonaws.com")
@@ -865,7 +865,7 @@ class _Builder:
                 )
             )
             self.add("studio-user", role, ui, server, "Studio's MLflow page")
-        data = str(self.value(storage, storage.data_bucket.bucket_name))
+        data = str(self.value(storage, storage.data.bucket.bucket_name))
         for prefix in studio.read_write_prefixes:
             self.s3_object(
                 "studio-user",

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match
 
+from mlops_cdk.constructs.data_stores import ObjectStore
 from tests.synth import SynthesizedApp, synthesize
 
 
@@ -156,4 +161,48 @@ def test_existing_bucket_is_used_instead_of_a_new_one() -> None:
     assert not any(k.startswith("ArtifactsBucket") for k in buckets)
     assert any(k.startswith("DataBucket") for k in buckets)
     assert template["Outputs"]["ArtifactStoreUri"]["Value"] == "s3://team-shared-mlflow/experiments"
-    assert app.platform.storage.artifacts_key is None
+    assert app.platform.storage.artifacts.key is None
+
+
+@pytest.mark.parametrize("mode", ["serverless", "fargate"])
+def test_an_existing_artifact_store_with_its_own_key_passes_nag(mode: str) -> None:
+    # Every client of the artifact store gets the imported key's encrypt/decrypt, and each
+    # role that holds it acknowledges those grant wildcards (nag raises at synth otherwise).
+    key_arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    app = synthesize(
+        "staging",
+        {
+            "tracking.mode": mode,
+            "storage.create_bucket": "false",
+            "storage.artifact_store_uri": "s3://team-shared-mlflow/experiments",
+            "storage.artifact_store_kms_key_arn": key_arn,
+        },
+    )
+    assert app.platform.storage.artifacts.key is not None
+    policies = app.template("tracking").find_resources("AWS::IAM::Policy")
+    assert key_arn in str(policies)
+
+
+def test_an_object_store_names_its_prefixes_and_grants_with_its_key() -> None:
+    # Built in a bare stack: the stores need no StorageStack. Artifacts live under a root
+    # folder ("mlflow", no trailing slash); data prefixes are used as given.
+    stack = cdk.Stack(cdk.App(), "Bare")
+    bucket = s3.Bucket.from_bucket_name(stack, "Bucket", "team-bucket")
+    key = kms.Key.from_key_arn(
+        stack, "Key", "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    artifacts = ObjectStore(bucket=bucket, key=key, root="mlflow")
+    data = ObjectStore(bucket=bucket, key=None)
+    assert artifacts.uri() == "s3://team-bucket/mlflow"
+    assert data.uri() == "s3://team-bucket/"
+    assert data.uri("iris/training/") == "s3://team-bucket/iris/training/"
+    assert stack.resolve(artifacts.objects_arn())["Fn::Join"][1][-1] == ":s3:::team-bucket/mlflow/*"
+    models = stack.resolve(data.objects_arn("iris/models/"))
+    assert models["Fn::Join"][1][-1] == ":s3:::team-bucket/iris/models/*"
+
+    role = iam.Role(stack, "Role", assumed_by=iam.AccountRootPrincipal())
+    granted = [s.actions for s in artifacts.grant_read_write(role).principal_statements]
+    assert ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"] in granted
+    assert not any(
+        a.startswith("kms:") for s in data.grant_read(role).principal_statements for a in s.actions
+    )
