@@ -196,7 +196,8 @@ def test_staging_endpoints_only_costs_the_endpoints_its_features_call() -> None:
     app = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)).app()
     est = estimate(stacks_of(app.assembly), PRICES)
     line = est.line("VPC interface endpoints")
-    assert line is not None and line.detail == (
+    assert line is not None
+    assert line.detail == (
         "6 endpoints in 1 AZs (logs, sagemaker.api, sagemaker.experiments, sagemaker.runtime, "
         "ssm, sts)"
     ), line.detail
