@@ -168,13 +168,18 @@ class JobRoles(Construct):
         *,
         training_job_prefix: str | None = None,
         processing_job_prefix: str | None = None,
-        tuning_job_prefix: str | None = None,
+        tuning_jobs: bool = False,
         naming: str,
     ) -> None:
         """Let ``grantee`` start (describe, stop, tag) jobs whose names start with the prefixes,
         passing the execution role and nothing else. ``naming`` says who names the jobs so
-        (the reason for the name-prefix wildcards). A tuning job's training jobs are named
-        ``<tuning job>-NNN-<hash>`` and run as the role its definition passes.
+        (the reason for the name-prefix wildcards).
+
+        ``tuning_jobs``: hyperparameter tuning jobs of any name. SageMaker Pipelines names a
+        tuning job itself (at most 32 characters) and documents no prefix for it, so a prefix
+        guessed here could deny the step on its first run. The role still passes only the
+        execution role, and a tuning job's training jobs (``<tuning job>-NNN-<hash>``) run as
+        the role its definition passes.
         """
         stack = Stack.of(self)
         jobs: list[str] = []
@@ -194,14 +199,6 @@ class JobRoles(Construct):
                     resource_name=f"{processing_job_prefix.lower()}*",
                 )
             )
-        if tuning_job_prefix is not None:
-            jobs.append(
-                stack.format_arn(
-                    service="sagemaker",
-                    resource="hyper-parameter-tuning-job",
-                    resource_name=f"{tuning_job_prefix.lower()}*",
-                )
-            )
         actions: list[str] = ["sagemaker:AddTags"]
         if training_job_prefix is not None:
             actions += [
@@ -215,13 +212,27 @@ class JobRoles(Construct):
                 "sagemaker:DescribeProcessingJob",
                 "sagemaker:StopProcessingJob",
             ]
-        if tuning_job_prefix is not None:
-            actions += [
-                "sagemaker:CreateHyperParameterTuningJob",
-                "sagemaker:DescribeHyperParameterTuningJob",
-                "sagemaker:StopHyperParameterTuningJob",
-                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-            ]
+        if tuning_jobs:
+            tuning = stack.format_arn(
+                service="sagemaker", resource="hyper-parameter-tuning-job", resource_name="*"
+            )
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=[
+                    "sagemaker:AddTags",
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                ],
+                resource_arns=[tuning],
+            )
+            nag.ack_resource(
+                grantee,
+                tuning,
+                "SageMaker Pipelines names a tuning job itself and documents no prefix for it; "
+                "the role passes only the execution role to the jobs it starts.",
+            )
         iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=jobs)
         for arn in jobs:
             nag.ack_resource(grantee, arn, f"{naming}; only jobs with that name prefix.")

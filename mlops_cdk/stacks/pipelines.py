@@ -122,8 +122,7 @@ class PipelinesStack(Stack):
             self.roles.orchestration,
             training_job_prefix=PIPELINE_JOB_PREFIX,
             processing_job_prefix=PIPELINE_JOB_PREFIX,
-            # The name SageMaker Pipelines gives a tuning job is undocumented (docs/pipelines.md).
-            tuning_job_prefix=PIPELINE_JOB_PREFIX if training.strategy == "tuning" else None,
+            tuning_jobs=training.strategy == "tuning",
             naming="SageMaker Pipelines names its jobs pipelines-<execution>-<step>-*",
         )
 

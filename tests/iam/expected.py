@@ -493,7 +493,7 @@ class _Builder:
                     "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
                     "sagemaker:AddTags",
                 ],
-                f"{tuning_job}pipelines-abc123xyz",
+                f"{tuning_job}k3l9x2m8q1w7a5",  # a name SageMaker Pipelines chose
                 "the pipeline runs its Tuning step",
             )
             self.s3_object(
