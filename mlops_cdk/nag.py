@@ -234,7 +234,7 @@ def _acknowledge_ec2_tracking(backend: Ec2Mlflow, deferred: DeferredAcknowledgme
         "CDK's asset grant: the instance downloads its entrypoint script from the bootstrap "
         "assets bucket, whose object keys are content hashes.",
     )
-    for secret in (backend.database, backend.admin_secret, backend.client_secret):
+    for secret in (backend.database,):
         ack(
             secret,
             "AwsSolutions-SMG4",
@@ -287,7 +287,7 @@ def _acknowledge_fargate_tracking(backend: FargateMlflow) -> None:
         "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
         "logs need a region at synth and this app synthesizes environment-agnostic.",
     )
-    for secret in (backend.database, backend.admin_secret, backend.client_secret):
+    for secret in (backend.database,):
         if secret is not None:
             ack(
                 secret,

@@ -440,14 +440,17 @@ class Platform:
         for (stack, logical_id), props in self.net.resources("AWS::Lambda::Function"):
             vpc = props.get("VpcConfig")
             if vpc:
-                self.vpc_clients.append(
-                    self._node(
-                        f"function {logical_id} ({stack})",
-                        stack,
-                        vpc["SecurityGroupIds"],
-                        vpc["SubnetIds"],
-                    )
+                node = self._node(
+                    f"function {logical_id} ({stack})",
+                    stack,
+                    vpc["SecurityGroupIds"],
+                    vpc["SubnetIds"],
                 )
+                self.vpc_clients.append(node)
+                # A function that talks to MLflow (the users' secret rotation function).
+                uri = props.get("Environment", {}).get("Variables", {}).get("MLFLOW_TRACKING_URI")
+                if uri is not None:
+                    self.mlflow_clients.append((node, flatten(uri), stack))
 
     def _services(self) -> dict[Key, Node]:
         services = {}

@@ -26,6 +26,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
     generated_user_secret,
     retain_with_database,
 )
+from mlops_cdk.constructs.secret_rotation import rotate_mlflow_users
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -221,6 +222,19 @@ class Ec2Mlflow(Construct):
         )
         for alarm in self.alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+        self.user_rotation = rotate_mlflow_users(
+            self,
+            vpc=vpc,
+            subnets=subnets,
+            server=self._connections,
+            tracking_uri=self.tracking_uri,
+            admin_secret=self.admin_secret,
+            client_secret=self.client_secret,
+            days=settings.secret_rotation_days,
+            after=[self.group],
+            log_retention=log_retention,
+            removal=removal,
+        )
 
         CfnOutput(self, "HostName", value=self.host_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)

@@ -18,6 +18,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk.constructs.secret_rotation import rotate_mlflow_users
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -305,6 +306,19 @@ class FargateMlflow(Construct):
         )
 
         self._autoscale(settings)
+        self.user_rotation = rotate_mlflow_users(
+            self,
+            vpc=vpc,
+            subnets=subnets,
+            server=self._connections,
+            tracking_uri=self.tracking_uri,
+            admin_secret=self.admin_secret,
+            client_secret=self.client_secret,
+            days=settings.secret_rotation_days,
+            after=[self.service, self.listener],
+            log_retention=log_retention,
+            removal=removal,
+        )
 
         CfnOutput(self, "LoadBalancerDnsName", value=self.load_balancer.load_balancer_dns_name)
         CfnOutput(self, "DatabaseSecretArn", value=db_secret.secret_arn)

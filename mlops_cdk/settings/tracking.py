@@ -202,6 +202,15 @@ class TrackingSettings(Section):
     extra_policy_arns: tuple[PolicyArn, ...] = Field(
         default=(), description="Managed policies added to the MLflow server's role (any mode)."
     )
+    secret_rotation_days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description=(
+            "Days between Secrets Manager rotations of the self-hosted server's secrets "
+            "(fargate, ec2: database and basic-auth users; docs/tracking.md)."
+        ),
+    )
     fargate: FargateTrackingSettings = Field(
         default=FargateTrackingSettings(), description="Settings of tracking.mode=fargate."
     )

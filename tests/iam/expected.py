@@ -51,6 +51,17 @@ CODE_CALLS: dict[str, frozenset[str]] = {
     "ec2-instance": frozenset(
         {"secretsmanager:GetSecretValue", "route53:ChangeResourceRecordSets", "s3:GetObject"}
     ),
+    # lambda/mlflow_rotation/mlflow_rotation.py: the four rotation steps of the MLflow users'
+    # secrets (the Secrets Manager side; the MLflow side is basic auth over HTTP).
+    "mlflow-rotation": frozenset(
+        {
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:GetRandomPassword",
+        }
+    ),
     # lambda/launcher/launcher.py
     "launcher": frozenset({"sagemaker:DescribePipeline", "sagemaker:CreateTrainingJob"}),
     # lambda/studio_cleanup/studio_cleanup.py
@@ -773,6 +784,59 @@ class _Builder:
                 "Session Manager",
             )
 
+    def mlflow_rotation(self) -> None:
+        """The MLflow users' secret rotation function (fargate with basic auth, ec2)."""
+        backend = self.app.platform.tracking.backend
+        if not isinstance(backend, FargateMlflow | Ec2Mlflow) or backend.user_rotation is None:
+            return
+        rotation = backend.user_rotation
+        assert backend.admin_secret is not None and backend.client_secret is not None
+        role = self.role_arn(rotation.role)
+        self.assume("mlflow-rotation", rotation.role, "lambda.amazonaws.com")
+        admin = str(self.value(backend, backend.admin_secret.secret_arn))
+        for secret in (backend.admin_secret, backend.client_secret):
+            self.add(
+                "mlflow-rotation",
+                role,
+                [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                str(self.value(secret, secret.secret_arn)),
+                "the four rotation steps of the secret",
+            )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["secretsmanager:GetSecretValue"],
+            admin,
+            "setSecret authenticates to MLflow as the admin",
+        )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["secretsmanager:GetRandomPassword"],
+            "*",
+            "createSecret generates the new password",
+        )
+        group = str(self.value(rotation.log_group, rotation.log_group.log_group_arn))
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
+            "Lambda writes the function's logs",
+        )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"],
+            "*",
+            "Lambda attaches the function to the VPC",
+        )
+
     def studio(self) -> None:
         studio = self.app.platform.studio
         if studio is None:
@@ -942,6 +1006,7 @@ def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call],
     builder.pipelines()
     builder.alarms()
     builder.tracking()
+    builder.mlflow_rotation()
     builder.studio()
     builder.delivery()
     return builder.calls, builder.actors
