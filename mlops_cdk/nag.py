@@ -234,13 +234,6 @@ def _acknowledge_ec2_tracking(backend: Ec2Mlflow, deferred: DeferredAcknowledgme
         "CDK's asset grant: the instance downloads its entrypoint script from the bootstrap "
         "assets bucket, whose object keys are content hashes.",
     )
-    for secret in (backend.database,):
-        ack(
-            secret,
-            "AwsSolutions-SMG4",
-            "The MLflow service reads credentials only at start; rotate by updating the secret "
-            "and restarting the service (docs/tracking.md), not by a rotation Lambda.",
-        )
     ack(
         backend.database,
         "AwsSolutions-RDS11",
@@ -287,14 +280,6 @@ def _acknowledge_fargate_tracking(backend: FargateMlflow) -> None:
         "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
         "logs need a region at synth and this app synthesizes environment-agnostic.",
     )
-    for secret in (backend.database,):
-        if secret is not None:
-            ack(
-                secret,
-                "AwsSolutions-SMG4",
-                "MLflow tasks read credentials only at start; rotate by updating the secret and "
-                "forcing a new deployment (docs/tracking.md), not by a rotation Lambda.",
-            )
     if not backend.deletion_protection:
         ack(
             backend.database,

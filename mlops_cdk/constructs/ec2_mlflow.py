@@ -26,7 +26,7 @@ from mlops_cdk.constructs.fargate_mlflow import (
     generated_user_secret,
     retain_with_database,
 )
-from mlops_cdk.constructs.secret_rotation import rotate_mlflow_users
+from mlops_cdk.constructs.secret_rotation import rotate_database, rotate_mlflow_users
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -109,6 +109,13 @@ class Ec2Mlflow(Construct):
         db_secret = self.database.secret
         assert db_secret is not None
         retain_with_database(self.database, removal)
+        self.server_db_secret = rotate_database(
+            self,
+            database=self.database,
+            master_secret=db_secret,
+            days=settings.secret_rotation_days,
+            removal=removal,
+        )
         self.admin_secret: secretsmanager.ISecret = generated_user_secret(
             self,
             "AdminSecret",
@@ -139,7 +146,7 @@ class Ec2Mlflow(Construct):
             ],
         )
         storage.grant_artifacts_read_write(self.role)
-        for secret in (db_secret, self.admin_secret, self.client_secret):
+        for secret in (db_secret, self.server_db_secret, self.admin_secret, self.client_secret):
             secret.grant_read(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -248,6 +255,7 @@ class Ec2Mlflow(Construct):
     ) -> list[str]:
         secrets = {
             "DB": db_secret.secret_arn,
+            "SERVER": self.server_db_secret.secret_arn,
             "ADMIN": self.admin_secret.secret_arn,
             "CLIENT": self.client_secret.secret_arn,
         }
@@ -267,8 +275,10 @@ class Ec2Mlflow(Construct):
                 f"  echo DB_NAME={DATABASE_NAME}",
                 '  echo "DB_HOST=$(jq -r .host <<<"$DB")"',
                 '  echo "DB_PORT=$(jq -r .port <<<"$DB")"',
-                '  echo "DB_USERNAME=$(jq -r .username <<<"$DB")"',
-                '  echo "DB_PASSWORD=$(jq -r .password <<<"$DB")"',
+                '  echo "DB_USERNAME=$(jq -r .username <<<"$SERVER")"',
+                '  echo "DB_PASSWORD=$(jq -r .password <<<"$SERVER")"',
+                '  echo "DB_MASTER_USERNAME=$(jq -r .username <<<"$DB")"',
+                '  echo "DB_MASTER_PASSWORD=$(jq -r .password <<<"$DB")"',
                 '  echo "MLFLOW_AUTH_ADMIN_USERNAME=$(jq -r .username <<<"$ADMIN")"',
                 '  echo "MLFLOW_AUTH_ADMIN_PASSWORD=$(jq -r .password <<<"$ADMIN")"',
                 '  echo "MLFLOW_CLIENT_USERNAME=$(jq -r .username <<<"$CLIENT")"',

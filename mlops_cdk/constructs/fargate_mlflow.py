@@ -18,7 +18,7 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlops_cdk.constructs.secret_rotation import rotate_mlflow_users
+from mlops_cdk.constructs.secret_rotation import rotate_database, rotate_mlflow_users
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -134,13 +134,22 @@ class FargateMlflow(Construct):
         db_secret = self.database.secret
         assert db_secret is not None  # from_generated_secret always makes one
         retain_with_database(self.database, removal)
+        self.server_db_secret = rotate_database(
+            self,
+            database=self.database,
+            master_secret=db_secret,
+            days=settings.secret_rotation_days,
+            removal=removal,
+        )
 
         # Users of MLflow basic auth; ECS injects them as container secrets.
         secrets = {
             "DB_HOST": ecs.Secret.from_secrets_manager(db_secret, "host"),
             "DB_PORT": ecs.Secret.from_secrets_manager(db_secret, "port"),
-            "DB_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
-            "DB_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
+            "DB_USERNAME": ecs.Secret.from_secrets_manager(self.server_db_secret, "username"),
+            "DB_PASSWORD": ecs.Secret.from_secrets_manager(self.server_db_secret, "password"),
+            "DB_MASTER_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
+            "DB_MASTER_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
         }
         self.admin_secret: secretsmanager.ISecret | None = None
         self.client_secret: secretsmanager.ISecret | None = None

@@ -4,7 +4,10 @@
   database, so a new value in the secret alone would lock them out. A rotation function
   (lambda/mlflow_rotation) runs in the VPC next to the server and changes the password through
   MLflow's auth REST API in its setSecret step, as the admin.
-- The database: see ``rotate_database`` (alternating users, hosted rotation functions).
+- The database: the server connects as its own user, whose secret rotates with alternating
+  users (``rotate_database``), so the credentials a running server holds stay valid until the
+  next rotation; the master secret rotates single-user. Both with the rotation functions
+  Secrets Manager publishes (CDK's ``add_rotation_multi_user``/``add_rotation_single_user``).
 
 Runtime behaviour and the choice of schemes: docs/tracking.md, "Secret rotation".
 """
@@ -19,6 +22,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
@@ -26,6 +30,11 @@ from mlops_cdk.nag import ack
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "mlflow_rotation"
 HTTPS = 443
+# The MLflow server's own database user. The alternating-users rotation function names the
+# other user "<name>_clone" (get_alt_username in the SecretsManagerRDS*RotationMultiUser
+# functions of aws-samples/aws-secrets-manager-rotation-lambdas); the entrypoint grants to
+# this base name, which the clone is a member of (PostgreSQL) or copies (MySQL).
+SERVER_DB_USER = "mlflow_server"
 
 
 def latest_python_runtime() -> lambda_.Runtime:
@@ -180,3 +189,35 @@ def rotate_mlflow_users(
         log_retention=log_retention,
         removal=removal,
     )
+
+
+def rotate_database(
+    scope: Construct,
+    *,
+    database: rds.DatabaseCluster | rds.DatabaseInstance,
+    master_secret: secretsmanager.ISecret,
+    days: int,
+    removal: RemovalPolicy,
+) -> secretsmanager.ISecret:
+    """The server's database-user secret, rotated with alternating users; the master rotated.
+
+    Returns the server user's secret attached to ``database`` (host, port, engine, dbname and
+    ``masterarn`` beside username and password: the shape the multi-user rotation function
+    reads, CDK's RotationMultiUserOptions.secret). The entrypoint creates that user at start
+    with the master credentials. CDK places both rotation functions in the database's subnets
+    with a security group the database admits (DatabaseCluster.addRotationSingleUser).
+    """
+    server = rds.DatabaseSecret(
+        scope,
+        "ServerDatabaseSecret",
+        username=SERVER_DB_USER,
+        master_secret=master_secret,
+    )
+    server.apply_removal_policy(removal)
+    attached = server.attach(database)
+    every = Duration.days(days)
+    database.add_rotation_single_user(automatically_after=every)
+    database.add_rotation_multi_user(
+        "ServerUserRotation", secret=attached, automatically_after=every
+    )
+    return attached

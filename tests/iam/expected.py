@@ -716,7 +716,12 @@ class _Builder:
                 group.removesuffix("*") + "log-stream:mlflow/mlflow/abc",
                 "awslogs driver",
             )
-            secrets = [backend.database.secret, backend.admin_secret, backend.client_secret]
+            secrets = [
+                backend.database.secret,
+                backend.server_db_secret,
+                backend.admin_secret,
+                backend.client_secret,
+            ]
             for secret in secrets:
                 if secret is not None:
                     self.add(
@@ -738,7 +743,12 @@ class _Builder:
                 write=True,
                 why="the MLflow server proxies artifacts",
             )
-            for secret in (backend.database.secret, backend.admin_secret, backend.client_secret):
+            for secret in (
+                backend.database.secret,
+                backend.server_db_secret,
+                backend.admin_secret,
+                backend.client_secret,
+            ):
                 assert secret is not None
                 self.add(
                     "ec2-instance",

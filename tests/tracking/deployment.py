@@ -144,7 +144,11 @@ def deployment(app: SynthesizedApp, database: Mapping[str, Any]) -> Deployment:
 def database_credentials(app: SynthesizedApp) -> dict[str, str]:
     """The database owner's username and password as the template's database secret holds them."""
     _refs, secrets = _secrets(app.template_json("tracking"), {})
-    (value,) = (s for s in secrets.values() if s["password"] == DB_PASSWORD)
+    # The master secret; the server user's secret (which names it in "masterarn") is the
+    # entrypoint's to create in the database.
+    (value,) = (
+        s for s in secrets.values() if s["password"] == DB_PASSWORD and "masterarn" not in s
+    )
     return {"username": value["username"], "password": value["password"]}
 
 
