@@ -26,7 +26,11 @@ from mlops_cdk.constructs.fargate_mlflow import (
     generated_user_secret,
     retain_with_database,
 )
-from mlops_cdk.constructs.secret_rotation import rotate_database, rotate_mlflow_users
+from mlops_cdk.constructs.secret_rotation import (
+    RESTART_DAYS,
+    rotate_database,
+    rotate_mlflow_users,
+)
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -319,6 +323,9 @@ class Ec2Mlflow(Construct):
                 "ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/entrypoint.py",
                 "Restart=always",
                 "RestartSec=10",
+                # Restart (and fetch the secrets again) weekly: rotated database credentials
+                # (constructs/secret_rotation.py, RESTART_DAYS).
+                f"RuntimeMaxSec={RESTART_DAYS}d",
                 "StandardOutput=append:/var/log/mlflow/mlflow.log",
                 "StandardError=append:/var/log/mlflow/mlflow.log",
                 "[Install]",

@@ -18,7 +18,11 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from mlops_cdk.constructs.secret_rotation import rotate_database, rotate_mlflow_users
+from mlops_cdk.constructs.secret_rotation import (
+    restart_tasks_weekly,
+    rotate_database,
+    rotate_mlflow_users,
+)
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -336,6 +340,10 @@ class FargateMlflow(Construct):
             CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
 
     def _autoscale(self, settings: TrackingSettings) -> None:
+        # Weekly task replacement, whatever the scaling: rotated database credentials.
+        self.restart_schedule = restart_tasks_weekly(
+            self, cluster=self.cluster, service=self.service
+        )
         fargate = settings.fargate
         scaling = self.service.auto_scale_task_count(
             min_capacity=fargate.min_tasks, max_capacity=fargate.max_tasks

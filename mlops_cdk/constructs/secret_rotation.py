@@ -19,10 +19,13 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
@@ -35,6 +38,11 @@ HTTPS = 443
 # functions of aws-samples/aws-secrets-manager-rotation-lambdas); the entrypoint grants to
 # this base name, which the clone is a member of (PostgreSQL) or copies (MySQL).
 SERVER_DB_USER = "mlflow_server"
+# The longest a server runs on the database credentials it read at start: fargate tasks are
+# replaced and the ec2 unit restarts after this many days. Alternating users keep a
+# credential valid until the rotation after the one that replaced it, so a rotation interval
+# longer than this keeps every running server's credentials valid (settings require it).
+RESTART_DAYS = 7
 
 
 def latest_python_runtime() -> lambda_.Runtime:
@@ -221,3 +229,35 @@ def rotate_database(
         "ServerUserRotation", secret=attached, automatically_after=every
     )
     return attached
+
+
+def restart_tasks_weekly(
+    scope: Construct, *, cluster: ecs.ICluster, service: ecs.FargateService
+) -> scheduler.Schedule:
+    """Replace the service's tasks every RESTART_DAYS (a rolling deployment, no downtime).
+
+    EventBridge Scheduler's universal target calls ECS UpdateService with forceNewDeployment
+    (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-universal.html);
+    new tasks read the current secrets at start.
+    """
+    return scheduler.Schedule(
+        scope,
+        "WeeklyRestart",
+        schedule=scheduler.ScheduleExpression.rate(Duration.days(RESTART_DAYS)),
+        description="Replace the MLflow tasks so they pick up rotated database credentials",
+        target=scheduler_targets.Universal(
+            service="ecs",
+            action="updateService",
+            input=scheduler.ScheduleTargetInput.from_object(
+                {
+                    "Cluster": cluster.cluster_name,
+                    "Service": service.service_name,
+                    "ForceNewDeployment": True,
+                }
+            ),
+            policy_statements=[
+                iam.PolicyStatement(actions=["ecs:UpdateService"], resources=[service.service_arn])
+            ],
+            retry_attempts=10,
+        ),
+    )

@@ -204,11 +204,12 @@ class TrackingSettings(Section):
     )
     secret_rotation_days: int = Field(
         default=30,
-        ge=1,
+        ge=8,
         le=365,
         description=(
             "Days between Secrets Manager rotations of the self-hosted server's secrets "
-            "(fargate, ec2: database and basic-auth users; docs/tracking.md)."
+            "(fargate, ec2: database and basic-auth users); more than the 7 days a server "
+            "runs between restarts (docs/tracking.md)."
         ),
     )
     fargate: FargateTrackingSettings = Field(

@@ -25,6 +25,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
 from constructs import IConstruct
 
 from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -795,8 +796,35 @@ class _Builder:
             )
 
     def mlflow_rotation(self) -> None:
-        """The MLflow users' secret rotation function (fargate with basic auth, ec2)."""
+        """The MLflow users' secret rotation function (fargate with basic auth, ec2), and the
+        weekly task replacement that picks up rotated database credentials (fargate)."""
         backend = self.app.platform.tracking.backend
+        if isinstance(backend, FargateMlflow):
+            schedule = backend.restart_schedule
+            cfn = schedule.node.default_child
+            assert isinstance(cfn, scheduler.CfnSchedule)
+            target = cfn.target
+            assert isinstance(target, scheduler.CfnSchedule.TargetProperty)
+            role_arn = str(self.value(schedule, target.role_arn))
+            # Scheduler assumes the role with the schedule group's ARN as aws:SourceArn (the
+            # execution-role trust policy in the Scheduler user guide, setting-up.html).
+            group_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default"
+            self.add(
+                "scheduler",
+                "scheduler.amazonaws.com",
+                ["sts:AssumeRole"],
+                role_arn,
+                "scheduler.amazonaws.com assumes the role",
+                **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": group_arn},
+            )
+            service = backend.service
+            self.add(
+                "scheduler",
+                role_arn,
+                ["ecs:UpdateService"],
+                str(self.value(service, service.service_arn)),
+                "the weekly restart replaces the MLflow tasks",
+            )
         if not isinstance(backend, FargateMlflow | Ec2Mlflow) or backend.user_rotation is None:
             return
         rotation = backend.user_rotation

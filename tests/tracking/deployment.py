@@ -76,6 +76,15 @@ def _imports(app: SynthesizedApp) -> dict[str, str]:
     return imports
 
 
+def _template_text(value: Any) -> str:
+    """A SecretStringTemplate: a string, or a ``Fn::Join`` naming another secret by ``Ref``
+    (a user secret's ``masterarn``)."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join(p if isinstance(p, str) else _secret_arn(p["Ref"]) for p in parts)
+
+
 def _secrets(
     template: Template, database: Mapping[str, Any]
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -87,7 +96,7 @@ def _secrets(
         if resource["Type"] != "AWS::SecretsManager::Secret":
             continue
         generate = resource["Properties"]["GenerateSecretString"]
-        value = json.loads(generate["SecretStringTemplate"])
+        value = json.loads(_template_text(generate["SecretStringTemplate"]))
         value[generate["GenerateStringKey"]] = (
             _user_password(logical_id) if generate.get("ExcludePunctuation") else DB_PASSWORD
         )
