@@ -188,14 +188,32 @@ class Rotation:
             log.info("setSecret: %s already has the pending password", username)
             return
         own = arn == self.admin_secret_arn
-        admin = current if own else self.value(self.admin_secret_arn, CURRENT)
-        self.users.set_password(
-            username,
-            pending["password"],
-            admin=(admin["username"], admin["password"]),
-            current_password=current["password"] if own else None,
-        )
+        if own:
+            self.users.set_password(
+                username,
+                pending["password"],
+                admin=(current["username"], current["password"]),
+                current_password=current["password"],
+            )
+        else:
+            self.users.set_password(
+                username, pending["password"], admin=self.admin(), current_password=None
+            )
         log.info("setSecret: set the password of MLflow user %s", username)
+
+    def admin(self) -> tuple[str, str]:
+        """The admin's credentials: AWSCURRENT, or AWSPENDING while the admin's own rotation
+        is between its setSecret and finishSecret (MLflow already has the new password)."""
+        current = self.value(self.admin_secret_arn, CURRENT)
+        if self.users.can_log_in(current["username"], current["password"]):
+            return current["username"], current["password"]
+        try:
+            pending = self.value(self.admin_secret_arn, PENDING)
+        except self.secrets.exceptions.ResourceNotFoundException:
+            pending = None
+        if pending is not None and self.users.can_log_in(pending["username"], pending["password"]):
+            return pending["username"], pending["password"]
+        return current["username"], current["password"]  # refused: set_password says so
 
     def test_secret(self, arn: str, token: str) -> None:
         pending = self.value(arn, PENDING, token)

@@ -206,6 +206,21 @@ def test_a_rotated_admin_secret_still_administers_users(server: dict[str, Any]) 
 
 
 @pytest.mark.slow
+def test_the_client_rotates_while_the_admin_rotation_is_half_done(server: dict[str, Any]) -> None:
+    """The two schedules may coincide: the admin's setSecret has run (MLflow has the pending
+    admin password), its finishSecret not yet; the client's rotation authenticates with it."""
+    admin_token = _start_rotation(server["admin"])
+    for step in ("createSecret", "setSecret"):
+        _invoke(server["admin"], admin_token, step, server["uri"], server["admin"])
+    _rotate(server["client"], server)
+    _log_a_run(server, _current(server["client"]))
+    for step in ("testSecret", "finishSecret"):
+        _invoke(server["admin"], admin_token, step, server["uri"], server["admin"])
+    admin = _current(server["admin"])
+    assert _status(server, admin["username"], admin["password"]) == 200
+
+
+@pytest.mark.slow
 def test_a_failed_set_secret_leaves_the_current_secret_working(server: dict[str, Any]) -> None:
     """setSecret fails (the admin secret it authenticates with is stale; then the server is
     unreachable): AWSCURRENT stays and keeps logging in; a retry of the same rotation finishes."""

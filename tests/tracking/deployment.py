@@ -82,7 +82,7 @@ def _template_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     separator, parts = value["Fn::Join"]
-    return separator.join(p if isinstance(p, str) else _secret_arn(p["Ref"]) for p in parts)
+    return str(separator).join(p if isinstance(p, str) else _secret_arn(p["Ref"]) for p in parts)
 
 
 def _secrets(
