@@ -487,6 +487,29 @@ class Platform:
                 )
                 self.vpc_clients.append(node)
                 self._calls(node, stack, [props["Role"]])
+                # A function that talks to MLflow (the users' secret rotation function).
+                uri = props.get("Environment", {}).get("Variables", {}).get("MLFLOW_TRACKING_URI")
+                if uri is not None:
+                    self.mlflow_clients.append((node, flatten(uri), stack))
+
+    def _rotation_functions(self) -> list[tuple[str, Node]]:
+        """Secrets Manager's published rotation functions (serverless applications) in a VPC.
+
+        CDK's ``add_rotation_single_user``/``add_rotation_multi_user`` deploy them with their
+        security group and subnets as application parameters; they log in to the database.
+        """
+        found = []
+        for (stack, logical_id), props in self.net.resources("AWS::Serverless::Application"):
+            parameters = props.get("Parameters", {})
+            if "vpcSecurityGroupIds" not in parameters:
+                continue
+            groups = [p for p in flatten(parameters["vpcSecurityGroupIds"]) if p != ","]
+            subnets = [p for p in flatten(parameters["vpcSubnetIds"]) if p != ","]
+            assert all(not isinstance(p, str) for p in groups + subnets), parameters
+            node = self._node(f"rotation function {logical_id} ({stack})", stack, groups, subnets)
+            self.vpc_clients.append(node)
+            found.append((stack, node))
+        return found
 
     def _services(self) -> dict[Key, Node]:
         services = {}
@@ -568,12 +591,18 @@ class Platform:
         for node, uri, stack in self.mlflow_clients:
             self._mlflow_pair(node, uri, stack, listeners, instances)
         self._balancer_pairs(balancers, services)
+        rotations = self._rotation_functions()
         for db_key, db, port in self._databases():
             compute = [n for k, n in [*services.items(), *instances.items()] if k[0] == db_key[0]]
             if not compute:
                 self.problems.append(f"{db.name}: no task or instance in its stack uses it")
             for node in compute:
                 self.pairs.append(Pair(node, db, port, "MLflow's backend store"))
+            for stack, node in rotations:
+                if stack == db_key[0]:
+                    self.pairs.append(
+                        Pair(node, db, port, "secret rotation logs in to the database")
+                    )
         self._egress_pairs()
         self._dns()
 

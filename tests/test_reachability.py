@@ -64,7 +64,11 @@ def test_the_pairs_cover_what_the_platform_runs(variant: Variant) -> None:
         assert "instances of one job" in reasons
         if app.has_stack("studio"):
             assert "Studio" in clients
+        basic_auth = settings.tracking.mode == "ec2" or settings.tracking.fargate.oidc is None
+        if basic_auth:  # the users' secret rotation function calls MLflow's auth API
+            assert "function" in clients
         assert "MLflow's backend store" in reasons
+        assert "secret rotation logs in to the database" in reasons
     if settings.tracking.mode == "fargate":
         assert "listener forwards to the tasks" in reasons
     if app.has_stack("network"):

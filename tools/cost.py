@@ -80,6 +80,10 @@ NO_CHARGE = frozenset(
         "AWS::SageMaker::StudioLifecycleConfig",
         "AWS::SageMaker::UserProfile",
         "AWS::SecretsManager::SecretTargetAttachment",
+        # Secret rotation: no charge of its own (the functions' invocations are usage-based).
+        "AWS::Lambda::Permission",
+        "AWS::SecretsManager::ResourcePolicy",
+        "AWS::SecretsManager::RotationSchedule",
     }
 )
 # Types billed per request or per GB moved: near zero for this platform, not estimated.
@@ -91,6 +95,8 @@ USAGE_BASED = {
     "AWS::SNS::Topic": "SNS messages",
     "AWS::SQS::Queue": "SQS requests",
     "AWS::Scheduler::Schedule": "Scheduler invocations",
+    # Secrets Manager's published rotation functions (Lambda), a few invocations a month.
+    "AWS::Serverless::Application": "rotation function invocations",
     # The Studio clean-up's waiter: a few state transitions per `cdk destroy`.
     "AWS::StepFunctions::StateMachine": "Step Functions state transitions",
 }
@@ -514,6 +520,8 @@ def _scheduled_runs(t: _Templates, out: _Collector, mark: Mark) -> None:
             continue
         runs = runs_per_month(props["ScheduleExpression"], hours)
         target = props.get("Target", {})
+        if ":aws-sdk:" in json.dumps(target.get("Arn")):
+            continue  # a universal target (one API call, e.g. the weekly task restart)
         pipeline_id = _pipeline_of(stack, local_refs(target.get("Arn")))
         if pipeline_id is None:
             out.not_priced.append(

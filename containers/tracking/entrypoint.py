@@ -5,7 +5,12 @@ Reads its configuration from the environment, where ECS (fargate mode) or the sy
 container secrets; they never appear in a template or task definition.
 
     DB_ENGINE            postgresql (default) or mysql
-    DB_HOST DB_PORT DB_NAME DB_USERNAME DB_PASSWORD
+    DB_HOST DB_PORT DB_NAME DB_USERNAME DB_PASSWORD   the server's own database user
+    DB_MASTER_USERNAME DB_MASTER_PASSWORD   optional: the database owner. With them, the schema
+                         is migrated and the users bootstrapped as the owner, the server user is
+                         created if missing and granted what MLflow reads and writes, and only
+                         then does the server run, as its own user (secret rotation with
+                         alternating users: docs/tracking.md, "Secret rotation")
     MLFLOW_ARTIFACTS_DESTINATION   s3://bucket/prefix the server proxies artifacts to
     MLFLOW_AUTH          basic (MLflow basic auth) or none (e.g. behind ALB OIDC)
     MLFLOW_AUTH_ADMIN_USERNAME MLFLOW_AUTH_ADMIN_PASSWORD   bootstrap admin (basic auth)
@@ -50,13 +55,16 @@ def require(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def database_uri(env: Mapping[str, str]) -> str:
-    """SQLAlchemy URI from the DB_* variables (user and password URL-quoted)."""
+def database_uri(env: Mapping[str, str], prefix: str = "DB_") -> str:
+    """SQLAlchemy URI from the DB_* variables (user and password URL-quoted).
+
+    ``prefix="DB_MASTER_"`` takes the user and password of the database owner instead.
+    """
     engine = env.get("DB_ENGINE", "postgresql")
     if engine not in DRIVERS:
         raise ConfigurationError(f"DB_ENGINE={engine!r} is not one of {', '.join(DRIVERS)}")
-    user = quote_plus(require(env, "DB_USERNAME"))
-    password = quote_plus(require(env, "DB_PASSWORD"))
+    user = quote_plus(require(env, f"{prefix}USERNAME"))
+    password = quote_plus(require(env, f"{prefix}PASSWORD"))
     host, port, name = require(env, "DB_HOST"), require(env, "DB_PORT"), require(env, "DB_NAME")
     return f"{DRIVERS[engine]}://{user}:{password}@{host}:{port}/{name}"
 
@@ -207,6 +215,68 @@ def unique_foreign_key_names(backend_uri: str) -> Iterator[None]:
         sqlalchemy.event.remove(sqlalchemy.Table, "before_create", rename)
 
 
+CLONE_SUFFIX = "_clone"
+# What the server user may do: read and write MLflow's rows, never change the schema (the
+# entrypoint migrates as the owner before the server starts).
+POSTGRES_GRANTS = (
+    'GRANT CONNECT ON DATABASE "{database}" TO "{user}"',
+    'GRANT USAGE ON SCHEMA public TO "{user}"',
+    'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{user}"',
+    'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{user}"',
+)
+MYSQL_GRANTS = ("GRANT SELECT, INSERT, UPDATE, DELETE ON `{database}`.* TO '{user}'@'%'",)
+
+
+def _identifier(name: str) -> str:
+    """A user or database name safe to put in quotes in DDL (they are set by the template)."""
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ConfigurationError(f"database name or user {name!r} is not [A-Za-z0-9_-]+")
+    return name
+
+
+def grant_server_user(owner_uri: str, env: Mapping[str, str]) -> None:
+    """Create the server's database user if it does not exist, and grant it MLflow's tables.
+
+    The secret rotation with alternating users (Secrets Manager's multi-user rotation function
+    for RDS PostgreSQL/MySQL) logs in with the secret's current user before it makes the other
+    one, so that user must exist first: the entrypoint makes it from the secret at first
+    start. The function then creates ``<user>_clone`` as a member of the user (PostgreSQL,
+    ``GRANT <user> TO <clone>``) or with a copy of its grants (MySQL, ``SHOW GRANTS``), so the
+    grants go to the base name, and on MySQL to the current name as well. Granting again at
+    every start covers tables a new MLflow version's migration added.
+    """
+    import sqlalchemy  # noqa: PLC0415 (lazy, as above)
+    from mlflow.store.db.utils import create_sqlalchemy_engine_with_retry  # noqa: PLC0415
+
+    user, password = _identifier(require(env, "DB_USERNAME")), require(env, "DB_PASSWORD")
+    base = user.removesuffix(CLONE_SUFFIX)
+    database = _identifier(require(env, "DB_NAME"))
+    engine = create_sqlalchemy_engine_with_retry(owner_uri)
+    postgres = engine.dialect.name == "postgresql"
+    exists = (
+        "SELECT 1 FROM pg_roles WHERE rolname = :user"
+        if postgres
+        else "SELECT 1 FROM mysql.user WHERE User = :user"
+    )
+    with engine.begin() as connection:
+        for name in dict.fromkeys([base, user]):
+            if connection.execute(sqlalchemy.text(exists), {"user": name}).first() is None:
+                if name != user:
+                    continue  # the base user of a clone is the rotation function's to make
+                create = (
+                    f'CREATE ROLE "{name}" WITH LOGIN PASSWORD :password'
+                    if postgres
+                    else f"CREATE USER '{name}'@'%' IDENTIFIED BY :password"
+                )
+                connection.execute(sqlalchemy.text(create), {"password": password})
+                log.info("created database user %s", name)
+            if postgres and name != base:
+                continue  # a PostgreSQL clone inherits the base user's grants
+            for grant in POSTGRES_GRANTS if postgres else MYSQL_GRANTS:
+                connection.execute(sqlalchemy.text(grant.format(database=database, user=name)))
+    engine.dispose()
+
+
 def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
     """Create the admin and the client user, or reset their passwords to the secrets' values."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore  # noqa: PLC0415
@@ -233,13 +303,20 @@ def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
 
 def main(env: Mapping[str, str] = os.environ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    separate_owner = bool(env.get("DB_MASTER_USERNAME"))
     try:
         backend_uri = database_uri(env)
+        owner_uri = database_uri(env, "DB_MASTER_") if separate_owner else backend_uri
         command = server_command(env, backend_uri)
+        if separate_owner:
+            _identifier(require(env, "DB_USERNAME"))
     except ConfigurationError as err:
         sys.exit(f"mlflow-entrypoint: {err}")
-    migrate(backend_uri, env)
-    child_env = dict(env)
+    migrate(owner_uri, env)
+    if separate_owner:
+        grant_server_user(owner_uri, env)
+    # The server holds only its own user's credentials.
+    child_env = {k: v for k, v in env.items() if not k.startswith("DB_MASTER_")}
     if env.get("MLFLOW_SERVER_ALLOWED_HOSTS"):
         child_env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(env["MLFLOW_SERVER_ALLOWED_HOSTS"])
     if env.get("MLFLOW_AUTH", "basic") == "basic":

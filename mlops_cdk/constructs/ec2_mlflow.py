@@ -21,6 +21,10 @@ from mlops_cdk import nag
 from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.ec2_mlflow_boot import boot_user_data
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
+from mlops_cdk.constructs.secret_rotation import (
+    rotate_database,
+    rotate_mlflow_users,
+)
 from mlops_cdk.constructs.self_hosted_mlflow import (
     CLIENT_USERNAME,
     CONTAINER_DIR,
@@ -124,6 +128,13 @@ class Ec2Mlflow(Construct):
         db_secret = self.database.secret
         assert db_secret is not None
         retain_with_database(self.database, removal)
+        self.server_db_secret = rotate_database(
+            self,
+            database=self.database,
+            master_secret=db_secret,
+            days=settings.secret_rotation_days,
+            removal=removal,
+        )
         self.admin_secret: secretsmanager.ISecret = generated_user_secret(
             self,
             "AdminSecret",
@@ -137,12 +148,6 @@ class Ec2Mlflow(Construct):
             username=CLIENT_USERNAME,
             removal=removal,
             description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
-        )
-        nag.ack_all(
-            (self.database, self.admin_secret, self.client_secret),
-            "AwsSolutions-SMG4",
-            "The MLflow service reads credentials only at start; rotate by updating the secret "
-            "and restarting the service (docs/tracking.md), not by a rotation Lambda.",
         )
 
         # A stable private name for a replaceable instance.
@@ -167,7 +172,7 @@ class Ec2Mlflow(Construct):
                 "kept current by AWS as those agents change.",
             )
         grant_server_artifacts(artifacts, self.role)
-        for secret in (db_secret, self.admin_secret, self.client_secret):
+        for secret in (db_secret, self.server_db_secret, self.admin_secret, self.client_secret):
             secret.grant_read(self.role)
         self.role.add_to_policy(
             iam.PolicyStatement(
@@ -194,6 +199,7 @@ class Ec2Mlflow(Construct):
             entrypoint_url=entrypoint.s3_object_url,
             secret_arns={
                 "DB": db_secret.secret_arn,
+                "SERVER": self.server_db_secret.secret_arn,
                 "ADMIN": self.admin_secret.secret_arn,
                 "CLIENT": self.client_secret.secret_arn,
             },
@@ -260,6 +266,19 @@ class Ec2Mlflow(Construct):
         )
         for alarm in self.alarms:
             alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+        self.user_rotation = rotate_mlflow_users(
+            self,
+            vpc=vpc,
+            subnets=subnets,
+            server=self._connections,
+            tracking_uri=self.tracking_uri,
+            admin_secret=self.admin_secret,
+            client_secret=self.client_secret,
+            days=settings.secret_rotation_days,
+            after=[self.group],
+            log_retention=log_retention,
+            removal=removal,
+        )
 
         CfnOutput(self, "HostName", value=self.host_name)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 
+from mlops_cdk.constructs.secret_rotation import RESTART_DAYS
 from mlops_cdk.constructs.self_hosted_mlflow import DATABASE_NAME, MLFLOW_PORT
 
 
@@ -29,7 +30,8 @@ def boot_user_data(
 ) -> ec2.UserData:
     """The user data of the MLflow instance: success is MLflow answering on its port.
 
-    ``secret_arns``: the database (``DB``), admin (``ADMIN``) and client (``CLIENT``) secrets.
+    ``secret_arns``: the database master (``DB``), the server's own database user (``SERVER``),
+    admin (``ADMIN``) and client (``CLIENT``) secrets.
     """
     user_data = ec2.UserData.for_linux()
     user_data.add_commands(
@@ -83,8 +85,10 @@ def _install_commands(
             f"  echo DB_NAME={DATABASE_NAME}",
             '  echo "DB_HOST=$(jq -r .host <<<"$DB")"',
             '  echo "DB_PORT=$(jq -r .port <<<"$DB")"',
-            '  echo "DB_USERNAME=$(jq -r .username <<<"$DB")"',
-            '  echo "DB_PASSWORD=$(jq -r .password <<<"$DB")"',
+            '  echo "DB_USERNAME=$(jq -r .username <<<"$SERVER")"',
+            '  echo "DB_PASSWORD=$(jq -r .password <<<"$SERVER")"',
+            '  echo "DB_MASTER_USERNAME=$(jq -r .username <<<"$DB")"',
+            '  echo "DB_MASTER_PASSWORD=$(jq -r .password <<<"$DB")"',
             '  echo "MLFLOW_AUTH_ADMIN_USERNAME=$(jq -r .username <<<"$ADMIN")"',
             '  echo "MLFLOW_AUTH_ADMIN_PASSWORD=$(jq -r .password <<<"$ADMIN")"',
             '  echo "MLFLOW_CLIENT_USERNAME=$(jq -r .username <<<"$CLIENT")"',
@@ -125,6 +129,9 @@ def _install_commands(
             "ExecStart=/opt/mlflow/venv/bin/python /opt/mlflow/entrypoint.py",
             "Restart=always",
             "RestartSec=10",
+            # Restart (and fetch the secrets again) weekly: rotated database credentials
+            # (constructs/secret_rotation.py, RESTART_DAYS).
+            f"RuntimeMaxSec={RESTART_DAYS}d",
             "StandardOutput=append:/var/log/mlflow/mlflow.log",
             "StandardError=append:/var/log/mlflow/mlflow.log",
             "[Install]",

@@ -12,12 +12,17 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.constructs.aurora_database import aurora_database
 from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.secret_rotation import (
+    restart_tasks_weekly,
+    rotate_database,
+    rotate_mlflow_users,
+)
 from mlops_cdk.constructs.self_hosted_mlflow import (
     CLIENT_USERNAME,
     CONTAINER_DIR,
@@ -56,59 +61,33 @@ class FargateMlflow(Construct):
     ) -> None:
         super().__init__(scope, id)
         fargate = settings.fargate
-        retain = removal == RemovalPolicy.RETAIN
         self._name = name
         self._artifacts = artifacts
         self._version = settings.server_mlflow_version
         self.basic_auth = fargate.oidc is None
 
-        # Database: Aurora Serverless v2 PostgreSQL; 0 ACU min capacity pauses it when idle.
-        self.database_security_group = ec2.SecurityGroup(
-            self,
-            "DatabaseSecurityGroup",
-            vpc=vpc,
-            description="MLflow database",
-            allow_all_outbound=False,
-        )
-        self.database = rds.DatabaseCluster(
-            self,
-            "Database",
-            engine=rds.DatabaseClusterEngine.aurora_postgres(
-                version=rds.AuroraPostgresEngineVersion.VER_17_7
-            ),
-            credentials=rds.Credentials.from_generated_secret("mlflow"),
-            default_database_name=DATABASE_NAME,
-            writer=rds.ClusterInstance.serverless_v2("Writer"),
-            readers=(
-                [rds.ClusterInstance.serverless_v2("Reader", scale_with_writer=True)]
-                if fargate.db_multi_az
-                else None
-            ),
-            serverless_v2_min_capacity=fargate.db_min_capacity,
-            serverless_v2_max_capacity=fargate.db_max_capacity,
-            vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[self.database_security_group],
-            storage_encrypted=True,
-            iam_authentication=True,
-            backup=rds.BackupProps(retention=Duration.days(fargate.db_backup_days)),
-            # Deletion protection with RETAIN, not SNAPSHOT: CloudFormation applies the
-            # DeletionPolicy also when it rolls back a failed create, and a protected cluster it
-            # must delete fails that rollback (ROLLBACK_FAILED); RETAIN keeps it instead
-            # (docs/tracking.md, "A failed first deploy in prod").
-            deletion_protection=retain,
-            removal_policy=removal,
+        self.database = aurora_database(
+            self, vpc=vpc, subnets=subnets, settings=fargate, removal=removal
         )
         db_secret = self.database.secret
         assert db_secret is not None  # from_generated_secret always makes one
         retain_with_database(self.database, removal)
+        self.server_db_secret = rotate_database(
+            self,
+            database=self.database,
+            master_secret=db_secret,
+            days=settings.secret_rotation_days,
+            removal=removal,
+        )
 
         # Users of MLflow basic auth; ECS injects them as container secrets.
         secrets = {
             "DB_HOST": ecs.Secret.from_secrets_manager(db_secret, "host"),
             "DB_PORT": ecs.Secret.from_secrets_manager(db_secret, "port"),
-            "DB_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
-            "DB_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
+            "DB_USERNAME": ecs.Secret.from_secrets_manager(self.server_db_secret, "username"),
+            "DB_PASSWORD": ecs.Secret.from_secrets_manager(self.server_db_secret, "password"),
+            "DB_MASTER_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
+            "DB_MASTER_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
         }
         self.admin_secret: secretsmanager.ISecret | None = None
         self.client_secret: secretsmanager.ISecret | None = None
@@ -141,13 +120,6 @@ class FargateMlflow(Construct):
                     self.client_secret, "password"
                 ),
             }
-
-        nag.ack_all(
-            (self.database, self.admin_secret, self.client_secret),
-            "AwsSolutions-SMG4",
-            "MLflow tasks read credentials only at start; rotate by updating the secret and "
-            "forcing a new deployment (docs/tracking.md), not by a rotation Lambda.",
-        )
 
         # Load balancer: internal, private subnets; clients are let in through `connections`.
         self.load_balancer_security_group = ec2.SecurityGroup(
@@ -298,6 +270,19 @@ class FargateMlflow(Construct):
         )
 
         self._autoscale(settings)
+        self.user_rotation = rotate_mlflow_users(
+            self,
+            vpc=vpc,
+            subnets=subnets,
+            server=self._connections,
+            tracking_uri=self.tracking_uri,
+            admin_secret=self.admin_secret,
+            client_secret=self.client_secret,
+            days=settings.secret_rotation_days,
+            after=[self.service, self.listener],
+            log_retention=log_retention,
+            removal=removal,
+        )
 
         CfnOutput(self, "LoadBalancerDnsName", value=self.load_balancer.load_balancer_dns_name)
         CfnOutput(self, "DatabaseSecretArn", value=db_secret.secret_arn)
@@ -306,6 +291,10 @@ class FargateMlflow(Construct):
             CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
 
     def _autoscale(self, settings: TrackingSettings) -> None:
+        # Weekly task replacement, whatever the scaling: rotated database credentials.
+        self.restart_schedule = restart_tasks_weekly(
+            self, cluster=self.cluster, service=self.service
+        )
         fargate = settings.fargate
         scaling = self.service.auto_scale_task_count(
             min_capacity=fargate.min_tasks, max_capacity=fargate.max_tasks

@@ -202,6 +202,16 @@ class TrackingSettings(Section):
     extra_policy_arns: tuple[PolicyArn, ...] = Field(
         default=(), description="Managed policies added to the MLflow server's role (any mode)."
     )
+    secret_rotation_days: int = Field(
+        default=30,
+        ge=8,
+        le=365,
+        description=(
+            "Days between Secrets Manager rotations of the self-hosted server's secrets "
+            "(fargate, ec2: database and basic-auth users); more than the 7 days a server "
+            "runs between restarts (docs/tracking.md)."
+        ),
+    )
     fargate: FargateTrackingSettings = Field(
         default=FargateTrackingSettings(), description="Settings of tracking.mode=fargate."
     )

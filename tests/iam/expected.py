@@ -25,6 +25,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_scheduler as scheduler
 from constructs import IConstruct
 
 from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -50,6 +51,17 @@ CODE_CALLS: dict[str, frozenset[str]] = {
     # entrypoint download); tests/iam/test_startup_scripts.py reads them from the template.
     "ec2-instance": frozenset(
         {"secretsmanager:GetSecretValue", "route53:ChangeResourceRecordSets", "s3:GetObject"}
+    ),
+    # lambda/mlflow_rotation/mlflow_rotation.py: the four rotation steps of the MLflow users'
+    # secrets (the Secrets Manager side; the MLflow side is basic auth over HTTP).
+    "mlflow-rotation": frozenset(
+        {
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:PutSecretValue",
+            "secretsmanager:UpdateSecretVersionStage",
+            "secretsmanager:GetRandomPassword",
+        }
     ),
     # lambda/launcher/launcher.py
     "launcher": frozenset({"sagemaker:DescribePipeline", "sagemaker:CreateTrainingJob"}),
@@ -773,7 +785,12 @@ class _Builder:
                 group.removesuffix("*") + "log-stream:mlflow/mlflow/abc",
                 "awslogs driver",
             )
-            secrets = [backend.database.secret, backend.admin_secret, backend.client_secret]
+            secrets = [
+                backend.database.secret,
+                backend.server_db_secret,
+                backend.admin_secret,
+                backend.client_secret,
+            ]
             for secret in secrets:
                 if secret is not None:
                     self.add(
@@ -795,7 +812,12 @@ class _Builder:
                 write=True,
                 why="the MLflow server proxies artifacts",
             )
-            for secret in (backend.database.secret, backend.admin_secret, backend.client_secret):
+            for secret in (
+                backend.database.secret,
+                backend.server_db_secret,
+                backend.admin_secret,
+                backend.client_secret,
+            ):
                 assert secret is not None
                 self.add(
                     "ec2-instance",
@@ -840,6 +862,86 @@ class _Builder:
                 "*",
                 "Session Manager",
             )
+
+    def mlflow_rotation(self) -> None:
+        """The MLflow users' secret rotation function (fargate with basic auth, ec2), and the
+        weekly task replacement that picks up rotated database credentials (fargate)."""
+        backend = self.app.platform.tracking.backend
+        if isinstance(backend, FargateMlflow):
+            schedule = backend.restart_schedule
+            cfn = schedule.node.default_child
+            assert isinstance(cfn, scheduler.CfnSchedule)
+            target = cfn.target
+            assert isinstance(target, scheduler.CfnSchedule.TargetProperty)
+            role_arn = str(self.value(schedule, target.role_arn))
+            # Scheduler assumes the role with the schedule group's ARN as aws:SourceArn (the
+            # execution-role trust policy in the Scheduler user guide, setting-up.html).
+            group_arn = f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/default"
+            self.add(
+                "scheduler",
+                "scheduler.amazonaws.com",
+                ["sts:AssumeRole"],
+                role_arn,
+                "scheduler.amazonaws.com assumes the role",
+                **{"aws:SourceAccount": ACCOUNT, "aws:SourceArn": group_arn},
+            )
+            service = backend.service
+            self.add(
+                "scheduler",
+                role_arn,
+                ["ecs:UpdateService"],
+                str(self.value(service, service.service_arn)),
+                "the weekly restart replaces the MLflow tasks",
+            )
+        if not isinstance(backend, FargateMlflow | Ec2Mlflow) or backend.user_rotation is None:
+            return
+        rotation = backend.user_rotation
+        assert backend.admin_secret is not None and backend.client_secret is not None
+        role = self.role_arn(rotation.role)
+        self.assume("mlflow-rotation", rotation.role, "lambda.amazonaws.com")
+        admin = str(self.value(backend, backend.admin_secret.secret_arn))
+        for secret in (backend.admin_secret, backend.client_secret):
+            self.add(
+                "mlflow-rotation",
+                role,
+                [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                str(self.value(secret, secret.secret_arn)),
+                "the four rotation steps of the secret",
+            )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["secretsmanager:GetSecretValue"],
+            admin,
+            "setSecret authenticates to MLflow as the admin",
+        )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["secretsmanager:GetRandomPassword"],
+            "*",
+            "createSecret generates the new password",
+        )
+        group = str(self.value(rotation.log_group, rotation.log_group.log_group_arn))
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
+            "Lambda writes the function's logs",
+        )
+        self.add(
+            "mlflow-rotation",
+            role,
+            ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"],
+            "*",
+            "Lambda attaches the function to the VPC",
+        )
 
     def studio(self) -> None:
         studio = self.app.platform.studio
@@ -1010,6 +1112,7 @@ def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call],
     builder.pipelines()
     builder.alarms()
     builder.tracking()
+    builder.mlflow_rotation()
     builder.studio()
     builder.delivery()
     return builder.calls, builder.actors

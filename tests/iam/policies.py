@@ -250,6 +250,10 @@ class Resolver:
             return self.get_att(stack, logical_id, "Arn")
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+        if kind == "AWS::ECS::Service":  # Ref: the service ARN (long form, with the cluster)
+            props = self._resource(stack, logical_id)["Properties"]
+            cluster = self.resolve(stack, props["Cluster"])
+            return f"arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cluster}/{name}"
         if kind == "AWS::KMS::Key":
             return f"key-{logical_id.lower()}"
         if kind == "AWS::EC2::VPC":

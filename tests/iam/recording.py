@@ -36,6 +36,7 @@ ACTOR_CODE: tuple[tuple[str, str], ...] = (
     (str(ROOT / "containers" / "inference") + "/", "inference-job"),
     (str(ROOT / "lambda" / "launcher") + "/", "launcher"),
     (str(ROOT / "lambda" / "studio_cleanup") + "/", "studio-cleanup"),
+    (str(ROOT / "lambda" / "mlflow_rotation") + "/", "mlflow-rotation"),
 )
 # Runtime code built into several images (containers/shared/mlops_runtime): a call made there
 # belongs to the image whose code called it; called from no image's code (a test calling it

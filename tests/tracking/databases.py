@@ -3,7 +3,8 @@
 PostgreSQL comes from the ``pgserver`` wheel (its bundled server binaries; requirements-dev.txt),
 MariaDB from Debian's ``mariadb-server`` package when it is installed (the Makefile installs it
 where apt-get is available). Each listens on a free loopback port with password authentication,
-and holds one database owned by the user the template names, as RDS and Aurora create them.
+and holds one database owned by the user the template names, with the privileges RDS and Aurora
+give their master user (create users and grant them the database).
 """
 
 from __future__ import annotations
@@ -130,7 +131,10 @@ def postgres(*, name: str, username: str, password: str) -> Iterator[Database]:
         )
         admin.autocommit = True
         with admin.cursor() as cursor:
-            cursor.execute(f'CREATE ROLE "{username}" LOGIN PASSWORD %s', (password,))
+            # Aurora's master user may create roles (rds_superuser: CREATEROLE, CREATEDB).
+            cursor.execute(
+                f'CREATE ROLE "{username}" LOGIN CREATEROLE CREATEDB PASSWORD %s', (password,)
+            )
             cursor.execute(f'CREATE DATABASE "{name}" OWNER "{username}"')
         admin.close()
         yield Database("postgresql", LOOPBACK, port, name, username, password)
@@ -188,7 +192,9 @@ def mariadb(*, name: str, username: str, password: str) -> Iterator[Database]:
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE DATABASE `{name}`")
             cursor.execute(f"CREATE USER '{username}'@'%%' IDENTIFIED BY %s", (password,))
-            cursor.execute(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{username}'@'%'")
+            # RDS MySQL's master user holds its privileges on *.* WITH GRANT OPTION (it
+            # creates users and grants them databases).
+            cursor.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{username}'@'%' WITH GRANT OPTION")
         admin.commit()
         admin.close()
         yield Database("mysql", LOOPBACK, port, name, username, password)

@@ -76,6 +76,15 @@ def _imports(app: SynthesizedApp) -> dict[str, str]:
     return imports
 
 
+def _template_text(value: Any) -> str:
+    """A SecretStringTemplate: a string, or a ``Fn::Join`` naming another secret by ``Ref``
+    (a user secret's ``masterarn``)."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(p if isinstance(p, str) else _secret_arn(p["Ref"]) for p in parts)
+
+
 def _secrets(
     template: Template, database: Mapping[str, Any]
 ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -87,7 +96,7 @@ def _secrets(
         if resource["Type"] != "AWS::SecretsManager::Secret":
             continue
         generate = resource["Properties"]["GenerateSecretString"]
-        value = json.loads(generate["SecretStringTemplate"])
+        value = json.loads(_template_text(generate["SecretStringTemplate"]))
         value[generate["GenerateStringKey"]] = (
             _user_password(logical_id) if generate.get("ExcludePunctuation") else DB_PASSWORD
         )
@@ -144,7 +153,11 @@ def deployment(app: SynthesizedApp, database: Mapping[str, Any]) -> Deployment:
 def database_credentials(app: SynthesizedApp) -> dict[str, str]:
     """The database owner's username and password as the template's database secret holds them."""
     _refs, secrets = _secrets(app.template_json("tracking"), {})
-    (value,) = (s for s in secrets.values() if s["password"] == DB_PASSWORD)
+    # The master secret; the server user's secret (which names it in "masterarn") is the
+    # entrypoint's to create in the database.
+    (value,) = (
+        s for s in secrets.values() if s["password"] == DB_PASSWORD and "masterarn" not in s
+    )
     return {"username": value["username"], "password": value["password"]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import importlib.util
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -66,3 +67,45 @@ def test_auth_config_keeps_users_in_the_same_database() -> None:
     parser.read_string(entrypoint.auth_config(uri))
     assert parser["mlflow"]["database_uri"] == uri  # '%' survives configparser interpolation
     assert parser["mlflow"]["default_permission"] == "READ"
+
+
+def test_the_owner_migrates_and_the_server_runs_as_its_own_user(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With DB_MASTER_*: migrations and grants as the owner; the server process gets only the
+    server user's URI and no master credentials (secret rotation, docs/tracking.md)."""
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(entrypoint, "migrate", lambda uri, env: calls.append(("migrate", uri)))
+    monkeypatch.setattr(
+        entrypoint, "grant_server_user", lambda uri, env: calls.append(("grant", uri))
+    )
+    started: dict[str, object] = {}
+
+    def execvpe(file: str, args: list[str], env: dict[str, str]) -> None:
+        started.update(args=args, env=env)
+
+    monkeypatch.setattr(entrypoint.os, "execvpe", execvpe)
+    env = {
+        **ENV,
+        "DB_USERNAME": "mlflow_server_clone",
+        "DB_PASSWORD": "server",
+        "DB_MASTER_USERNAME": "mlflow",
+        "DB_MASTER_PASSWORD": "master",
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "admin",
+    }
+    entrypoint.main(env)
+    owner = "postgresql+psycopg2://mlflow:master@db.internal:5432/mlflow"
+    assert calls == [("migrate", owner), ("grant", owner)]
+    args, child = started["args"], started["env"]
+    assert isinstance(args, list) and isinstance(child, dict)
+    server = "postgresql+psycopg2://mlflow_server_clone:server@db.internal:5432/mlflow"
+    assert f"--backend-store-uri={server}" in args
+    assert not any(key.startswith("DB_MASTER_") for key in child)
+    auth_config = Path(child["MLFLOW_AUTH_CONFIG_PATH"])
+    assert "master" not in repr(args) + auth_config.read_text()
+    auth_config.unlink()
+
+
+def test_a_user_name_that_cannot_be_quoted_is_refused() -> None:
+    with pytest.raises(entrypoint.ConfigurationError, match=r"'a\"b' is not"):
+        entrypoint._identifier('a"b')
