@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import iris_inference.commit
 import mlflow
 import mlflow.sklearn
 import numpy as np
@@ -23,7 +24,6 @@ from iris_inference.drift import (
     psi,
 )
 from iris_inference.errors import UserError
-from iris_inference.output import PartitionWriter
 from iris_inference.settings import load_settings
 from iris_inference.sources import CANONICAL_FEATURES, generated_batches
 from iris_training.data import bundled_iris
@@ -268,17 +268,17 @@ def test_a_failed_publish_leaves_no_drift_report_and_a_failed_run(
     previous = tmp_path / "output" / f"date={DATE}"
     previous.mkdir(parents=True)
     (previous / "predictions.parquet").write_text("the previous run's output")
-    staged: list[list[str]] = []
+    staged: list[dict[str, Any]] = []
 
-    def fail_swap(writer: PartitionWriter) -> None:
-        staged.append(sorted(p.name for p in writer._staging.iterdir()))
+    def fail_publish(target: object, **content: Any) -> list[str]:
+        staged.append(content["drift"])
         raise OSError("disk full")
 
-    monkeypatch.setattr(PartitionWriter, "_swap", fail_swap)
+    monkeypatch.setattr(iris_inference.commit, "write_partition", fail_publish)
     code, folder = _score(store, tmp_path, "--generate-rows", "20")
 
     assert code == 1
-    assert staged == [["drift.json", "predictions.parquet", "summary.json"]]
+    assert len(staged) == 1 and staged[0]["rows"] == 20
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == [f"date={DATE}"]
     assert sorted(p.name for p in folder.iterdir()) == ["predictions.parquet"]
     client = store.client()
