@@ -66,7 +66,7 @@ class Destination(Protocol):
 class LocalDestination:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.uri = str(directory)
+        self.uri = f"{directory}/"
 
     def names(self) -> set[str]:
         if not self.directory.is_dir():
