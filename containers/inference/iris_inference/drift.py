@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import mlflow
 import numpy as np
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from iris_inference.errors import UserError
 
@@ -89,6 +86,12 @@ class ProfileLookup:
 
 def load_reference_profile(model_uri: str) -> ProfileLookup:
     """The profile stored with `models:/NAME/VERSION`; older versions have none (not an error)."""
+    # MLflow is imported where it is used: the commit step merges shard counts without it.
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.store.artifact.artifact_repository_registry import (  # noqa: PLC0415
+        get_artifact_repository,
+    )
+
     try:
         repository = get_artifact_repository(model_uri)
         listed = {entry.path for entry in repository.list_artifacts(PROFILE_DIR)}
@@ -329,6 +332,8 @@ def inference_run(
 
     The caller publishes the partition inside the block: a failed publish ends the run FAILED.
     """
+    import mlflow  # noqa: PLC0415
+
     experiment = mlflow.set_experiment(INFERENCE_EXPERIMENT)
     tags = {
         "inference.date": date,
