@@ -190,7 +190,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m iris_inference",
         description="Score every CSV/Parquet file under the input directory (or, with "
         "--generate-rows, generated rows when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
-        "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,drift.json,summary.json} atomically. "
+        "OUTPUT_DIR/date=YYYY-MM-DD/ (data parts, drift.json, summary.json, then _manifest.json "
+        "and _SUCCESS: a partition is what its manifest lists). "
         "MLFLOW_TRACKING_URI must be set.",
     )
     for option in OPTIONS.values():
