@@ -53,10 +53,15 @@ class Measurement:
     rows: int
     wall_seconds: float
     peak_rss_mib: float  # the largest of the run's processes
+    loop_seconds: float  # read, score and write only: after start-up and the model load
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.wall_seconds
+
+    @property
+    def loop_rows_per_second(self) -> float:
+        return self.rows / self.loop_seconds
 
 
 def main() -> int:
@@ -199,8 +204,8 @@ def _run(
 def _plain(csv: Path, rows: int, env: dict[str, str], work: Path) -> Measurement:
     out = work / "plain.parquet"
     command = [sys.executable, __file__, "--plain", str(csv), str(out), env["MLFLOW_TRACKING_URI"]]
-    _, wall, rss = _run(command, env, INFERENCE_CODE, work)
-    return Measurement(rows, wall, rss)
+    stdout, wall, rss = _run(command, env, INFERENCE_CODE, work)
+    return Measurement(rows, wall, rss, json.loads(stdout.splitlines()[-1])["loop_seconds"])
 
 
 def _plain_child(csv: str, out: str, tracking_uri: str) -> int:
@@ -213,9 +218,11 @@ def _plain_child(csv: str, out: str, tracking_uri: str) -> int:
     version = MlflowClient().get_model_version_by_alias(MODEL, "production").version
     model = mlflow.sklearn.load_model(f"models:/{MODEL}/{version}")
     model.set_params(n_jobs=1)
+    started = time.perf_counter()
     frame = pd.read_csv(csv)
     frame["predicted_class"] = model.predict(frame)
     frame.to_parquet(out)
+    print(json.dumps({"loop_seconds": time.perf_counter() - started}))
     return 0
 
 
@@ -231,8 +238,9 @@ def _entry(
     if workers is not None:
         command += ["--workers", str(workers)]
     stdout, wall, rss = _run(command, env, INFERENCE_CODE, work)
-    assert json.loads(stdout.splitlines()[-1])["rows"] == rows
-    return Measurement(rows, wall, rss)
+    summary = json.loads(stdout.splitlines()[-1])
+    assert summary["rows"] == rows
+    return Measurement(rows, wall, rss, summary["scoring_seconds"])
 
 
 _SHARD_MANIFESTS: dict[int, dict[str, object]] = {}
@@ -259,7 +267,9 @@ def _shards(inputs: list[Path], rows: int, env: dict[str, str], work: Path) -> M
                    "--date", DATE, "--workers", "1"]  # fmt: skip
         shard_env = {**env, "SAGEMAKER_BASE_DIR": str(base), "INFERENCE_SHARDED": "1"}
         children.append(_popen(command, shard_env, INFERENCE_CODE, run, run / hosts[index]))
-    peak = max(_wait(child, "a shard")[1] for child in children)
+    waited = [_wait(child, "a shard") for child in children]
+    peak = max(rss for _, rss in waited)
+    loop = max(json.loads(out.splitlines()[-1])["timings"]["scoring_seconds"] for out, _ in waited)
     output = run / "output"
     command = [sys.executable, "-m", "iris_inference.commit", "--expected-shards",
                str(len(inputs)), "--output-uri", str(output), "--staging-dir", str(staging)]  # fmt: skip
@@ -272,20 +282,28 @@ def _shards(inputs: list[Path], rows: int, env: dict[str, str], work: Path) -> M
         "rows": summary["rows"],
         "class_counts": summary["class_counts"],
     }
-    return Measurement(rows, wall, max(peak, commit_rss))
+    return Measurement(rows, wall, max(peak, commit_rss), loop)
 
 
 def _median(values: list[Measurement]) -> Measurement:
     wall = statistics.median(m.wall_seconds for m in values)
-    return Measurement(values[0].rows, wall, max(m.peak_rss_mib for m in values))
+    loop = statistics.median(m.loop_seconds for m in values)
+    return Measurement(values[0].rows, wall, max(m.peak_rss_mib for m in values), loop)
 
 
 def _report(results: dict[str, Measurement]) -> int:
     print()
-    print(f"{'run':>10} | {'rows':>11} | {'wall s':>7} | {'rows/s':>9} | {'peak RSS':>9}")
+    print(f"{'run':>10} | {'rows':>11} | {'wall s':>7} | {'rows/s':>9} | {'loop s':>7} | "
+          f"{'loop rows/s':>11} | {'peak RSS':>9}")  # fmt: skip
     for name, m in results.items():
         print(f"{name:>10} | {m.rows:>11,} | {m.wall_seconds:>7.2f} | {m.rows_per_second:>9,.0f} | "
+              f"{m.loop_seconds:>7.2f} | {m.loop_rows_per_second:>11,.0f} | "
               f"{m.peak_rss_mib:>5,.0f} MiB")  # fmt: skip
+    print("rows/s: whole process (start-up, imports, model load included; the targets);")
+    print("loop: read, score, write only (shards: the slowest shard's loop), for information.")
+    for name, base in (("entry", "plain"), ("entry", "entry-1"), ("shards-2", "shards-1")):
+        loop = results[name].loop_rows_per_second / results[base].loop_rows_per_second
+        print(f"info  {name} vs {base}, loop only: {loop:.2f}x rows/s")
     ok = True
     entry = results["entry"].rows_per_second
     for baseline, target in (("plain", TARGET_VS_PLAIN), ("entry-1", TARGET_VS_ONE_WORKER)):
