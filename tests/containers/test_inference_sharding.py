@@ -389,3 +389,32 @@ def test_the_commit_entry_point_publishes_to_s3(
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert f"{OUTPUT_PREFIX}date={DATE}/predictions.parquet" not in keys
     assert f"{OUTPUT_PREFIX}date=2026-02-28/_SUCCESS" in keys  # other dates untouched
+
+
+@pytest.mark.slow
+def test_one_instance_publishes_straight_to_s3_in_the_contracts_order(
+    champion: tuple[Store, TrainingRun], tmp_path: Path, s3: Any
+) -> None:
+    store, _ = champion
+    inputs = _input(tmp_path / "input", {"a.csv": 300})
+    argv = ["--input-dir", str(inputs), "--output-dir", str(tmp_path / "unused"), "--date", DATE,
+            "--output-uri", f"s3://{BUCKET}/{OUTPUT_PREFIX}"]  # fmt: skip
+    assert infer(argv, store.env()) == 0
+    assert infer(argv, store.env()) == 0  # a rerun replaces the first run's part
+
+    target = S3Destination(BUCKET, f"{OUTPUT_PREFIX}date={DATE}/", client=s3)
+    published = read_partition(target)
+    assert published is not None and published.table.num_rows == 300
+    names = target.names()
+    assert len([n for n in names if n.startswith("part-")]) == 1
+    assert {SUCCESS_FILE, MANIFEST_FILE, "drift.json", "summary.json"} <= names
+    assert not (tmp_path / "unused" / f"date={DATE}").exists()
+
+
+def test_a_bad_output_uri_is_one_line() -> None:
+    with pytest.raises(UserError) as caught:
+        load_settings(["--output-uri", "http://example.com/x"], {"MLFLOW_TRACKING_URI": "x"})
+    assert str(caught.value) == (
+        "setting --output-uri/OUTPUT_URI='http://example.com/x' is not an s3://bucket/prefix/ "
+        "URI or a directory path"
+    )

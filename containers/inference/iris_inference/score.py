@@ -23,7 +23,7 @@ from iris_inference.commit import commit, mlflow_run
 from iris_inference.drift import DriftAccumulator, load_reference_profile
 from iris_inference.errors import UserError
 from iris_inference.model import ProductionModel, load_production_model
-from iris_inference.partition import LocalDestination, partition_name
+from iris_inference.partition import LocalDestination, destination, partition_name
 from iris_inference.pipeline import read_ahead
 from iris_inference.settings import InferenceSettings
 from iris_inference.shard import LOCAL_HOST, ShardWriter, current_host, read_shard
@@ -84,14 +84,10 @@ def run(settings: InferenceSettings) -> dict[str, object]:
         shard_dir = settings.staging_dir / host
         _check_writable(settings.staging_dir)
     else:
-        if not files and settings.generate_rows == 0:
-            # Checked before anything is written: the previous partition stays as it was.
-            if not settings.input_dir.exists():
-                raise UserError(f"input directory {settings.input_dir} does not exist")
-            if not settings.input_dir.is_dir():
-                raise UserError(f"input directory {settings.input_dir} is not a directory")
-            raise UserError(f"input directory {settings.input_dir} holds no .csv or .parquet file")
+        _check_input(settings, files)
         host = LOCAL_HOST
+        if settings.output_uri is not None:
+            destination(settings.output_uri, settings.date.isoformat())  # a bad URI fails now
         _check_writable(settings.output_dir)
         for stale in settings.output_dir.glob(f".{partition}.*"):  # a run killed outright
             shutil.rmtree(stale, ignore_errors=True)
@@ -156,7 +152,11 @@ def run(settings: InferenceSettings) -> dict[str, object]:
         return commit(
             [shard_dir],
             expected=1,
-            target_for=lambda date: LocalDestination(settings.output_dir / partition_name(date)),
+            target_for=lambda date: (
+                destination(settings.output_uri, date)
+                if settings.output_uri is not None
+                else LocalDestination(settings.output_dir / partition_name(date))
+            ),
             move_parts=True,
             run=mlflow_run,
             extra_summary={k: v for k, v in timings.items() if k != "workers"},
@@ -299,6 +299,17 @@ def _shard_manifest(
         "scored_at": scored_at.isoformat(),
         "timings": timings,
     }
+
+
+def _check_input(settings: InferenceSettings, files: list[Path]) -> None:
+    """Checked before anything is written: the previous partition stays as it was."""
+    if files or settings.generate_rows > 0:
+        return
+    if not settings.input_dir.exists():
+        raise UserError(f"input directory {settings.input_dir} does not exist")
+    if not settings.input_dir.is_dir():
+        raise UserError(f"input directory {settings.input_dir} is not a directory")
+    raise UserError(f"input directory {settings.input_dir} holds no .csv or .parquet file")
 
 
 def _check_writable(output_dir: Path) -> None:

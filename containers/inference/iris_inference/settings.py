@@ -39,6 +39,12 @@ class Option:
 OPTIONS = {
     "input_dir": Option("--input-dir", "INPUT_DIR", "directory scanned for .csv/.parquet files"),
     "output_dir": Option("--output-dir", "OUTPUT_DIR", "where date=YYYY-MM-DD/ is written"),
+    "output_uri": Option(
+        "--output-uri",
+        "OUTPUT_URI",
+        "publish date=YYYY-MM-DD/ here instead (s3://bucket/prefix/ or a directory), in the "
+        "reader's contract's order; SageMaker's end-of-job upload of --output-dir orders nothing",
+    ),
     "date": Option("--date", "INFERENCE_DATE", "partition date YYYY-MM-DD (default: today, UTC)"),
     "model_name": Option("--model-name", "MODEL_NAME", "registered model name"),
     "model_alias": Option("--model-alias", "MODEL_ALIAS", "alias of the version to use"),
@@ -110,6 +116,11 @@ class InferenceSettings(BaseModel):
     )
     input_dir: Path = Field(description="a directory path")
     output_dir: Path = Field(description="a directory path")
+    output_uri: str | None = Field(
+        None,
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+|file://.+)$",
+        description="an s3://bucket/prefix/ URI or a directory path",
+    )
     base_dir: Path = Field(DEFAULT_BASE_DIR, description="a directory path")
     date: dt.date = Field(description="a date written YYYY-MM-DD")
     model_name: str = Field(
