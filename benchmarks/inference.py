@@ -71,9 +71,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (median kept)")
     parser.add_argument("--skip-memory", action="store_true", help="no 10M-row run")
     parser.add_argument("--plain", nargs=3, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--make-csv", nargs=2, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--split", nargs=3, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.plain:
         return _plain_child(*args.plain)
+    if args.make_csv:
+        _write_csv_child(Path(args.make_csv[0]), int(args.make_csv[1]))
+        return 0
+    if args.split:
+        _split_child(Path(args.split[0]), Path(args.split[1]), int(args.split[2]))
+        return 0
 
     print(f"load average at start: {_load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
@@ -119,13 +127,19 @@ def _env(work: Path) -> dict[str, str]:
 
 
 def _write_csv(path: Path, rows: int) -> Path:
-    """Generated Iris-like rows as the day's CSV (written once, outside any measurement)."""
-    sys.path[:0] = [str(INFERENCE_CODE), str(SHARED_CODE)]
+    """Generated Iris-like rows as the day's CSV, written by a child process: Linux starts a
+    child's peak RSS at its parent's (vfork, then exec), so this process must stay small."""
+    print(f"writing {rows:,} rows to {path.name} ...", flush=True)
+    _run([sys.executable, __file__, "--make-csv", str(path), str(rows)], dict(os.environ),
+         INFERENCE_CODE, ROOT)  # fmt: skip
+    return path
+
+
+def _write_csv_child(path: Path, rows: int) -> None:
     import pandas as pd  # noqa: PLC0415
     from iris_inference.sources import CANONICAL_FEATURES, generated_batches  # noqa: PLC0415
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"writing {rows:,} rows to {path.name} ...", flush=True)
     batches = generated_batches(
         rows=rows, seed=SEED, chunk_rows=WRITE_CHUNK, features=CANONICAL_FEATURES
     )
@@ -133,21 +147,23 @@ def _write_csv(path: Path, rows: int) -> Path:
         frame = pd.DataFrame(batch.features, columns=list(CANONICAL_FEATURES))
         frame.to_csv(path, mode="w" if index == 0 else "a", header=index == 0, index=False,
                      float_format="%.1f")  # fmt: skip
-    return path
 
 
 def _split(csv: Path, folder: Path, parts: int) -> list[Path]:
     """The same rows as `parts` files, one folder each (what ShardedByS3Key hands N hosts)."""
+    _run([sys.executable, __file__, "--split", str(csv), str(folder), str(parts)],
+         dict(os.environ), INFERENCE_CODE, ROOT)  # fmt: skip
+    return [folder / f"shard-{index}" for index in range(parts)]
+
+
+def _split_child(csv: Path, folder: Path, parts: int) -> None:
     lines = csv.read_text().splitlines(keepends=True)
     header, body = lines[0], lines[1:]
     size = -(-len(body) // parts)
-    folders = []
     for index in range(parts):
         target = folder / f"shard-{index}" / f"day-{index}.csv"
         target.parent.mkdir(parents=True)
         target.write_text(header + "".join(body[index * size : (index + 1) * size]))
-        folders.append(target.parent)
-    return folders
 
 
 def _popen(
