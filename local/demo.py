@@ -3,8 +3,11 @@
 1. start a real MLflow server on 127.0.0.1 (SQLite store and artifacts under .local/);
 2. lay out a SageMaker-shaped /opt/ml tree under .local/sagemaker/ and run the training
    entry point in it: train, log, register, quality gate, promotion;
-3. run the inference entry point on generated rows (its input directory is empty);
-4. print a summary, then stop the server (also on Ctrl-C or failure).
+3. run the inference entry point on generated rows (its input directory is empty); with
+   `--shards N`, N sharded inference processes at once over N input files, then the commit
+   step (`python -m iris_inference.commit`), as the sharded pipeline runs them;
+4. print a summary (and the committed manifest), then stop the server (also on Ctrl-C or
+   failure).
 
 Every run trains a new challenger (forest seed 42, 43, ... by run), so a second run shows the
 gate comparing it with the production version. `--set max_depth=1` shows a rejection.
@@ -135,6 +138,15 @@ def _parser() -> argparse.ArgumentParser:
         help="override a training hyperparameter (repeatable), e.g. --set max_depth=1",
     )
     parser.add_argument("--rows", type=int, default=1000, help="rows to generate and score")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        choices=range(1, 9),
+        metavar="N",
+        help="score N input files in N sharded processes, then commit (1-8; default 1: one "
+        "instance, no sharding)",
+    )
     parser.add_argument("--ui", action="store_true", help="only serve the MLflow UI on the store")
     parser.add_argument("--port", type=int, default=5000, help="port for --ui (default 5000)")
     return parser
@@ -162,25 +174,32 @@ def _demo(state: State, args: argparse.Namespace, progress: Progress) -> int:
             (state.sagemaker / "output" / "data" / "evaluation.json").read_text(encoding="utf-8")
         )
 
-        progress.step(3, f"score {args.rows} generated rows with the inference entry point")
         date = dt.datetime.now(dt.UTC).date().isoformat()
         output_dir = state.sagemaker / "processing" / "output"
         replaced = (output_dir / f"date={date}").exists()
-        (state.sagemaker / "processing" / "input").mkdir(parents=True, exist_ok=True)
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "iris_inference",
-                "--date",
-                date,
-                "--generate-rows",
-                str(args.rows),
-            ],
-            _entry_env(state, url, INFERENCE_CODE),
-            "infer |",
-        )
+        if args.shards == 1:
+            progress.step(3, f"score {args.rows} generated rows with the inference entry point")
+            (state.sagemaker / "processing" / "input").mkdir(parents=True, exist_ok=True)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "iris_inference",
+                    "--date",
+                    date,
+                    "--generate-rows",
+                    str(args.rows),
+                ],
+                _entry_env(state, url, INFERENCE_CODE),
+                "infer |",
+            )
+        else:
+            progress.step(3, f"score {args.rows} rows in {args.shards} shards, then commit")
+            _sharded(
+                state, url, date=date, rows=args.rows, shards=args.shards, output_dir=output_dir
+            )
         summary = json.loads((output_dir / f"date={date}" / "summary.json").read_text())
+        manifest = json.loads((output_dir / f"date={date}" / "_manifest.json").read_text())
         production = client.get_model_version_by_alias(MODEL_NAME, "production").version
 
         progress.step(4, "summary")
@@ -192,8 +211,109 @@ def _demo(state: State, args: argparse.Namespace, progress: Progress) -> int:
             output_dir=output_dir,
             replaced=replaced,
         )
+        if args.shards > 1:
+            print(
+                f"\n    committed manifest ({state.display(output_dir)}/date={date}/_manifest.json):"
+            )
+            for line in json.dumps(_brief(manifest), indent=2).splitlines():
+                print(f"    {line}")
     print(f"\n    done in {progress.elapsed().strip()}")
     return 0
+
+
+def _sharded(
+    state: State, url: str, *, date: str, rows: int, shards: int, output_dir: Path
+) -> None:
+    """What the sharded pipeline runs: N score processes (hosts algo-1..N, one input file each,
+    as ShardedByS3Key hands them out), their shards gathered in one staging directory, then the
+    commit step publishing the partition manifest-last."""
+    import numpy as np  # noqa: PLC0415 -- only needed here
+    from sklearn.datasets import load_iris  # noqa: PLC0415
+
+    root = state.sagemaker / "sharded"
+    shutil.rmtree(root, ignore_errors=True)
+    staging = root / "staging"  # the commit step's input: every host's upload
+    staging.mkdir(parents=True)
+    hosts = [f"algo-{i + 1}" for i in range(shards)]
+    iris = load_iris()
+    rng = np.random.default_rng(len(date) + rows)
+    sample = iris.data[rng.integers(0, len(iris.data), rows)] + rng.normal(0, 0.1, (rows, 4))
+    children = []
+    for index, host in enumerate(hosts):
+        base = root / host
+        (base / "config").mkdir(parents=True)
+        (base / "config" / "resourceconfig.json").write_text(
+            json.dumps({"current_host": host, "hosts": hosts})
+        )
+        inputs = base / "processing" / "input"
+        inputs.mkdir(parents=True)
+        part = np.round(np.clip(sample[index::shards], 0.1, None), 1)
+        header = ",".join(_FEATURES)
+        np.savetxt(inputs / f"day-{index}.csv", part, fmt="%.1f", delimiter=",", header=header,
+                   comments="")  # fmt: skip
+        (base / "processing" / "staging").symlink_to(staging)
+        env = _entry_env(state, url, INFERENCE_CODE)
+        env.update({"SAGEMAKER_BASE_DIR": str(base), "INFERENCE_SHARDED": "1"})
+        command = [sys.executable, "-m", "iris_inference", "--date", date, "--workers", "1"]
+        children.append((host, command, env))
+    with contextlib.ExitStack() as stack:
+        running = [
+            (host, stack.enter_context(_started(command, env, f"{host} |")))
+            for host, command, env in children
+        ]
+        for host, child in running:
+            if child.wait() != 0:
+                raise DemoError(f"shard {host} exited with status {child.returncode}")
+    commit_env = _entry_env(state, url, INFERENCE_CODE)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "iris_inference.commit",
+            "--expected-shards",
+            str(shards),
+            "--output-uri",
+            str(output_dir),
+            "--staging-dir",
+            str(staging),
+        ],
+        commit_env,
+        "commit |",
+    )
+
+
+@contextlib.contextmanager
+def _started(
+    command: list[str], env: dict[str, str], prefix: str
+) -> Iterator[subprocess.Popen[str]]:
+    """A background entry point whose output is streamed, prefixed, by a thread."""
+    import threading  # noqa: PLC0415
+
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+    def stream() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if not line.startswith("{"):
+                print(f"    {prefix} {line.rstrip()[:220]}", flush=True)
+
+    reader = threading.Thread(target=stream, daemon=True)
+    reader.start()
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.terminate()
+        child.wait()
+        reader.join()
+
+
+def _brief(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as printed: what a reader uses, without the per-file drift detail."""
+    keep = ("format", "commit_id", "date", "rows", "class_counts", "per_source", "model", "parts")
+    return {key: manifest[key] for key in keep if key in manifest}
 
 
 @dataclass(frozen=True)
@@ -379,8 +499,8 @@ def _print_summary(
         (
             "predictions",
             f"{summary['rows']} rows by v{summary['model']['version']} -> "
-            f"{state.display(partition / 'predictions.parquet')}"
-            + ("  (partition replaced)" if replaced else ""),
+            f"{state.display(partition)}/ ({len(summary['parts'])} part(s), "
+            f"{summary['commit_id']})" + ("  (partition replaced)" if replaced else ""),
         ),
         ("classes", counts),
         ("data", f"{training['data']['source']}, sha256 {training['data']['sha256'][:12]}"),

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
+import iris_inference.commit
 import mlflow
 import mlflow.sklearn
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from iris_inference.cli import main
 from iris_inference.drift import (
     INFERENCE_EXPERIMENT,
@@ -23,7 +27,6 @@ from iris_inference.drift import (
     psi,
 )
 from iris_inference.errors import UserError
-from iris_inference.output import PartitionWriter
 from iris_inference.settings import load_settings
 from iris_inference.sources import CANONICAL_FEATURES, generated_batches
 from iris_training.data import bundled_iris
@@ -268,17 +271,17 @@ def test_a_failed_publish_leaves_no_drift_report_and_a_failed_run(
     previous = tmp_path / "output" / f"date={DATE}"
     previous.mkdir(parents=True)
     (previous / "predictions.parquet").write_text("the previous run's output")
-    staged: list[list[str]] = []
+    staged: list[dict[str, Any]] = []
 
-    def fail_swap(writer: PartitionWriter) -> None:
-        staged.append(sorted(p.name for p in writer._staging.iterdir()))
+    def fail_publish(target: object, **content: Any) -> list[str]:
+        staged.append(content["drift"])
         raise OSError("disk full")
 
-    monkeypatch.setattr(PartitionWriter, "_swap", fail_swap)
+    monkeypatch.setattr(iris_inference.commit, "write_partition", fail_publish)
     code, folder = _score(store, tmp_path, "--generate-rows", "20")
 
     assert code == 1
-    assert staged == [["drift.json", "predictions.parquet", "summary.json"]]
+    assert len(staged) == 1 and staged[0]["rows"] == 20
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == [f"date={DATE}"]
     assert sorted(p.name for p in folder.iterdir()) == ["predictions.parquet"]
     client = store.client()
@@ -288,3 +291,52 @@ def test_a_failed_publish_leaves_no_drift_report_and_a_failed_run(
         [experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
     )
     assert runs[0].info.status == "FAILED"
+
+
+# --- shards: counts summed over shards give the PSI of all rows (never an average) ------------
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.integers(min_value=1, max_value=400),
+    seed=st.integers(min_value=0, max_value=2**16),
+    cuts=st.lists(st.floats(min_value=0, max_value=1), max_size=4),
+    shift=st.floats(min_value=-2, max_value=2),
+)
+def test_psi_of_summed_shard_counts_is_the_psi_of_all_rows_in_one_pass(
+    rows: int, seed: int, cuts: list[float], shift: float
+) -> None:
+    lookup = _iris_profile()
+    data = _generated(rows, seed)
+    data[:, 2] += shift  # some drift on petal_length, so PSIs differ from zero
+    whole = DriftAccumulator(CANONICAL_FEATURES, lookup)
+    whole.add(data)
+    # Any split into consecutive shards (an empty shard included), each binned on the
+    # reference edges, its state through JSON as the commit reads it.
+    bounds = [0, *sorted(int(c * rows) for c in cuts), rows]
+    states = []
+    for start, end in itertools.pairwise(bounds):
+        shard = DriftAccumulator(CANONICAL_FEATURES, lookup)
+        shard.add(data[start:end])
+        states.append(json.loads(json.dumps(shard.state())))
+    merged = DriftAccumulator.merged(states).report(0.2)
+    single = whole.report(0.2)
+    for name in CANONICAL_FEATURES:
+        one, many = single["features"][name], merged["features"][name]
+        assert many["psi"] == one["psi"]
+        assert many["bins"] == one["bins"]
+        assert many["batch"]["count"] == one["batch"]["count"] == rows
+        assert many["batch"]["min"] == one["batch"]["min"]
+        assert many["batch"]["max"] == one["batch"]["max"]
+        assert many["batch"]["mean"] == pytest.approx(one["batch"]["mean"], rel=1e-9)
+    assert merged["flagged"] == single["flagged"]
+    assert merged["features_above_threshold"] == single["features_above_threshold"]
+    # An average of per-shard PSIs would not do: it is not the PSI of the day.
+
+
+def test_shards_binned_on_different_profiles_are_refused() -> None:
+    lookup = _iris_profile()
+    other = DriftAccumulator(CANONICAL_FEATURES, ProfileLookup(None, NO_PROFILE, "none"))
+    shard = DriftAccumulator(CANONICAL_FEATURES, lookup)
+    with pytest.raises(UserError, match="drift counts disagree on status"):
+        DriftAccumulator.merged([shard.state(), other.state()])

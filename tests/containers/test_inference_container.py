@@ -19,9 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 from iris_inference.cli import main
 from iris_inference.errors import UserError
-from iris_inference.output import PartitionWriter
+from iris_inference.partition import LocalDestination, read_partition
 from iris_inference.pipeline import read_ahead
 from iris_inference.settings import load_settings
+from iris_inference.shard import COMPLETE_FILE, ShardWriter
 from iris_inference.sources import CANONICAL_FEATURES, discover, file_batches, generated_batches
 
 from tests.containers.conftest import (
@@ -49,9 +50,13 @@ def score(store: Store, input_dir: Path, output_dir: Path, *args: str, **env: st
 
 
 def partition(output_dir: Path, date: str = DATE) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The partition as a reader following the contract sees it (manifest, then its parts)."""
     folder = output_dir / f"date={date}"
+    published = read_partition(LocalDestination(folder))
+    assert published is not None, f"nothing committed in {folder}"
     summary = json.loads((folder / "summary.json").read_text())
-    return pd.read_parquet(folder / "predictions.parquet"), summary
+    assert summary["commit_id"] == published.manifest["commit_id"]
+    return published.table.to_pandas(), summary
 
 
 def leftovers(output_dir: Path) -> list[str]:
@@ -234,21 +239,16 @@ def test_read_ahead_stops_its_producer_when_the_consumer_stops() -> None:
     assert len(produced) <= 3 + 1 + 2 + 1  # consumed, in flight, queued, blocked
 
 
-def test_a_failed_write_leaves_the_previous_partition_as_it_was(tmp_path: Path) -> None:
+def test_a_failed_shard_leaves_nothing_and_no_complete_marker(tmp_path: Path) -> None:
     schema = pa.schema([pa.field("x", pa.int64())])
-    with PartitionWriter(tmp_path, "date=2026-01-01", schema) as writer:
-        writer.write(pa.table({"x": [1]}, schema=schema))
-        writer.commit({"rows": 1})
     with (
         pytest.raises(RuntimeError),
-        PartitionWriter(tmp_path, "date=2026-01-01", schema) as writer,
+        ShardWriter(tmp_path / "algo-1", schema) as shard,
     ):
-        writer.write(pa.table({"x": [2, 3]}, schema=schema))
+        shard.write(pa.table({"x": [2, 3]}, schema=schema))
         raise RuntimeError("scoring failed half way")
-    assert leftovers(tmp_path) == ["date=2026-01-01"]
-    assert pq.read_table(tmp_path / "date=2026-01-01" / "predictions.parquet")["x"].to_pylist() == [
-        1
-    ]
+    assert not (tmp_path / "algo-1").exists()
+    assert not list(tmp_path.rglob(COMPLETE_FILE))
 
 
 # --- the entry point against a real MLflow store --------------------------------------------
@@ -334,10 +334,12 @@ def test_rerunning_a_date_replaces_that_partition_and_nothing_else(
     predictions, summary = partition(output_dir)
     assert len(predictions) == summary["rows"] == 25
     assert sorted(p.name for p in (output_dir / f"date={DATE}").iterdir()) == [
+        "_SUCCESS",
+        "_manifest.json",
         "drift.json",
-        "predictions.parquet",
+        f"part-{summary['commit_id']}-00000.parquet",
         "summary.json",
-    ]
+    ]  # the first run's part and the stray file are gone
     assert (other / "predictions.parquet").read_text() == "yesterday's"
     assert leftovers(output_dir) == ["date=2026-02-28", f"date={DATE}"]
 

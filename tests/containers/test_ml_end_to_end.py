@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from iris_inference.cli import main as infer
+from iris_inference.partition import LocalDestination, read_partition
 from sklearn.datasets import load_iris
 
 from tests.containers.conftest import HOPELESS, ROOT, new_store, sagemaker_tree, train
@@ -35,7 +36,9 @@ def test_train_register_promote_infer_and_gate_a_challenger(tmp_path: Path) -> N
         assert infer([*args, "--date", date, "--generate-rows", "200"], store.env()) == 0
         folder = output / f"date={date}"
         summary = json.loads((folder / "summary.json").read_text())
-        return pd.read_parquet(folder / "predictions.parquet"), summary
+        published = read_partition(LocalDestination(folder))  # by the reader's contract
+        assert published is not None
+        return published.table.to_pandas(), summary
 
     # 1. The first version, trained from a train channel, passes the gate and is promoted.
     sagemaker_tree(tmp_path / "job-1", {}, _iris_csv())
@@ -93,7 +96,8 @@ def test_make_demo_runs_the_whole_flow_through_a_real_mlflow_server(tmp_path: Pa
     assert "train | " in out  # the entry points' progress is streamed while they run
     assert "infer | " in out
     partition = next((tmp_path / "sagemaker" / "processing" / "output").glob("date=*"))
-    assert len(pd.read_parquet(partition / "predictions.parquet")) == 50
+    published = read_partition(LocalDestination(partition))
+    assert published is not None and published.table.num_rows == 50
     assert (tmp_path / "sagemaker" / "model" / "mlflow-model" / "MLmodel").exists()
     # The server it started is gone.
     address = re.search(r"http://127\.0\.0\.1:(\d+)", out)

@@ -43,8 +43,19 @@ SECRETS_VIA = f"secretsmanager.{REGION}.amazonaws.com"
 CODE_CALLS: dict[str, frozenset[str]] = {
     # containers/training and containers/inference: MLflow basic-auth credentials.
     "training-job": frozenset({"secretsmanager:GetSecretValue"}),
-    # ... and the preflight (iris_inference.preflight) lists the prefixes it checks.
-    "inference-job": frozenset({"secretsmanager:GetSecretValue", "s3:ListBucket"}),
+    # ... and the preflight (iris_inference.preflight) lists the prefixes it checks; the
+    # sharded pipeline's commit step (iris_inference.commit) lists the date partition, puts the
+    # parts, drift.json, summary.json, _manifest.json and _SUCCESS, then deletes the previous
+    # run's parts; iris_inference.partition.read_partition (the reader's contract) gets objects.
+    "inference-job": frozenset(
+        {
+            "secretsmanager:GetSecretValue",
+            "s3:ListBucket",
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:DeleteObject",
+        }
+    ),
     # The Studio lifecycle start-up script's IPython hook: the same credentials.
     "studio-user": frozenset({"secretsmanager:GetSecretValue"}),
     # The EC2 MLflow instance's user data (AWS CLI: fetch-secrets, register-dns, the
@@ -418,6 +429,19 @@ class _Builder:
             key,
             write=True,
             why="SageMaker uploads the processing output",
+        )
+
+        # The commit step of the sharded inference pipeline (inference image, processing job)
+        # publishes the partition itself: list, put (parts, reports, manifest, _SUCCESS: the
+        # uploads above cover PutObject/GetObject and the KMS data key), then delete the
+        # previous run's parts (iris_inference.partition.write_partition).
+        self.add(
+            "inference-job",
+            execution,
+            ["s3:DeleteObject"],
+            f"arn:aws:s3:::{data}/{layout.inference_output}date=2026-01-01/"
+            "part-20260101T060000Z-0a1b2c3d-00000.parquet",
+            "the commit removes the previous run's parts after _SUCCESS",
         )
 
         # The preflight step (inference image, processing job) of both pipelines: it lists the

@@ -1,7 +1,9 @@
 """Command line: `python -m iris_inference [--date YYYY-MM-DD] [--generate-rows N] ...`.
 
-Exit status 0 when the partition is published; 1 with one line on stderr when anything stops
-the run (nothing partial is left behind); 2 for unknown options.
+Exit status 0 when the partition is published (sharded mode: when this host's shard is
+staged, complete marker last); 1 with one line on stderr when anything stops the run (nothing
+partial is left behind: no complete marker, the previous partition whole); 2 for unknown
+options.
 """
 
 from __future__ import annotations

@@ -23,15 +23,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import mlflow
 import numpy as np
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from iris_inference.errors import UserError
-from iris_inference.model import ProductionModel
 
 log = logging.getLogger("iris_inference")
 
@@ -39,6 +35,7 @@ PROFILE_DIR = "extra_files"  # inside the MLflow model directory
 PROFILE_PATH = f"{PROFILE_DIR}/reference_profile.json"
 PROFILE_FORMAT = "iris-reference-profile/v1"
 DRIFT_FILE = "drift.json"
+STATE_FORMAT = "iris-drift-counts/v1"  # a shard's drift counts (DriftAccumulator.state)
 # One MLflow run per scored partition, in its own experiment: training runs stay a record of
 # training, and the runs of this experiment chart drift.psi.<feature> day by day.
 INFERENCE_EXPERIMENT = "iris-inference"
@@ -49,6 +46,19 @@ OK = "ok"
 NO_PROFILE = "no reference profile"
 INVALID_PROFILE = "invalid reference profile"
 NO_ROWS = "no rows"
+
+
+class ModelIdentity(Protocol):
+    """The model version a partition was scored with (model.ProductionModel, commit.ModelRef)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def alias(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,12 @@ class ProfileLookup:
 
 def load_reference_profile(model_uri: str) -> ProfileLookup:
     """The profile stored with `models:/NAME/VERSION`; older versions have none (not an error)."""
+    # MLflow is imported where it is used: the commit step merges shard counts without it.
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+    from mlflow.store.artifact.artifact_repository_registry import (  # noqa: PLC0415
+        get_artifact_repository,
+    )
+
     try:
         repository = get_artifact_repository(model_uri)
         listed = {entry.path for entry in repository.list_artifacts(PROFILE_DIR)}
@@ -109,6 +125,23 @@ def parse_profile(raw: Any) -> ReferenceProfile:
         stats = {"count": int(entry["count"]), **stats}
         features[str(name)] = FeatureReference(edges, proportions, stats)
     return ReferenceProfile(features, int(raw["rows"]), dict(raw.get("data", {})))
+
+
+def profile_document(profile: ReferenceProfile) -> dict[str, Any]:
+    """`profile` as reference_profile.json holds it (parse_profile reads it back unchanged)."""
+    return {
+        "format": PROFILE_FORMAT,
+        "rows": profile.rows,
+        "data": profile.data,
+        "features": {
+            name: {
+                "edges": ref.edges.tolist(),
+                "proportions": ref.proportions.tolist(),
+                **ref.stats,
+            }
+            for name, ref in profile.features.items()
+        },
+    }
 
 
 def psi(reference: np.ndarray, observed_counts: np.ndarray) -> float:
@@ -153,6 +186,61 @@ class DriftAccumulator:
             reference, counts = self._references[column], self._counts[column]
             if reference is not None and counts is not None:
                 counts += _bin_counts(values, reference.edges)
+
+    def state(self) -> dict[str, Any]:
+        """What a shard keeps of this accumulator (its drift counts): per feature the rows per
+        bin of the training reference's edges, and the moments. Summing states over shards
+        (`merged`) gives the counts of the whole day, so the PSI of the merge is the PSI of all
+        rows, not an average of per-shard PSIs."""
+        profile = self.lookup.profile
+        finite = self.rows > 0
+        return {
+            "format": STATE_FORMAT,
+            "features": list(self.features),
+            "status": self.lookup.status,
+            "reason": self.lookup.reason,
+            "profile": profile_document(profile) if profile is not None else None,
+            "rows": self.rows,
+            "sum": self._sum.tolist(),
+            "sum_sq": self._sum_sq.tolist(),
+            "min": self._min.tolist() if finite else None,
+            "max": self._max.tolist() if finite else None,
+            "counts": [c.tolist() if c is not None else None for c in self._counts],
+        }
+
+    @classmethod
+    def merged(cls, states: Sequence[Mapping[str, Any]]) -> DriftAccumulator:
+        """One accumulator holding the sum of shard states that share features and profile."""
+        if not states:
+            raise ValueError("no drift counts to merge")
+        first = states[0]
+        for index, other in enumerate(states):
+            if other.get("format") != STATE_FORMAT:
+                raise UserError(f"drift counts #{index}: format {other.get('format')!r}, "
+                                f"expected {STATE_FORMAT!r}")  # fmt: skip
+            for key in ("features", "status", "profile"):
+                if other[key] != first[key]:
+                    raise UserError(
+                        f"drift counts disagree on {key}: every shard must bin on the same "
+                        "training reference profile"
+                    )
+        raw = first["profile"]
+        lookup = ProfileLookup(
+            parse_profile(raw) if raw is not None else None, first["status"], first["reason"]
+        )
+        merged = cls(first["features"], lookup)
+        for state in states:
+            if state["rows"] == 0:
+                continue
+            merged.rows += int(state["rows"])
+            merged._sum += np.asarray(state["sum"], dtype=np.float64)
+            merged._sum_sq += np.asarray(state["sum_sq"], dtype=np.float64)
+            merged._min = np.minimum(merged._min, np.asarray(state["min"], dtype=np.float64))
+            merged._max = np.maximum(merged._max, np.asarray(state["max"], dtype=np.float64))
+            for total, shard in zip(merged._counts, state["counts"], strict=True):
+                if total is not None and shard is not None:
+                    np.add(total, np.asarray(shard, dtype=np.int64), out=total)
+        return merged
 
     def report(self, threshold: float) -> dict[str, Any]:
         """drift.json: status, threshold, flagged features and per-feature statistics."""
@@ -238,12 +326,14 @@ def psi_metrics(report: Mapping[str, Any]) -> dict[str, float]:
 
 @contextmanager
 def inference_run(
-    report: dict[str, Any], *, model: ProductionModel, date: str, partition: str
+    report: dict[str, Any], *, model: ModelIdentity, date: str, partition: str
 ) -> Iterator[str]:
     """An MLflow run in the `iris-inference` experiment holding the report; yields its id.
 
     The caller publishes the partition inside the block: a failed publish ends the run FAILED.
     """
+    import mlflow  # noqa: PLC0415
+
     experiment = mlflow.set_experiment(INFERENCE_EXPERIMENT)
     tags = {
         "inference.date": date,

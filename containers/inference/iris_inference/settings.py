@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from iris_inference.errors import UserError
+from iris_inference.shard_contract import SHARDED_ENV, STAGING_DIR
 
+MAX_WORKERS = 256
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # what the SageMaker toolkits use to move /opt/ml
 DEFAULT_BASE_DIR = Path("/opt/ml")
 
@@ -36,6 +39,12 @@ class Option:
 OPTIONS = {
     "input_dir": Option("--input-dir", "INPUT_DIR", "directory scanned for .csv/.parquet files"),
     "output_dir": Option("--output-dir", "OUTPUT_DIR", "where date=YYYY-MM-DD/ is written"),
+    "output_uri": Option(
+        "--output-uri",
+        "OUTPUT_URI",
+        "publish date=YYYY-MM-DD/ here instead (s3://bucket/prefix/ or a directory), in the "
+        "reader's contract's order; SageMaker's end-of-job upload of --output-dir orders nothing",
+    ),
     "date": Option("--date", "INFERENCE_DATE", "partition date YYYY-MM-DD (default: today, UTC)"),
     "model_name": Option("--model-name", "MODEL_NAME", "registered model name"),
     "model_alias": Option("--model-alias", "MODEL_ALIAS", "alias of the version to use"),
@@ -51,6 +60,15 @@ OPTIONS = {
     "chunk_rows": Option("--chunk-rows", "CHUNK_ROWS", "rows read, scored and written at a time"),
     "drift_threshold": Option(
         "--drift-threshold", "DRIFT_THRESHOLD", "PSI above which a feature is flagged as drifted"
+    ),
+    "workers": Option(
+        "--workers", "INFERENCE_WORKERS", "threads scoring chunks at once (default: every core)"
+    ),
+    "sharded": Option(
+        "--sharded",
+        SHARDED_ENV,
+        "1: score this host's share into the staging directory for the commit step "
+        "(set by the sharded pipeline); 0 (default): publish the partition",
     ),
 }
 
@@ -82,6 +100,14 @@ def check_job_environment(env: Mapping[str, str]) -> None:
         raise UserError("; ".join(_describe(error, values) for error in err.errors())) from None
 
 
+def available_cores() -> int:
+    """Cores this process may run on (the instance's, in a SageMaker job)."""
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    except AttributeError:  # not Linux
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+
+
 class InferenceSettings(BaseModel):
     model_config = ConfigDict(frozen=True, str_strip_whitespace=True)
 
@@ -90,6 +116,12 @@ class InferenceSettings(BaseModel):
     )
     input_dir: Path = Field(description="a directory path")
     output_dir: Path = Field(description="a directory path")
+    output_uri: str | None = Field(
+        None,
+        pattern=r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+|file://.+)$",
+        description="an s3://bucket/prefix/ URI or a directory path",
+    )
+    base_dir: Path = Field(DEFAULT_BASE_DIR, description="a directory path")
     date: dt.date = Field(description="a date written YYYY-MM-DD")
     model_name: str = Field(
         "iris-model",
@@ -118,6 +150,23 @@ class InferenceSettings(BaseModel):
         description="a number greater than 0 and at most 100 (PSI; 0.2 is the usual alarm level)",
     )
 
+    workers: int = Field(
+        default_factory=available_cores,
+        ge=1,
+        le=MAX_WORKERS,
+        description=f"an integer between 1 and {MAX_WORKERS} (default: every core)",
+    )
+    sharded: bool = Field(False, description="1 (sharded) or 0 (publish the partition)")
+
+    @field_validator("sharded", mode="before")
+    @classmethod
+    def _zero_or_one(cls, value: object) -> object:
+        # Only the two spellings the pipeline writes: "yes", "true" or "2" are more likely a
+        # mistake than a wish, and a wrong guess either publishes half a day or publishes nothing.
+        if isinstance(value, str) and value not in ("0", "1"):
+            raise ValueError("not 0 or 1")
+        return value
+
     @field_validator("date", mode="before")
     @classmethod
     def _strict_date(cls, value: object) -> object:
@@ -130,6 +179,18 @@ class InferenceSettings(BaseModel):
         return value
 
     @property
+    def staging_dir(self) -> Path:
+        """shard_contract.STAGING_DIR, under SAGEMAKER_BASE_DIR when that moves /opt/ml."""
+        return self.base_dir / Path(STAGING_DIR).relative_to(DEFAULT_BASE_DIR)
+
+    @property
+    def resource_config(self) -> Path:
+        """Where SageMaker Processing describes the job's hosts ("current_host", "hosts"):
+        https://docs.aws.amazon.com/sagemaker/latest/dg/build-your-own-processing-container.html
+        (How Amazon SageMaker Processing Provides Information About Your Processing Container)."""
+        return self.base_dir / "config" / "resourceconfig.json"
+
+    @property
     def generation_seed(self) -> int:
         """Explicit seed, else one per date: each day's generated rows differ, reruns repeat."""
         return self.seed if self.seed is not None else int(self.date.strftime("%Y%m%d"))
@@ -140,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m iris_inference",
         description="Score every CSV/Parquet file under the input directory (or, with "
         "--generate-rows, generated rows when it is empty) with models:/MODEL_NAME@MODEL_ALIAS; write "
-        "OUTPUT_DIR/date=YYYY-MM-DD/{predictions.parquet,drift.json,summary.json} atomically. "
+        "OUTPUT_DIR/date=YYYY-MM-DD/ (data parts, drift.json, summary.json, then _manifest.json "
+        "and _SUCCESS: a partition is what its manifest lists). "
         "MLFLOW_TRACKING_URI must be set.",
     )
     for option in OPTIONS.values():
@@ -160,6 +222,7 @@ def load_settings(argv: Sequence[str] | None, env: Mapping[str, str]) -> Inferen
             raise UserError(f"{name} is not read by the inference container: {reason}")
     base = Path(env.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
     values: dict[str, object] = {
+        "base_dir": str(base),
         "input_dir": str(base / "processing" / "input"),
         "output_dir": str(base / "processing" / "output"),
         "date": dt.datetime.now(dt.UTC).date().isoformat(),
@@ -185,5 +248,7 @@ def _describe(error: ErrorDetails, values: Mapping[str, object]) -> str:
         if error["type"] == "missing":
             return f"setting MLFLOW_TRACKING_URI is not set (expected {allowed})"
         return f"setting MLFLOW_TRACKING_URI={values.get(field)!r} is not {allowed}"
+    if field == "base_dir":
+        return f"setting {BASE_DIR_ENV}={values.get(field)!r} is not {allowed}"
     option = OPTIONS[field]
     return f"setting {option.names}={values.get(field)!r} is not {allowed}"
