@@ -5,8 +5,8 @@ either the run is a recorded skip (:mod:`mlops_cdk.constructs.preflight`).
 
 The container loads ``models:/<model>@<alias>`` from MLflow, scores everything under the input
 prefix (a job with no data file fails in one line; rows are generated only by the demo) and
-writes
-``<output>/date=YYYY-MM-DD/`` itself; SageMaker uploads that when the job ends. With
+publishes ``<output>/date=YYYY-MM-DD/`` to S3 itself, manifest last (the reader's contract in
+docs/pipelines.md). With
 ``pipelines.inference.instance_count`` N > 1 the score step runs sharded on N instances into a
 staging prefix and a ``Commit`` step publishes the partition
 (:mod:`mlops_cdk.constructs.shard_requests`).
@@ -27,7 +27,11 @@ from mlops_cdk.constructs.pipeline_definition import (
 )
 from mlops_cdk.constructs.pipeline_ref import add_pipeline
 from mlops_cdk.constructs.preflight import gated_steps, preflight_request
-from mlops_cdk.constructs.shard_requests import commit_request, sharded_score_request
+from mlops_cdk.constructs.shard_requests import (
+    commit_request,
+    publishing_score_request,
+    sharded_score_request,
+)
 from mlops_cdk.settings import PipelinesSettings
 
 SCORE_STEP = "Score"
@@ -74,6 +78,7 @@ class InferencePipeline(Construct):
         )
         jobs: tuple[Step, ...]
         if inference.instance_count == 1:
+            self.arguments = publishing_score_request(self.arguments, output_uri=p["output"].ref)
             jobs = (
                 Step(
                     name=SCORE_STEP,

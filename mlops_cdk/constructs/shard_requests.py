@@ -7,7 +7,8 @@ contract's STAGING_DIR (environment SHARDED_ENV="1"), and SageMaker uploads that
 the run's staging prefix ``<output uri>_staging/<execution id>/`` (the default output URI ends
 with "/"; readers skip names starting with "_"). Then ``Commit``, one instance of the inference
 image, reads every shard from that prefix (mounted at COMMIT_INPUT_DIR) and publishes the date
-partition itself, manifest last. N = 1 keeps the single score step that writes the partition.
+partition itself, manifest last. N = 1 keeps a single score step, which publishes the
+partition itself in the same order (``publishing_score_request``).
 
 Names and entry point: ``containers/inference/iris_inference/shard_contract.py``
 (:data:`mlops_cdk.contracts.SHARD`).
@@ -34,6 +35,16 @@ def staging_uri(output_uri: Value, execution_id: Value) -> Mapping[str, Any]:
             "Values": [output_uri, f"{SHARD.STAGING_PREFIX}/", execution_id, "/"],
         }
     }
+
+
+def publishing_score_request(single: Mapping[str, Any], *, output_uri: Value) -> dict[str, Any]:
+    """The single-instance score request publishing the partition itself (OUTPUT_URI_ENV), manifest
+    last, instead of through SageMaker's end-of-job upload, which orders nothing and never
+    deletes the previous run's parts; so readers have one contract for every instance count."""
+    request = copy.deepcopy(dict(single))
+    request["Environment"] = {**request["Environment"], SHARD.OUTPUT_URI_ENV: output_uri}
+    del request["ProcessingOutputConfig"]
+    return request
 
 
 def sharded_score_request(

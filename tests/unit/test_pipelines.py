@@ -314,8 +314,9 @@ def test_inference_step_runs_the_spec(dev: SynthesizedApp) -> None:
     assert str(parameters["OutputDataUri"].default).endswith("/iris/inference-output/")
     (source,) = arguments["ProcessingInputs"]
     assert source["S3Input"]["LocalPath"] == "/opt/ml/processing/input"
-    (output,) = arguments["ProcessingOutputConfig"]["Outputs"]
-    assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
+    # One instance publishes the partition itself, manifest last: no end-of-job upload.
+    assert "ProcessingOutputConfig" not in arguments
+    assert arguments["Environment"]["OUTPUT_URI"] == {"Get": "Parameters.OutputDataUri"}
     assert arguments["Environment"]["MODEL_ALIAS"] == {"Get": "Parameters.ModelAlias"}
     assert parameters["ModelAlias"].default == "production"
 

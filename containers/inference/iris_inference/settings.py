@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from iris_inference.errors import UserError
-from iris_inference.shard_contract import SHARDED_ENV, STAGING_DIR
+from iris_inference.shard_contract import OUTPUT_URI_ENV, SHARDED_ENV, STAGING_DIR
 
 MAX_WORKERS = 256
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"  # what the SageMaker toolkits use to move /opt/ml
@@ -41,7 +41,7 @@ OPTIONS = {
     "output_dir": Option("--output-dir", "OUTPUT_DIR", "where date=YYYY-MM-DD/ is written"),
     "output_uri": Option(
         "--output-uri",
-        "OUTPUT_URI",
+        OUTPUT_URI_ENV,
         "publish date=YYYY-MM-DD/ here instead (s3://bucket/prefix/ or a directory), in the "
         "reader's contract's order; SageMaker's end-of-job upload of --output-dir orders nothing",
     ),

@@ -14,6 +14,11 @@ from __future__ import annotations
 SHARDED_ENV = "INFERENCE_SHARDED"
 STAGING_DIR = "/opt/ml/processing/staging"
 
+# One instance (N = 1) publishes the partition itself, in the same order as the commit step,
+# to this URI (the pipeline's output prefix); SageMaker's end-of-job upload of a directory
+# orders nothing and never deletes the previous run's files.
+OUTPUT_URI_ENV = "OUTPUT_URI"
+
 # The run's staging location: <output uri>/_staging/<pipeline execution id>/ (readers skip
 # names starting with "_"). The score step's output uploads STAGING_DIR there; the commit
 # step downloads it to COMMIT_INPUT_DIR.
