@@ -9,7 +9,7 @@ returns the ``iam.Grant`` it made, so a caller can acknowledge or inspect what w
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -17,12 +17,15 @@ from constructs import Construct
 
 from mlops_cdk.constructs.access_log_bucket import AccessLogBucket
 from mlops_cdk.constructs.secure_bucket import SecureBucket
+from mlops_cdk.contracts import SHARD
 from mlops_cdk.layout import LAYOUT
 from mlops_cdk.settings import StorageSettings
 
 # What aws-cdk-lib's IKey.grant_decrypt and grant_encrypt_decrypt grant, in their order.
 KEY_DECRYPT = ["kms:Decrypt"]
 KEY_ENCRYPT_DECRYPT = ["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
+# Days a sharded run's staged shards stay after its Commit step (room to inspect a failed run).
+STAGING_EXPIRY_DAYS = 7
 
 
 class ObjectStore:
@@ -95,7 +98,7 @@ class DataStores(Construct):
             self, "AccessLogs", removal=removal, expire_after_days=settings.access_log_days
         ).bucket
 
-        def secure_bucket(bucket_id: str) -> s3.IBucket:
+        def secure_bucket(bucket_id: str) -> s3.Bucket:
             return SecureBucket(
                 self,
                 bucket_id,
@@ -106,7 +109,15 @@ class DataStores(Construct):
                 incomplete_upload_days=settings.incomplete_upload_days,
             ).bucket
 
-        self.data = ObjectStore(bucket=secure_bucket("Data"), key=self.key)
+        data = secure_bucket("Data")
+        # Sharded inference stages each run's shards under <output>_staging/<execution id>/ for
+        # its Commit step, and nothing reads them after it (shard_contract.py): they expire.
+        data.add_lifecycle_rule(
+            id="expire-inference-staging",
+            prefix=f"{LAYOUT.inference_output}{SHARD.STAGING_PREFIX}/",
+            expiration=Duration.days(STAGING_EXPIRY_DAYS),
+        )
+        self.data = ObjectStore(bucket=data, key=self.key)
 
         existing = settings.existing_bucket_name
         mlflow_root = LAYOUT.mlflow_artifacts.rstrip("/")
