@@ -17,6 +17,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk.constructs.encrypted_secret import secrets_key
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
 from mlops_cdk.constructs.fargate_mlflow import (
     CLIENT_USERNAME,
@@ -83,13 +84,18 @@ class Ec2Mlflow(Construct):
             security_groups=[self.security_group], default_port=ec2.Port.tcp(MLFLOW_PORT)
         )
 
+        self.secrets_key = secrets_key(
+            self, "SecretsKey", purpose=f"the MLflow secrets of {name}", removal=removal
+        )
         # Database: RDS MySQL.
         self.database = rds.DatabaseInstance(
             self,
             "Database",
             engine=rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7),
             instance_type=ec2.InstanceType(cfg.db_instance_type.removeprefix("db.")),
-            credentials=rds.Credentials.from_generated_secret("mlflow"),
+            credentials=rds.Credentials.from_generated_secret(
+                "mlflow", encryption_key=self.secrets_key
+            ),
             database_name=DATABASE_NAME,
             vpc=vpc,
             vpc_subnets=subnets,
@@ -113,6 +119,7 @@ class Ec2Mlflow(Construct):
             "AdminSecret",
             username="admin",
             removal=removal,
+            key=self.secrets_key,
             description=f"{name}: MLflow basic-auth admin (username, password)",
         )
         self.client_secret: secretsmanager.ISecret = generated_user_secret(
@@ -120,6 +127,7 @@ class Ec2Mlflow(Construct):
             "ClientSecret",
             username=CLIENT_USERNAME,
             removal=removal,
+            key=self.secrets_key,
             description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
         )
 

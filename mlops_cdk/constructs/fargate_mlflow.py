@@ -13,11 +13,13 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret, secrets_key
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.storage import StorageStack
@@ -30,12 +32,20 @@ CLIENT_USERNAME = "mlflow-client"
 
 
 def generated_user_secret(
-    scope: Construct, id: str, *, username: str, description: str, removal: RemovalPolicy
+    scope: Construct,
+    id: str,
+    *,
+    username: str,
+    description: str,
+    removal: RemovalPolicy,
+    key: kms.IKey,
 ) -> secretsmanager.Secret:
-    """A Secrets Manager secret ``{"username": ..., "password": <generated>}``."""
-    return secretsmanager.Secret(
+    """A Secrets Manager secret ``{"username": ..., "password": <generated>}``, encrypted with
+    ``key`` (``grant_read`` also grants kms:Decrypt through Secrets Manager)."""
+    return KeyEncryptedSecret(
         scope,
         id,
+        key=key,
         description=description,
         generate_secret_string=secretsmanager.SecretStringGenerator(
             secret_string_template=json.dumps({"username": username}),
@@ -93,6 +103,9 @@ class FargateMlflow(Construct):
         self._version = settings.server_mlflow_version
         self.basic_auth = fargate.oidc is None
 
+        self.secrets_key = secrets_key(
+            self, "SecretsKey", purpose=f"the MLflow secrets of {name}", removal=removal
+        )
         # Database: Aurora Serverless v2 PostgreSQL; 0 ACU min capacity pauses it when idle.
         self.database_security_group = ec2.SecurityGroup(
             self,
@@ -107,7 +120,9 @@ class FargateMlflow(Construct):
             engine=rds.DatabaseClusterEngine.aurora_postgres(
                 version=rds.AuroraPostgresEngineVersion.VER_17_7
             ),
-            credentials=rds.Credentials.from_generated_secret("mlflow"),
+            credentials=rds.Credentials.from_generated_secret(
+                "mlflow", encryption_key=self.secrets_key
+            ),
             default_database_name=DATABASE_NAME,
             writer=rds.ClusterInstance.serverless_v2("Writer"),
             readers=(
@@ -149,6 +164,7 @@ class FargateMlflow(Construct):
                 "AdminSecret",
                 username="admin",
                 removal=removal,
+                key=self.secrets_key,
                 description=f"{name}: MLflow basic-auth admin (username, password)",
             )
             self.client_secret = generated_user_secret(
@@ -156,6 +172,7 @@ class FargateMlflow(Construct):
                 "ClientSecret",
                 username=CLIENT_USERNAME,
                 removal=removal,
+                key=self.secrets_key,
                 description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
             )
             secrets |= {

@@ -25,6 +25,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import IConstruct
 
 from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -178,6 +179,34 @@ class _Builder:
                 **{"kms:ViaService": S3_VIA, "kms:CallerAccount": ACCOUNT},
             )
 
+    def secret_value(
+        self, actor: str, principal: str, secret: secretsmanager.ISecret, why: str
+    ) -> None:
+        """GetSecretValue, and kms:Decrypt through Secrets Manager when a customer key
+        encrypts the secret (Secrets Manager user guide, "Secret encryption and decryption":
+        the caller needs kms:Decrypt on the key, with kms:ViaService secretsmanager). The key
+        is read from the template, whatever construct set it."""
+        arn = str(self.value(secret, secret.secret_arn))
+        self.add(actor, principal, ["secretsmanager:GetSecretValue"], arn, why)
+        key = self.secret_key_arn(arn)
+        if key is not None:
+            self.add(
+                actor,
+                principal,
+                ["kms:Decrypt"],
+                key,
+                f"{why} (the secret's key)",
+                **{"kms:ViaService": SECRETS_VIA, "kms:CallerAccount": ACCOUNT},
+            )
+
+    def secret_key_arn(self, secret_arn: str) -> str | None:
+        """The KmsKeyId of the secret whose ARN is ``secret_arn`` (None: AWS managed key)."""
+        for stack, logical_id, resource in self.r.resources("AWS::SecretsManager::Secret"):
+            if self.r.ref(stack, logical_id) == secret_arn:
+                key = resource["Properties"].get("KmsKeyId")
+                return None if key is None else str(self.r.resolve(stack, key))
+        raise AssertionError(f"no secret with ARN {secret_arn} in the templates")
+
     def assume(self, actor: str, role: iam.IRole, service: str, **context: str) -> None:
         arn = self.role_arn(role)
         self.add(actor, service, ["sts:AssumeRole"], arn, f"{service} assumes the role", **context)
@@ -225,13 +254,13 @@ class _Builder:
         else:
             secret = backend.client_environment.get("MLFLOW_CREDENTIALS_SECRET_ARN")
             if secret is not None:
-                arn = str(self.value(tracking, secret))
-                self.add(
-                    actor,
-                    principal,
-                    ["secretsmanager:GetSecretValue"],
-                    arn,
-                    f"{why}: MLflow basic-auth credentials",
+                client_secret = getattr(backend, "client_secret", None)
+                assert client_secret is not None
+                assert str(self.value(tracking, secret)) == str(
+                    self.value(client_secret, client_secret.secret_arn)
+                )
+                self.secret_value(
+                    actor, principal, client_secret, f"{why}: MLflow basic-auth credentials"
                 )
 
     # --- actors -------------------------------------------------------------------------
@@ -708,12 +737,8 @@ class _Builder:
             secrets = [backend.database.secret, backend.admin_secret, backend.client_secret]
             for secret in secrets:
                 if secret is not None:
-                    self.add(
-                        "ecs-execution",
-                        exec_arn,
-                        ["secretsmanager:GetSecretValue"],
-                        str(self.value(secret, secret.secret_arn)),
-                        "ECS injects the container secrets",
+                    self.secret_value(
+                        "ecs-execution", exec_arn, secret, "ECS injects the container secrets"
                     )
         elif isinstance(backend, Ec2Mlflow):
             role = self.role_arn(backend.role)
@@ -729,13 +754,7 @@ class _Builder:
             )
             for secret in (backend.database.secret, backend.admin_secret, backend.client_secret):
                 assert secret is not None
-                self.add(
-                    "ec2-instance",
-                    role,
-                    ["secretsmanager:GetSecretValue"],
-                    str(self.value(secret, secret.secret_arn)),
-                    "fetch-secrets at every start",
-                )
+                self.secret_value("ec2-instance", role, secret, "fetch-secrets at every start")
             zone = str(self.value(backend.zone, backend.zone.hosted_zone_arn))
             self.add(
                 "ec2-instance",
