@@ -456,13 +456,6 @@ def _acknowledge_pipelines(platform: Platform, deferred: DeferredAcknowledgments
     ):
         for arn in roles.started_job_arns(grantee):
             deferred.add(grantee, arn, f"{reason}; only jobs with that name prefix.")
-    if pipelines.schedules is not None:
-        ack(
-            pipelines.schedules.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the EventBridge schedules; it has no "
-            "consumer and so needs no dead-letter queue of its own.",
-        )
     if pipelines.launcher is not None:
         launcher = pipelines.launcher
         deferred.add(

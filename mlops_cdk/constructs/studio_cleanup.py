@@ -8,6 +8,7 @@ from typing import cast
 from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
@@ -46,6 +47,8 @@ class StudioCleanup(Construct):
         delete_home_efs: bool,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        key: kms.IKey,
+        reserved_concurrency: int | None,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -118,6 +121,7 @@ class StudioCleanup(Construct):
                 memory_size=256,
                 role=self.role,
                 log_group=self.log_group,
+                reserved_concurrent_executions=reserved_concurrency,
             )
 
         self.on_event = handler(
@@ -167,6 +171,7 @@ class StudioCleanup(Construct):
             log_group=self.log_group,
             framework_on_event_role=self.framework_roles[0],
             framework_complete_and_timeout_role=self.framework_roles[1],
+            provider_function_env_encryption=key,  # its environment names the handlers
             disable_waiter_state_machine_logging=False,
             # Every state transition, without the execution data: the request carries
             # CloudFormation's pre-signed response URL.

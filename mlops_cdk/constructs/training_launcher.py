@@ -9,11 +9,13 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 from mlops_cdk.settings import LambdaLauncherSettings
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "launcher"
@@ -33,6 +35,7 @@ class TrainingLauncher(Construct):
         step_name: str,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
         self.job_name_prefix = job_name_prefix
@@ -57,6 +60,11 @@ class TrainingLauncher(Construct):
             actions=["sagemaker:DescribePipeline"],
             resource_arns=[pipeline.pipeline_arn],
         )
+        # EventBridge Scheduler invokes the function asynchronously: an event that still fails
+        # after Lambda's own retries lands here (and alarms) instead of being dropped.
+        self.dead_letter_queue = encrypted_dead_letter_queue(
+            self, "DeadLetterQueue", key=key, removal=removal, purpose="the training launcher"
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -69,6 +77,9 @@ class TrainingLauncher(Construct):
             memory_size=settings.memory_mb,
             role=self.role,
             log_group=self.log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            environment_encryption=key,
             description="Starts the scheduled training job (pipelines.launcher=lambda)",
             environment={
                 **settings.environment,
@@ -77,3 +88,6 @@ class TrainingLauncher(Construct):
                 "STEP_NAME": step_name,
             },
         )
+        # Lambda's own DLQ grant is sqs:SendMessage only; the role also needs the queue's key.
+        self.dead_letter_queue.grant_send_messages(self.role)
+        ack_sender_key_wildcards(self.role)

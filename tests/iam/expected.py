@@ -648,6 +648,26 @@ class _Builder:
             group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
             "Lambda writes the function's logs",
         )
+        # A failed asynchronous invocation is sent to the DLQ with the function's role
+        # (Lambda developer guide, "Dead-letter queues": the execution role needs
+        # sqs:SendMessage, and the queue's key for an encrypted queue).
+        queue = launcher.dead_letter_queue
+        self.add(
+            "launcher",
+            role,
+            ["sqs:SendMessage"],
+            str(self.value(queue, queue.queue_arn)),
+            "Lambda dead-letters a failed invocation",
+        )
+        if queue.encryption_master_key is not None:
+            self.add(
+                "launcher",
+                role,
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                self.key_arn(queue.encryption_master_key),
+                "Lambda dead-letters to the encrypted DLQ",
+                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+            )
 
     def tracking(self) -> None:
         tracking = self.app.platform.tracking
