@@ -23,3 +23,26 @@ def skip(resource: IConstruct, check_id: str, reason: str) -> None:
     existing: dict[str, Any] = cfn.get_metadata("checkov") or {}
     skips = [s for s in existing.get("skip", []) if s["id"] != check_id]
     cfn.add_metadata("checkov", {**existing, "skip": [*skips, {"id": check_id, "comment": reason}]})
+
+
+def skip_all(resource: IConstruct, reasons: dict[str, str]) -> None:
+    """Acknowledge each check of ``reasons`` (check id -> reason) on ``resource``."""
+    for check_id, reason in reasons.items():
+        skip(resource, check_id, reason)
+
+
+# Reasons shared by the Lambda functions that only serve CloudFormation (custom-resource
+# handlers): they run a few times per deploy, and are called by CloudFormation or CDK's
+# provider framework, which report a failure themselves.
+NOT_IN_VPC = (
+    "Calls only AWS APIs (no resource inside the VPC); in the VPC it would need interface "
+    "endpoints or NAT for them and leave network interfaces that slow stack deletion."
+)
+NO_DLQ_CUSTOM_RESOURCE = (
+    "A custom-resource handler: CloudFormation (or CDK's provider framework) reports its "
+    "failure on the stack event; a dead-letter queue would hold an event nobody can replay."
+)
+NO_RESERVED_CONCURRENCY_CDK = (
+    "CDK's own handler, run a few times per deploy; reserving concurrency for it would only "
+    "take from the account's pool (and fails in accounts whose quota is below 100 + N)."
+)

@@ -6,6 +6,8 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from mlops_cdk.checkov import skip
+
 
 class AccessLogBucket(Construct):
     """Private, TLS-only log bucket. S3 log delivery supports SSE-S3 only, not SSE-KMS."""
@@ -32,4 +34,9 @@ class AccessLogBucket(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
+        )
+        skip(
+            self.bucket,
+            "CKV_AWS_18",
+            "This is the server-access-log destination; logging it into itself would loop.",
         )

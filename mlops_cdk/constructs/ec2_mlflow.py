@@ -17,6 +17,8 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk.checkov import skip
+from mlops_cdk.constructs.database_monitoring import MONITORING_INTERVAL, ack_monitoring_role
 from mlops_cdk.constructs.encrypted_secret import secrets_key
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
 from mlops_cdk.constructs.fargate_mlflow import (
@@ -104,6 +106,7 @@ class Ec2Mlflow(Construct):
             storage_type=rds.StorageType.GP3,
             storage_encrypted=True,
             iam_authentication=True,
+            monitoring_interval=MONITORING_INTERVAL,
             backup_retention=Duration.days(cfg.db_backup_days),
             # RETAIN, not SNAPSHOT, with deletion protection: see FargateMlflow's database.
             deletion_protection=retain,
@@ -111,6 +114,14 @@ class Ec2Mlflow(Construct):
             publicly_accessible=False,
         )
         self.database.connections.allow_default_port_from(self.security_group, "MLflow server")
+        ack_monitoring_role(self.database)
+        if not cfg.db_multi_az:
+            skip(
+                self.database,
+                "CKV_AWS_157",
+                "Single-AZ by choice outside prod to halve the cost; tracking.ec2.db_multi_az "
+                "turns the standby on (prod sets it).",
+            )
         db_secret = self.database.secret
         assert db_secret is not None
         retain_with_database(self.database, removal)

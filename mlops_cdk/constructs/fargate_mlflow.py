@@ -19,6 +19,8 @@ from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk.checkov import skip
+from mlops_cdk.constructs.database_monitoring import MONITORING_INTERVAL, ack_monitoring_role
 from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret, secrets_key
 from mlops_cdk.settings import TrackingSettings
 from mlops_cdk.stacks.network import NetworkStack
@@ -137,6 +139,7 @@ class FargateMlflow(Construct):
             security_groups=[self.database_security_group],
             storage_encrypted=True,
             iam_authentication=True,
+            monitoring_interval=MONITORING_INTERVAL,
             backup=rds.BackupProps(retention=Duration.days(fargate.db_backup_days)),
             # Deletion protection with RETAIN, not SNAPSHOT: CloudFormation applies the
             # DeletionPolicy also when it rolls back a failed create, and a protected cluster it
@@ -321,6 +324,7 @@ class FargateMlflow(Construct):
             open=False,
         )
 
+        self._acknowledge_checkov(https=https)
         self._autoscale(settings)
 
         CfnOutput(self, "LoadBalancerDnsName", value=self.load_balancer.load_balancer_dns_name)
@@ -328,6 +332,23 @@ class FargateMlflow(Construct):
         if self.client_secret is not None and self.admin_secret is not None:
             CfnOutput(self, "ClientCredentialsSecretArn", value=self.client_secret.secret_arn)
             CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
+
+    def _acknowledge_checkov(self, *, https: bool) -> None:
+        ack_monitoring_role(self.database)
+        if not https:
+            plain = (
+                "HTTP inside the VPC only (internal load balancer, clients let in by security "
+                "group) until tracking.fargate.certificate_arn is set: TLS needs a certificate "
+                "for a name the clients use."
+            )
+            skip(self.listener, "CKV_AWS_2", plain)
+            skip(self.listener, "CKV_AWS_103", plain)
+        skip(
+            self.load_balancer,
+            "CKV_AWS_91",
+            "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
+            "logs need a region at synth and this app synthesizes environment-agnostic.",
+        )
 
     def _autoscale(self, settings: TrackingSettings) -> None:
         fargate = settings.fargate

@@ -16,6 +16,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
+from mlops_cdk.checkov import (
+    NO_DLQ_CUSTOM_RESOURCE,
+    NO_RESERVED_CONCURRENCY_CDK,
+    NOT_IN_VPC,
+    skip,
+    skip_all,
+)
+
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
 HANDLER_TIMEOUT = Duration.minutes(5)
 QUERY_INTERVAL = Duration.seconds(30)
@@ -202,6 +210,23 @@ class StudioCleanup(Construct):
         )
         # Deleted first: CloudFormation deletes dependants before what they depend on.
         self.resource.node.add_dependency(domain, *depends_on)
+        for function in (self.on_event, self.is_complete):
+            skip_all(function, {"CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE, "CKV_AWS_117": NOT_IN_VPC})
+        for name in ("onEvent", "isComplete", "onTimeout"):
+            skip_all(
+                self.provider.node.find_child(f"framework-{name}"),
+                {
+                    "CKV_AWS_115": NO_RESERVED_CONCURRENCY_CDK,
+                    "CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE,
+                    "CKV_AWS_117": NOT_IN_VPC,
+                },
+            )
+        skip(
+            self.waiter.node.find_child("Role").node.find_child("DefaultPolicy"),
+            "CKV_AWS_111",
+            "CDK's Provider waiter: Step Functions log delivery (logs:CreateLogDelivery, "
+            "PutResourcePolicy, ...) supports no resource-level permissions.",
+        )
 
     def _allow_domain_and_home_deletion(self, domain: sagemaker.CfnDomain, vpc: ec2.IVpc) -> None:
         stack = Stack.of(self)

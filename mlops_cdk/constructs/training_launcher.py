@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from mlops_cdk.checkov import NOT_IN_VPC, skip
 from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 from mlops_cdk.settings import LambdaLauncherSettings
 
@@ -91,3 +92,4 @@ class TrainingLauncher(Construct):
         # Lambda's own DLQ grant is sqs:SendMessage only; the role also needs the queue's key.
         self.dead_letter_queue.grant_send_messages(self.role)
         ack_sender_key_wildcards(self.role)
+        skip(self.function, "CKV_AWS_117", NOT_IN_VPC)
