@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.matrix import VARIANTS as MATRIX
-from tests.matrix import Variant
+from tests.matrix import Variant, default_mode
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION
 
 CERTIFICATE_ARN = (
@@ -37,6 +37,10 @@ VARIANTS: tuple[Scanned, ...] = (
         ),
     ),
 )
+
+
+# Each environment as cdk.json configures it (its default tracking mode), environment-agnostic.
+DEFAULTS = {env: f"{env}-{default_mode(env)}-agnostic" for env in ("dev", "staging", "prod")}
 
 
 def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:

@@ -137,8 +137,11 @@ def scan(templates: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Report:
         return parse(run_checkov(Path(tmp)), count)
 
 
-def render(report: Report, variants: Iterable[str]) -> str:
-    """docs/checkov.md: every acknowledged finding per environment, with its reason."""
+def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str]) -> str:
+    """docs/checkov.md: every acknowledged finding per environment, with its reason.
+
+    ``defaults``: each environment's variant as cdk.json configures it (its tracking mode).
+    """
     names = {f.check_id: f.check_name for f in (*report.skipped, *report.failed)}
     by_env = report.acknowledged_by_env()
     lines = [
@@ -155,12 +158,19 @@ def render(report: Report, variants: Iterable[str]) -> str:
         "",
         "Variants: " + ", ".join(f"`{v}`" for v in variants) + ".",
         "",
-        "| environment | acknowledged (check, resource) | distinct checks |",
-        "|---|---|---|",
+        "| environment | as configured: (check, resource) | every mode: (check, resource) "
+        "| every mode: distinct checks |",
+        "|---|---|---|---|",
     ]
     for env in ENVIRONMENTS:
         rows = by_env[env]
-        lines.append(f"| {env} | {len(rows)} | {len({r[0] for r in rows})} |")
+        configured = {
+            (f.check_id, f.unit, f.resource) for f in report.skipped if f.variant == defaults[env]
+        }
+        lines.append(
+            f"| {env} (`{defaults[env]}`) | {len(configured)} | {len(rows)} "
+            f"| {len({r[0] for r in rows})} |"
+        )
     for env in ENVIRONMENTS:
         lines += ["", f"## {env}", ""]
         rows = by_env[env]
@@ -179,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="write docs/checkov.md")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from tests.checkov_variants import VARIANTS, templates_of  # noqa: PLC0415 (dev tool)
+    from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of  # noqa: PLC0415
 
     report = scan(templates_of(VARIANTS))
-    text = render(report, [v.id for v in VARIANTS])
+    text = render(report, [v.id for v in VARIANTS], DEFAULTS)
     for f in report.failed:
         print(f"UNACKNOWLEDGED {f.check_id} {f.variant} {f.stack} {f.resource}", file=sys.stderr)
     if args.write:
