@@ -169,6 +169,7 @@ class StudioCleanup(Construct):
         ]
         for framework_role in self.framework_roles:
             self.log_group.grant_write(framework_role)
+            key.grant_decrypt(framework_role)  # their environment is encrypted with the key
         self.provider = cr.Provider(
             self,
             "Provider",

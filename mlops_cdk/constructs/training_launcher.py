@@ -92,4 +92,7 @@ class TrainingLauncher(Construct):
         # Lambda's own DLQ grant is sqs:SendMessage only; the role also needs the queue's key.
         self.dead_letter_queue.grant_send_messages(self.role)
         ack_sender_key_wildcards(self.role)
+        # Environment encrypted with the key: the role may decrypt it (whether Lambda uses the
+        # execution role or its own grant for that is not verified here; either works).
+        key.grant_decrypt(self.role)
         skip(self.function, "CKV_AWS_117", NOT_IN_VPC)
