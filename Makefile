@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 ENVS := dev staging prod
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov in its own virtual environment: its pins clash with the app's (tests/test_checkov.py).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .local/checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -15,7 +19,7 @@ export DO_NOT_TRACK := 1
 
 APT_PACKAGES := mariadb-server jq
 
-.PHONY: help system install lint format test pytest synth docs cost diagram demo bench clean
+.PHONY: help system install checkov checkov-docs lint format test pytest synth docs cost diagram demo bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,7 +44,14 @@ system:  ## Debian packages the tests use (mariadb-server, jq), when root with a
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else echo "not installed:$$missing (needs root and apt-get); the ec2 server test will skip"; fi
 
-install: system $(PY_STAMP) $(NODE_STAMP)  ## create .venv and node_modules (and the Debian packages above)
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	touch $@
+
+checkov: $(CHECKOV_STAMP)  ## install checkov (pinned) in its own venv (.local/checkov-venv)
+
+install: system $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)  ## create .venv, node_modules, the checkov venv (and the Debian packages above)
 
 lint: $(PY_STAMP)  ## ruff (lint + format check) and mypy
 	$(PY) -m ruff check .
@@ -66,6 +77,9 @@ test: install lint pytest synth  ## everything CI runs: lint, tests, synth of ev
 docs: $(PY_STAMP)  ## regenerate the README's settings reference and docs/nag.md (cdk-nag acknowledgements)
 	$(PY) -m tools.settings_reference --write
 	$(PY) -m tools.nag_report --write
+
+checkov-docs: $(PY_STAMP) $(CHECKOV_STAMP)  ## regenerate docs/checkov.md (checkov's acknowledged findings) from every variant
+	$(PY) -m tools.checkov_report --write
 
 cost: $(PY_STAMP)  ## monthly cost estimate per tracking mode (ENV=staging: one env; ARGS=--refresh-prices: prices from the AWS Price List API)
 	$(PY) -m tools.cost $(if $(ENV),--env $(ENV)) $(ARGS)

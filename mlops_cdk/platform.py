@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from aws_cdk import App, Stack, Tags
 
+from mlops_cdk.constructs.cdk_providers import acknowledge_cdk_providers
+from mlops_cdk.constructs.encrypted_log_group import encrypt_log_groups
 from mlops_cdk.settings import Settings
 from mlops_cdk.stacks.network import NetworkStack
 from mlops_cdk.stacks.pipelines import PipelinesStack
@@ -119,4 +121,6 @@ def build_platform(app: App, settings: Settings) -> Platform:
     for key, value in settings.tags.items():
         if key not in tags:  # the app's own tags win
             Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
+    encrypt_log_groups(app, storage.key)  # every log group, with the environment's key
+    acknowledge_cdk_providers(app)  # checkov findings of CDK's own provider handlers
     return platform

@@ -7,6 +7,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.checkov import skip
 
 
 class AccessLogBucket(Construct):
@@ -38,5 +39,10 @@ class AccessLogBucket(Construct):
         nag.ack(
             self.bucket,
             "AwsSolutions-S1",
+            "This is the server-access-log destination; logging it into itself would loop.",
+        )
+        skip(
+            self.bucket,
+            "CKV_AWS_18",
             "This is the server-access-log destination; logging it into itself would loop.",
         )

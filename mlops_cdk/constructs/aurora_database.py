@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from mlops_cdk.constructs.database_monitoring import MONITORING_INTERVAL
 from mlops_cdk.constructs.self_hosted_mlflow import DATABASE_NAME
 from mlops_cdk.settings import FargateTrackingSettings
 
@@ -17,6 +19,7 @@ def aurora_database(
     vpc: ec2.IVpc,
     subnets: ec2.SubnetSelection,
     settings: FargateTrackingSettings,
+    secrets_key: kms.IKey,
     removal: RemovalPolicy,
 ) -> rds.DatabaseCluster:
     """Aurora Serverless v2 PostgreSQL; 0 ACU min capacity pauses it when idle.
@@ -36,7 +39,7 @@ def aurora_database(
         engine=rds.DatabaseClusterEngine.aurora_postgres(
             version=rds.AuroraPostgresEngineVersion.VER_17_7
         ),
-        credentials=rds.Credentials.from_generated_secret("mlflow"),
+        credentials=rds.Credentials.from_generated_secret("mlflow", encryption_key=secrets_key),
         default_database_name=DATABASE_NAME,
         writer=rds.ClusterInstance.serverless_v2("Writer"),
         readers=(
@@ -51,6 +54,7 @@ def aurora_database(
         security_groups=[security_group],
         storage_encrypted=True,
         iam_authentication=True,
+        monitoring_interval=MONITORING_INTERVAL,
         backup=rds.BackupProps(retention=Duration.days(settings.db_backup_days)),
         # Deletion protection with RETAIN, not SNAPSHOT: CloudFormation applies the
         # DeletionPolicy also when it rolls back a failed create, and a protected cluster it

@@ -18,8 +18,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.checkov import skip
 from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.database_monitoring import MONITORING_INTERVAL, ack_monitoring_role
 from mlops_cdk.constructs.ec2_mlflow_boot import boot_user_data
+from mlops_cdk.constructs.encrypted_secret import secrets_key
 from mlops_cdk.constructs.failure_alarms import encrypted_alarm_topic
 from mlops_cdk.constructs.secret_rotation import (
     rotate_database,
@@ -90,13 +93,18 @@ class Ec2Mlflow(Construct):
             security_groups=[self.security_group], default_port=ec2.Port.tcp(MLFLOW_PORT)
         )
 
+        self.secrets_key = secrets_key(
+            self, "SecretsKey", purpose=f"the MLflow secrets of {name}", removal=removal
+        )
         # Database: RDS MySQL.
         self.database = rds.DatabaseInstance(
             self,
             "Database",
             engine=rds.DatabaseInstanceEngine.mysql(version=rds.MysqlEngineVersion.VER_8_4_7),
             instance_type=ec2.InstanceType(cfg.db_instance_type.removeprefix("db.")),
-            credentials=rds.Credentials.from_generated_secret("mlflow"),
+            credentials=rds.Credentials.from_generated_secret(
+                "mlflow", encryption_key=self.secrets_key
+            ),
             database_name=DATABASE_NAME,
             vpc=vpc,
             vpc_subnets=subnets,
@@ -105,6 +113,7 @@ class Ec2Mlflow(Construct):
             storage_type=rds.StorageType.GP3,
             storage_encrypted=True,
             iam_authentication=True,
+            monitoring_interval=MONITORING_INTERVAL,
             backup_retention=Duration.days(cfg.db_backup_days),
             # RETAIN, not SNAPSHOT, with deletion protection: see FargateMlflow's database.
             deletion_protection=retain,
@@ -118,13 +127,14 @@ class Ec2Mlflow(Construct):
             "The database admits only the MLflow instance's security group; a non-standard port "
             "would add no protection to a private database.",
         )
+        ack_monitoring_role(self.database)
         if not cfg.db_multi_az:
-            nag.ack(
-                self.database,
-                "AwsSolutions-RDS3",
+            single_az = (
                 "Single-AZ by choice outside prod to halve the cost; tracking.ec2.db_multi_az "
-                "turns the standby on (prod sets it).",
+                "turns the standby on (prod sets it)."
             )
+            nag.ack(self.database, "AwsSolutions-RDS3", single_az)
+            skip(self.database, "CKV_AWS_157", single_az)
         db_secret = self.database.secret
         assert db_secret is not None
         retain_with_database(self.database, removal)
@@ -132,6 +142,7 @@ class Ec2Mlflow(Construct):
             self,
             database=self.database,
             master_secret=db_secret,
+            key=self.secrets_key,
             days=settings.secret_rotation_days,
             removal=removal,
         )
@@ -140,6 +151,7 @@ class Ec2Mlflow(Construct):
             "AdminSecret",
             username="admin",
             removal=removal,
+            key=self.secrets_key,
             description=f"{name}: MLflow basic-auth admin (username, password)",
         )
         self.client_secret: secretsmanager.ISecret = generated_user_secret(
@@ -147,6 +159,7 @@ class Ec2Mlflow(Construct):
             "ClientSecret",
             username=CLIENT_USERNAME,
             removal=removal,
+            key=self.secrets_key,
             description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
         )
 

@@ -134,12 +134,18 @@ class FailureAlarms(Construct):
             targets=[events_targets.SnsTopic(self.topic)],
         )
 
-    def on_dead_letters(self, queue: sqs.IQueue) -> cloudwatch.Alarm:
-        """A schedule could not start its target even after retries."""
+    def on_dead_letters(
+        self,
+        queue: sqs.IQueue,
+        id: str = "DeadLetters",
+        description: str = "A scheduled pipeline start was not delivered (see the DLQ)",
+    ) -> cloudwatch.Alarm:
+        """A message in ``queue``: a schedule could not start its target even after retries
+        (or, for the launcher's queue, an invocation failed after Lambda's retries)."""
         alarm = cloudwatch.Alarm(
             self,
-            "DeadLetters",
-            alarm_description="A scheduled pipeline start was not delivered (see the DLQ)",
+            id,
+            alarm_description=description,
             metric=queue.metric_approximate_number_of_messages_visible(
                 period=Duration.minutes(5), statistic="Maximum"
             ),

@@ -16,8 +16,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.checkov import skip
 from mlops_cdk.constructs.aurora_database import aurora_database
 from mlops_cdk.constructs.data_stores import ObjectStore
+from mlops_cdk.constructs.database_monitoring import ack_monitoring_role
+from mlops_cdk.constructs.encrypted_secret import secrets_key
 from mlops_cdk.constructs.secret_rotation import (
     restart_tasks_weekly,
     rotate_database,
@@ -66,8 +69,16 @@ class FargateMlflow(Construct):
         self._version = settings.server_mlflow_version
         self.basic_auth = fargate.oidc is None
 
+        self.secrets_key = secrets_key(
+            self, "SecretsKey", purpose=f"the MLflow secrets of {name}", removal=removal
+        )
         self.database = aurora_database(
-            self, vpc=vpc, subnets=subnets, settings=fargate, removal=removal
+            self,
+            vpc=vpc,
+            subnets=subnets,
+            settings=fargate,
+            secrets_key=self.secrets_key,
+            removal=removal,
         )
         db_secret = self.database.secret
         assert db_secret is not None  # from_generated_secret always makes one
@@ -76,50 +87,12 @@ class FargateMlflow(Construct):
             self,
             database=self.database,
             master_secret=db_secret,
+            key=self.secrets_key,
             days=settings.secret_rotation_days,
             removal=removal,
         )
 
-        # Users of MLflow basic auth; ECS injects them as container secrets.
-        secrets = {
-            "DB_HOST": ecs.Secret.from_secrets_manager(db_secret, "host"),
-            "DB_PORT": ecs.Secret.from_secrets_manager(db_secret, "port"),
-            "DB_USERNAME": ecs.Secret.from_secrets_manager(self.server_db_secret, "username"),
-            "DB_PASSWORD": ecs.Secret.from_secrets_manager(self.server_db_secret, "password"),
-            "DB_MASTER_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
-            "DB_MASTER_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
-        }
-        self.admin_secret: secretsmanager.ISecret | None = None
-        self.client_secret: secretsmanager.ISecret | None = None
-        if self.basic_auth:
-            self.admin_secret = generated_user_secret(
-                self,
-                "AdminSecret",
-                username="admin",
-                removal=removal,
-                description=f"{name}: MLflow basic-auth admin (username, password)",
-            )
-            self.client_secret = generated_user_secret(
-                self,
-                "ClientSecret",
-                username=CLIENT_USERNAME,
-                removal=removal,
-                description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
-            )
-            secrets |= {
-                "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(
-                    self.admin_secret, "username"
-                ),
-                "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(
-                    self.admin_secret, "password"
-                ),
-                "MLFLOW_CLIENT_USERNAME": ecs.Secret.from_secrets_manager(
-                    self.client_secret, "username"
-                ),
-                "MLFLOW_CLIENT_PASSWORD": ecs.Secret.from_secrets_manager(
-                    self.client_secret, "password"
-                ),
-            }
+        secrets = self._container_secrets(db_secret, name=name, removal=removal)
 
         # Load balancer: internal, private subnets; clients are let in through `connections`.
         self.load_balancer_security_group = ec2.SecurityGroup(
@@ -137,12 +110,6 @@ class FargateMlflow(Construct):
             internet_facing=False,
             security_group=self.load_balancer_security_group,
             drop_invalid_header_fields=True,
-        )
-        nag.ack(
-            self.load_balancer,
-            "AwsSolutions-ELB2",
-            "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
-            "logs need a region at synth and this app synthesizes environment-agnostic.",
         )
         https = fargate.certificate_arn is not None
         self.port = 443 if https else 80
@@ -269,6 +236,7 @@ class FargateMlflow(Construct):
             open=False,
         )
 
+        self._acknowledge(https=https)
         self._autoscale(settings)
         self.user_rotation = rotate_mlflow_users(
             self,
@@ -289,6 +257,72 @@ class FargateMlflow(Construct):
         if self.client_secret is not None and self.admin_secret is not None:
             CfnOutput(self, "ClientCredentialsSecretArn", value=self.client_secret.secret_arn)
             CfnOutput(self, "AdminCredentialsSecretArn", value=self.admin_secret.secret_arn)
+
+    def _container_secrets(
+        self, db_secret: secretsmanager.ISecret, *, name: str, removal: RemovalPolicy
+    ) -> dict[str, ecs.Secret]:
+        """What ECS injects as container secrets: the database's, and with basic auth the
+        MLflow admin and client users (created here)."""
+        secrets = {
+            "DB_HOST": ecs.Secret.from_secrets_manager(db_secret, "host"),
+            "DB_PORT": ecs.Secret.from_secrets_manager(db_secret, "port"),
+            "DB_USERNAME": ecs.Secret.from_secrets_manager(self.server_db_secret, "username"),
+            "DB_PASSWORD": ecs.Secret.from_secrets_manager(self.server_db_secret, "password"),
+            "DB_MASTER_USERNAME": ecs.Secret.from_secrets_manager(db_secret, "username"),
+            "DB_MASTER_PASSWORD": ecs.Secret.from_secrets_manager(db_secret, "password"),
+        }
+        self.admin_secret: secretsmanager.ISecret | None = None
+        self.client_secret: secretsmanager.ISecret | None = None
+        if self.basic_auth:
+            self.admin_secret = generated_user_secret(
+                self,
+                "AdminSecret",
+                username="admin",
+                removal=removal,
+                key=self.secrets_key,
+                description=f"{name}: MLflow basic-auth admin (username, password)",
+            )
+            self.client_secret = generated_user_secret(
+                self,
+                "ClientSecret",
+                username=CLIENT_USERNAME,
+                removal=removal,
+                key=self.secrets_key,
+                description=f"{name}: MLflow basic-auth client user for jobs and notebooks",
+            )
+            secrets |= {
+                "MLFLOW_AUTH_ADMIN_USERNAME": ecs.Secret.from_secrets_manager(
+                    self.admin_secret, "username"
+                ),
+                "MLFLOW_AUTH_ADMIN_PASSWORD": ecs.Secret.from_secrets_manager(
+                    self.admin_secret, "password"
+                ),
+                "MLFLOW_CLIENT_USERNAME": ecs.Secret.from_secrets_manager(
+                    self.client_secret, "username"
+                ),
+                "MLFLOW_CLIENT_PASSWORD": ecs.Secret.from_secrets_manager(
+                    self.client_secret, "password"
+                ),
+            }
+        return secrets
+
+    def _acknowledge(self, *, https: bool) -> None:
+        """What cdk-nag and checkov find that is deliberate here, with the reasons."""
+        ack_monitoring_role(self.database)
+        if not https:
+            plain = (
+                "HTTP inside the VPC only (internal load balancer, clients let in by security "
+                "group) until tracking.fargate.certificate_arn is set: TLS needs a certificate "
+                "for a name the clients use."
+            )
+            skip(self.listener, "CKV_AWS_2", plain)
+            skip(self.listener, "CKV_AWS_103", plain)
+        no_access_logs = (
+            "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
+            "logs need a region at synth and this app synthesizes environment-agnostic."
+        )
+        nag.ack(self.load_balancer, "AwsSolutions-ELB2", no_access_logs)
+        skip(self.load_balancer, "CKV_AWS_91", no_access_logs)
 
     def _autoscale(self, settings: TrackingSettings) -> None:
         # Weekly task replacement, whatever the scaling: rotated database credentials.

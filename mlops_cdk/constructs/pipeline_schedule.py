@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack, TimeZone
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 from mlops_cdk.settings import ScheduleSettings, SchedulesSettings
 
 
@@ -25,6 +26,7 @@ class PipelineSchedules(Construct):
         *,
         settings: SchedulesSettings,
         removal: RemovalPolicy,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
         self._settings = settings
@@ -38,20 +40,13 @@ class PipelineSchedules(Construct):
             ),
             description="Lets EventBridge Scheduler start the ML pipelines (and the launcher)",
         )
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal,
+        self.dead_letter_queue = encrypted_dead_letter_queue(
+            self, "DeadLetterQueue", key=key, removal=removal, purpose="the EventBridge schedules"
         )
-        nag.ack(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the EventBridge schedules; it has no "
-            "consumer and so needs no dead-letter queue of its own.",
-        )
+        # The scheduler-targets grant sqs:SendMessage only; the role also needs the queue's key
+        # (grant_send_messages adds kms:GenerateDataKey/Decrypt on it).
+        self.dead_letter_queue.grant_send_messages(self.role)
+        ack_sender_key_wildcards(self.role)
         self.schedules: dict[str, scheduler.Schedule] = {}
 
     def start_pipeline(

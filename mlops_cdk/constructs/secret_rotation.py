@@ -21,6 +21,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
@@ -204,6 +205,7 @@ def rotate_database(
     *,
     database: rds.DatabaseCluster | rds.DatabaseInstance,
     master_secret: secretsmanager.ISecret,
+    key: kms.IKey,
     days: int,
     removal: RemovalPolicy,
 ) -> secretsmanager.ISecret:
@@ -220,6 +222,7 @@ def rotate_database(
         "ServerDatabaseSecret",
         username=SERVER_DB_USER,
         master_secret=master_secret,
+        encryption_key=key,  # the backend's secrets key, like the master secret's
     )
     server.apply_removal_policy(removal)
     attached = server.attach(database)

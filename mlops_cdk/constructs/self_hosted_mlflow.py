@@ -8,11 +8,13 @@ import json
 from pathlib import Path
 
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret
 
 CONTAINER_DIR = Path(__file__).resolve().parents[2] / "containers" / "tracking"
 MLFLOW_PORT = 5000
@@ -21,12 +23,20 @@ CLIENT_USERNAME = "mlflow-client"
 
 
 def generated_user_secret(
-    scope: Construct, id: str, *, username: str, description: str, removal: RemovalPolicy
+    scope: Construct,
+    id: str,
+    *,
+    username: str,
+    description: str,
+    removal: RemovalPolicy,
+    key: kms.IKey,
 ) -> secretsmanager.Secret:
-    """A Secrets Manager secret ``{"username": ..., "password": <generated>}``."""
-    return secretsmanager.Secret(
+    """A Secrets Manager secret ``{"username": ..., "password": <generated>}``, encrypted with
+    ``key`` (``grant_read`` also grants kms:Decrypt through Secrets Manager)."""
+    return KeyEncryptedSecret(
         scope,
         id,
+        key=key,
         description=description,
         generate_secret_string=secretsmanager.SecretStringGenerator(
             secret_string_template=json.dumps({"username": username}),

@@ -8,6 +8,7 @@ from typing import cast
 from aws_cdk import CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
@@ -16,6 +17,13 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from mlops_cdk import nag
+from mlops_cdk.checkov import (
+    NO_DLQ_CUSTOM_RESOURCE,
+    NO_RESERVED_CONCURRENCY_CDK,
+    NOT_IN_VPC,
+    skip,
+    skip_all,
+)
 
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
 HANDLER_TIMEOUT = Duration.minutes(5)
@@ -48,6 +56,8 @@ class StudioCleanup(Construct):
         delete_home_efs: bool,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        key: kms.IKey,
+        reserved_concurrency: int | None,
     ) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
@@ -127,6 +137,7 @@ class StudioCleanup(Construct):
                 memory_size=256,
                 role=self.role,
                 log_group=self.log_group,
+                reserved_concurrent_executions=reserved_concurrency,
             )
 
         self.on_event = handler(
@@ -166,6 +177,7 @@ class StudioCleanup(Construct):
         ]
         for framework_role in framework_roles:
             self.log_group.grant_write(framework_role)
+            key.grant_decrypt(framework_role)  # their environment is encrypted with the key
             for handler_function in (self.on_event, self.is_complete):
                 nag.ack_resource(
                     framework_role,
@@ -183,6 +195,7 @@ class StudioCleanup(Construct):
             log_group=self.log_group,
             framework_on_event_role=framework_roles[0],
             framework_complete_and_timeout_role=framework_roles[1],
+            provider_function_env_encryption=key,  # its environment names the handlers
             disable_waiter_state_machine_logging=False,
             # Every state transition, without the execution data: the request carries
             # CloudFormation's pre-signed response URL.
@@ -208,6 +221,25 @@ class StudioCleanup(Construct):
         )
         # Deleted first: CloudFormation deletes dependants before what they depend on.
         self.resource.node.add_dependency(domain, *depends_on)
+        for function in (self.on_event, self.is_complete):
+            skip_all(function, {"CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE, "CKV_AWS_117": NOT_IN_VPC})
+        for name in ("onEvent", "isComplete", "onTimeout"):
+            skip_all(
+                self.provider.node.find_child(f"framework-{name}"),
+                {
+                    "CKV_AWS_115": NO_RESERVED_CONCURRENCY_CDK,
+                    "CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE,
+                    "CKV_AWS_117": NOT_IN_VPC,
+                },
+            )
+        skip(
+            self.provider.node.find_child("waiter-state-machine")
+            .node.find_child("Role")
+            .node.find_child("DefaultPolicy"),
+            "CKV_AWS_111",
+            "CDK's Provider waiter: Step Functions log delivery (logs:CreateLogDelivery, "
+            "PutResourcePolicy, ...) supports no resource-level permissions.",
+        )
 
     def _acknowledge_waiter(self) -> None:
         """The Provider's waiter state machine: what it invokes, logs and lacks."""

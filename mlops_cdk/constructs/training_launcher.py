@@ -9,12 +9,15 @@ from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk import nag
+from mlops_cdk.checkov import NOT_IN_VPC, skip
+from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 from mlops_cdk.settings import LambdaLauncherSettings
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "launcher"
@@ -34,6 +37,7 @@ class TrainingLauncher(Construct):
         step_name: str,
         log_retention: logs.RetentionDays,
         removal: RemovalPolicy,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, id)
         self.job_name_prefix = job_name_prefix
@@ -62,6 +66,11 @@ class TrainingLauncher(Construct):
             actions=["sagemaker:DescribePipeline"],
             resource_arns=[pipeline.pipeline_arn],
         )
+        # EventBridge Scheduler invokes the function asynchronously: an event that still fails
+        # after Lambda's own retries lands here (and alarms) instead of being dropped.
+        self.dead_letter_queue = encrypted_dead_letter_queue(
+            self, "DeadLetterQueue", key=key, removal=removal, purpose="the training launcher"
+        )
         self.function = lambda_.Function(
             self,
             "Function",
@@ -74,6 +83,9 @@ class TrainingLauncher(Construct):
             memory_size=settings.memory_mb,
             role=self.role,
             log_group=self.log_group,
+            dead_letter_queue=self.dead_letter_queue,
+            reserved_concurrent_executions=settings.reserved_concurrency,
+            environment_encryption=key,
             description="Starts the scheduled training job (pipelines.launcher=lambda)",
             environment={
                 **settings.environment,
@@ -88,3 +100,10 @@ class TrainingLauncher(Construct):
                 "AwsSolutions-L1",
                 "The runtime is pinned on purpose by pipelines.lambda_launcher.runtime in cdk.json.",
             )
+        # Lambda's own DLQ grant is sqs:SendMessage only; the role also needs the queue's key.
+        self.dead_letter_queue.grant_send_messages(self.role)
+        ack_sender_key_wildcards(self.role)
+        # Environment encrypted with the key: the role may decrypt it (whether Lambda uses the
+        # execution role or its own grant for that is not verified here; either works).
+        key.grant_decrypt(self.role)
+        skip(self.function, "CKV_AWS_117", NOT_IN_VPC)

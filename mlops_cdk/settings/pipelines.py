@@ -154,6 +154,13 @@ class LambdaLauncherSettings(Section):
     )
     timeout_seconds: int = Field(default=30, ge=3, le=900, description="Function timeout.")
     memory_mb: int = Field(default=256, ge=128, le=10240, description="Function memory (MB).")
+    reserved_concurrency: int | None = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Concurrent runs reserved for (and capping) the function; null: the account's "
+        "unreserved pool (accounts whose concurrency quota is below 100 + this cannot reserve).",
+    )
     environment: Annotated[
         dict[EnvironmentName, EnvironmentValue], AfterValidator(_check_lambda_environment)
     ] = Field(

@@ -42,6 +42,13 @@ class StudioSettings(Section):
     """The SageMaker Studio domain: users, apps, idle shutdown and storage."""
 
     enabled: bool = Field(default=False, description="Deploy the Studio stack.")
+    cleanup_reserved_concurrency: int | None = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Concurrent runs reserved for each teardown function; null: the account's "
+        "unreserved pool (accounts whose concurrency quota is below 100 + this cannot reserve).",
+    )
     user_profiles: Annotated[tuple[UserProfileName, ...], BeforeValidator(_split_names)] = Field(
         default=(),
         description="User profiles to create (SageMaker names: letters, digits, hyphens; max 63).",

@@ -231,6 +231,20 @@ class TrackingSettings(Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _tls_fits_the_mode(self) -> Self:
+        # ec2 mode cannot serve TLS with an ACM certificate: ACM keeps the private key of the
+        # certificates it issues (they are used by integrated services such as load balancers,
+        # not installed on instances). Refuse rather than serve plain HTTP behind a setting
+        # that says HTTPS.
+        if self.mode == "ec2" and self.fargate.certificate_arn is not None:
+            raise ValueError(
+                "tracking.fargate.certificate_arn is set but tracking.mode='ec2' cannot serve "
+                "HTTPS (an ACM certificate cannot be installed on an instance); use "
+                "tracking.mode=fargate, whose load balancer terminates TLS, or unset it"
+            )
+        return self
+
     @property
     def server_mlflow_version(self) -> str:
         """The version the server runs (for serverless the App reports its own at deploy)."""

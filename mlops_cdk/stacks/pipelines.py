@@ -9,6 +9,7 @@ from aws_cdk import Aws, CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
@@ -141,6 +142,7 @@ class PipelinesStack(Stack):
                 step_name=TRAIN_STEP,
                 log_retention=log_retention,
                 removal=removal,
+                key=storage.key,
             )
             self.roles.allow_starting_jobs(
                 self.launcher.role,
@@ -149,8 +151,13 @@ class PipelinesStack(Stack):
             )
             self.alarms.on_training_job_failure(prefix)
             self.alarms.on_function_errors(self.launcher.function)
+            self.alarms.on_dead_letters(
+                self.launcher.dead_letter_queue,
+                "LauncherDeadLetters",
+                "A launcher invocation failed after Lambda's retries (see its DLQ)",
+            )
 
-        self.schedules = self._schedules(settings, removal)
+        self.schedules = self._schedules(settings, removal, storage.key)
         self._outputs()
 
     def _job_security_group(
@@ -216,12 +223,12 @@ class PipelinesStack(Stack):
         return image
 
     def _schedules(
-        self, settings: PipelinesSettings, removal: RemovalPolicy
+        self, settings: PipelinesSettings, removal: RemovalPolicy, key: kms.IKey
     ) -> PipelineSchedules | None:
         wanted = settings.schedules
         if not (wanted.training.enabled or wanted.inference.enabled):
             return None
-        schedules = PipelineSchedules(self, "Schedules", settings=wanted, removal=removal)
+        schedules = PipelineSchedules(self, "Schedules", settings=wanted, removal=removal, key=key)
         if wanted.training.enabled:
             if self.launcher is not None:
                 schedules.invoke_function(

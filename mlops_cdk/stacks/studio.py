@@ -60,6 +60,8 @@ class StudioStack(Stack):
             delete_home_efs=removal == RemovalPolicy.DESTROY,
             log_retention=log_retention,
             removal=removal,
+            key=storage.key,
+            reserved_concurrency=settings.cleanup_reserved_concurrency,
         )
         self.execution_role = self.domain.role
 

@@ -26,6 +26,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import IConstruct
 
 from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
@@ -206,6 +207,34 @@ class _Builder:
                 **{"kms:ViaService": S3_VIA, "kms:CallerAccount": ACCOUNT},
             )
 
+    def secret_value(
+        self, actor: str, principal: str, secret: secretsmanager.ISecret, why: str
+    ) -> None:
+        """GetSecretValue, and kms:Decrypt through Secrets Manager when a customer key
+        encrypts the secret (Secrets Manager user guide, "Secret encryption and decryption":
+        the caller needs kms:Decrypt on the key, with kms:ViaService secretsmanager). The key
+        is read from the template, whatever construct set it."""
+        arn = str(self.value(secret, secret.secret_arn))
+        self.add(actor, principal, ["secretsmanager:GetSecretValue"], arn, why)
+        key = self.secret_key_arn(arn)
+        if key is not None:
+            self.add(
+                actor,
+                principal,
+                ["kms:Decrypt"],
+                key,
+                f"{why} (the secret's key)",
+                **{"kms:ViaService": SECRETS_VIA, "kms:CallerAccount": ACCOUNT},
+            )
+
+    def secret_key_arn(self, secret_arn: str) -> str | None:
+        """The KmsKeyId of the secret whose ARN is ``secret_arn`` (None: AWS managed key)."""
+        for stack, logical_id, resource in self.r.resources("AWS::SecretsManager::Secret"):
+            if self.r.ref(stack, logical_id) == secret_arn:
+                key = resource["Properties"].get("KmsKeyId")
+                return None if key is None else str(self.r.resolve(stack, key))
+        raise AssertionError(f"no secret with ARN {secret_arn} in the templates")
+
     def assume(self, actor: str, role: iam.IRole, service: str, **context: str) -> None:
         arn = self.role_arn(role)
         self.add(actor, service, ["sts:AssumeRole"], arn, f"{service} assumes the role", **context)
@@ -253,13 +282,13 @@ class _Builder:
         else:
             secret = backend.client_environment.get("MLFLOW_CREDENTIALS_SECRET_ARN")
             if secret is not None:
-                arn = str(self.value(tracking, secret))
-                self.add(
-                    actor,
-                    principal,
-                    ["secretsmanager:GetSecretValue"],
-                    arn,
-                    f"{why}: MLflow basic-auth credentials",
+                client_secret = getattr(backend, "client_secret", None)
+                assert client_secret is not None
+                assert str(self.value(tracking, secret)) == str(
+                    self.value(client_secret, client_secret.secret_arn)
+                )
+                self.secret_value(
+                    actor, principal, client_secret, f"{why}: MLflow basic-auth credentials"
                 )
 
     # --- actors -------------------------------------------------------------------------
@@ -723,6 +752,26 @@ class _Builder:
             group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
             "Lambda writes the function's logs",
         )
+        # A failed asynchronous invocation is sent to the DLQ with the function's role
+        # (Lambda developer guide, "Dead-letter queues": the execution role needs
+        # sqs:SendMessage, and the queue's key for an encrypted queue).
+        queue = launcher.dead_letter_queue
+        self.add(
+            "launcher",
+            role,
+            ["sqs:SendMessage"],
+            str(self.value(queue, queue.queue_arn)),
+            "Lambda dead-letters a failed invocation",
+        )
+        if queue.encryption_master_key is not None:
+            self.add(
+                "launcher",
+                role,
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                self.key_arn(queue.encryption_master_key),
+                "Lambda dead-letters to the encrypted DLQ",
+                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+            )
 
     def tracking(self) -> None:
         tracking = self.app.platform.tracking
@@ -817,12 +866,8 @@ class _Builder:
             ]
             for secret in secrets:
                 if secret is not None:
-                    self.add(
-                        "ecs-execution",
-                        exec_arn,
-                        ["secretsmanager:GetSecretValue"],
-                        str(self.value(secret, secret.secret_arn)),
-                        "ECS injects the container secrets",
+                    self.secret_value(
+                        "ecs-execution", exec_arn, secret, "ECS injects the container secrets"
                     )
         elif isinstance(backend, Ec2Mlflow):
             role = self.role_arn(backend.role)
@@ -843,13 +888,7 @@ class _Builder:
                 backend.client_secret,
             ):
                 assert secret is not None
-                self.add(
-                    "ec2-instance",
-                    role,
-                    ["secretsmanager:GetSecretValue"],
-                    str(self.value(secret, secret.secret_arn)),
-                    "fetch-secrets at every start",
-                )
+                self.secret_value("ec2-instance", role, secret, "fetch-secrets at every start")
             zone = str(self.value(backend.zone, backend.zone.hosted_zone_arn))
             self.add(
                 "ec2-instance",
@@ -937,6 +976,19 @@ class _Builder:
                 str(self.value(secret, secret.secret_arn)),
                 "the four rotation steps of the secret",
             )
+            key = self.secret_key_arn(str(self.value(secret, secret.secret_arn)))
+            if key is not None:
+                # Secrets Manager decrypts (GetSecretValue) and encrypts (PutSecretValue) with
+                # the secret's customer key on the caller's behalf ("Secret encryption and
+                # decryption": kms:Decrypt and kms:GenerateDataKey through Secrets Manager).
+                self.add(
+                    "mlflow-rotation",
+                    role,
+                    ["kms:Decrypt", "kms:GenerateDataKey"],
+                    key,
+                    "the rotation reads and writes the secret (its key)",
+                    **{"kms:ViaService": SECRETS_VIA, "kms:CallerAccount": ACCOUNT},
+                )
         self.add(
             "mlflow-rotation",
             role,

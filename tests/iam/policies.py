@@ -41,6 +41,25 @@ PSEUDO = {
 # (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/), e.g.
 # AWSLambdaBasicExecutionRole: logs:CreateLogGroup/CreateLogStream/PutLogEvents on "*".
 AWS_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
+    # RDS enhanced monitoring (the MLflow databases' monitoring role): RDS writes OS metrics
+    # to its RDSOSMetrics log group. No runtime call of ours relies on it.
+    "service-role/AmazonRDSEnhancedMonitoringRole": [
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
+            "Resource": "arn:aws:logs:*:*:log-group:RDS*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+                "logs:GetLogEvents",
+            ],
+            "Resource": "arn:aws:logs:*:*:log-group:RDS*:log-stream:*",
+        },
+    ],
     "service-role/AWSLambdaBasicExecutionRole": [
         {
             "Effect": "Allow",

@@ -1,0 +1,50 @@
+"""The variants checkov scans: tests/matrix.py's, plus the optional features that add resources
+(the Lambda launcher with its dead-letter queue; HTTPS on the Fargate load balancer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tests.matrix import VARIANTS as MATRIX
+from tests.matrix import Variant, default_mode
+from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION
+
+CERTIFICATE_ARN = (
+    f"arn:aws:acm:{DEPLOY_REGION}:{DEPLOY_ACCOUNT}:certificate/0123abcd-4567-89ef-0123-456789abcdef"
+)
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A variant under a short name (a file-name-safe id)."""
+
+    id: str
+    variant: Variant
+
+
+VARIANTS: tuple[Scanned, ...] = (
+    *(Scanned(v.id, v) for v in MATRIX),
+    Scanned(
+        "staging-serverless-launcher-deployed",
+        Variant("staging", "serverless", "deployed", (("pipelines.launcher", "lambda"),)),
+    ),
+    Scanned(
+        "prod-fargate-https-deployed",
+        Variant(
+            "prod", "fargate", "deployed", (("tracking.fargate.certificate_arn", CERTIFICATE_ARN),)
+        ),
+    ),
+)
+
+
+# Each environment as cdk.json configures it (its default tracking mode), environment-agnostic.
+DEFAULTS = {env: f"{env}-{default_mode(env)}-agnostic" for env in ("dev", "staging", "prod")}
+
+
+def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(variant id, stack name, template) of every stack of every variant."""
+    for scanned in variants:
+        for stack in scanned.variant.app().assembly.stacks:
+            yield scanned.id, stack.stack_name, stack.template

@@ -1,0 +1,207 @@
+"""checkov over the synthesized templates of every variant, and docs/checkov.md from the result.
+
+checkov runs in its own virtual environment (``make checkov``: ``.local/checkov-venv``, its pins
+clash with the app's), once over a directory holding each distinct template of every variant
+(framework cloudformation). A finding is either FAILED (unacknowledged: tests/test_checkov.py
+fails) or SKIPPED by a ``Metadata.checkov.skip`` entry beside its resource
+(:func:`mlops_cdk.checkov.skip`), whose comment is the reason listed in docs/checkov.md.
+
+``python -m tools.checkov_report --write`` regenerates the page (``make checkov-docs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKOV = ROOT / ".local" / "checkov-venv" / "bin" / "checkov"
+DOC = ROOT / "docs" / "checkov.md"
+ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One checkov result on one resource of one variant's stack."""
+
+    check_id: str
+    stack: str  # <project>-<env>-<unit>
+    resource: str  # AWS::Type.LogicalId
+    variant: str
+    check_name: str
+    reason: str | None  # the skip comment; None: not acknowledged
+
+    @property
+    def env(self) -> str:
+        return self.variant.split("-", 1)[0]
+
+    @property
+    def unit(self) -> str:
+        return self.stack.rsplit("-", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Report:
+    failed: tuple[Finding, ...]
+    skipped: tuple[Finding, ...]
+    templates: int
+
+    def acknowledged_by_env(self) -> Mapping[str, list[tuple[str, str, str, str]]]:
+        """Per environment, each distinct (check, stack unit, resource, reason) over its variants."""
+        rows: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
+        for f in self.skipped:
+            rows[f.env].add((f.check_id, f.unit, f.resource, f.reason or ""))
+        return {env: sorted(rows.get(env, set())) for env in ENVIRONMENTS}
+
+
+def write_templates(
+    templates: Iterable[tuple[str, str, Mapping[str, Any]]], directory: Path
+) -> int:
+    """Write each distinct template as ``<variant>--<stack>.json``; return how many."""
+    seen: set[str] = set()
+    for variant, stack, template in templates:
+        text = json.dumps(template, sort_keys=True, indent=1)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        (directory / f"{variant}--{stack}.json").write_text(text)
+    return len(seen)
+
+
+def run_checkov(directory: Path) -> dict[str, Any]:
+    """checkov's JSON result over every template in ``directory``."""
+    if not CHECKOV.exists():
+        raise FileNotFoundError(f"{CHECKOV} is missing: run `make install` (target checkov)")
+    proc = subprocess.run(
+        [
+            str(CHECKOV),
+            "--directory",
+            str(directory),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--compact",
+            "--skip-download",  # offline: no policy download, no platform
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "BC_SKIP_MAPPING": "TRUE", "LOG_LEVEL": "WARNING"},
+    )
+    if proc.returncode not in (0, 1):  # 1: some check failed
+        raise RuntimeError(f"checkov exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def parse(result: Mapping[str, Any], templates: int) -> Report:
+    def findings(kind: str) -> tuple[Finding, ...]:
+        out = []
+        for check in result.get("results", {}).get(kind, []):
+            variant, stack = Path(check["file_path"]).stem.split("--")
+            reason = (
+                check["check_result"].get("suppress_comment") if kind == "skipped_checks" else None
+            )
+            out.append(
+                Finding(
+                    check_id=check["check_id"],
+                    stack=stack,
+                    resource=check["resource"],
+                    variant=variant,
+                    check_name=check["check_name"],
+                    reason=reason,
+                )
+            )
+        return tuple(sorted(out))
+
+    return Report(
+        failed=findings("failed_checks"), skipped=findings("skipped_checks"), templates=templates
+    )
+
+
+def scan(templates: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Report:
+    """Write the distinct templates to a temporary directory and run checkov once over them."""
+    with tempfile.TemporaryDirectory(prefix="checkov-") as tmp:
+        count = write_templates(templates, Path(tmp))
+        return parse(run_checkov(Path(tmp)), count)
+
+
+def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str]) -> str:
+    """docs/checkov.md: every acknowledged finding per environment, with its reason.
+
+    ``defaults``: each environment's variant as cdk.json configures it (its tracking mode).
+    """
+    names = {f.check_id: f.check_name for f in (*report.skipped, *report.failed)}
+    by_env = report.acknowledged_by_env()
+    lines = [
+        "# checkov: acknowledged findings",
+        "",
+        "<!-- generated by `make checkov-docs` (python -m tools.checkov_report --write); "
+        "tests/test_checkov.py checks it is current -->",
+        "",
+        "checkov (framework cloudformation) runs over every synthesized template of these "
+        "variants (tests/matrix.py plus the optional features) in `tests/test_checkov.py`, "
+        "which fails on any finding that is not acknowledged. An acknowledgement is a "
+        "`Metadata.checkov.skip` entry on the resource, written with "
+        "`mlops_cdk.checkov.skip(resource, check_id, reason)` in the construct that makes it.",
+        "",
+        "Variants: " + ", ".join(f"`{v}`" for v in variants) + ".",
+        "",
+        "| environment | as configured: (check, resource) | every mode: (check, resource) "
+        "| every mode: distinct checks |",
+        "|---|---|---|---|",
+    ]
+    for env in ENVIRONMENTS:
+        rows = by_env[env]
+        configured = {
+            (f.check_id, f.unit, f.resource) for f in report.skipped if f.variant == defaults[env]
+        }
+        lines.append(
+            f"| {env} (`{defaults[env]}`) | {len(configured)} | {len(rows)} "
+            f"| {len({r[0] for r in rows})} |"
+        )
+    for env in ENVIRONMENTS:
+        lines += ["", f"## {env}", ""]
+        rows = by_env[env]
+        if not rows:
+            lines.append("Nothing acknowledged.")
+            continue
+        lines += ["| check | stack | resource | reason |", "|---|---|---|---|"]
+        for check_id, unit, resource, reason in rows:
+            title = names.get(check_id, "")
+            lines.append(f"| {check_id}: {title} | {unit} | `{resource}` | {reason} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="write docs/checkov.md")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of  # noqa: PLC0415
+
+    report = scan(templates_of(VARIANTS))
+    text = render(report, [v.id for v in VARIANTS], DEFAULTS)
+    for f in report.failed:
+        print(f"UNACKNOWLEDGED {f.check_id} {f.variant} {f.stack} {f.resource}", file=sys.stderr)
+    if args.write:
+        DOC.write_text(text)
+        print(f"wrote {DOC.relative_to(ROOT)}")
+    else:
+        print(text)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
