@@ -54,9 +54,17 @@ class KeyEncryptedSecret(secretsmanager.Secret):
         self, grantee: iam.IGrantable, version_stages: Sequence[str] | None = None
     ) -> iam.Grant:
         grant = super().grant_read(grantee, version_stages)
-        iam.Grant.add_to_principal(
+        self.grant_key_through_secrets_manager(grantee, ["kms:Decrypt"])
+        return grant
+
+    def grant_key_through_secrets_manager(
+        self, grantee: iam.IGrantable, actions: Sequence[str]
+    ) -> iam.Grant:
+        """``actions`` on the secret's key, only as Secrets Manager calls them for ``grantee``
+        (kms:Decrypt reads; kms:GenerateDataKey writes a new version: PutSecretValue)."""
+        return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["kms:Decrypt"],
+            actions=list(actions),
             resource_arns=[self.key.key_arn],
             conditions={
                 "StringEquals": {
@@ -64,4 +72,3 @@ class KeyEncryptedSecret(secretsmanager.Secret):
                 }
             },
         )
-        return grant

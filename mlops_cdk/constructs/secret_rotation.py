@@ -30,6 +30,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
+from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret
 from mlops_cdk.nag import ack
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "mlflow_rotation"
@@ -158,6 +159,12 @@ class MlflowUserRotation(Construct):
             for dependency in after:
                 schedule.node.add_dependency(dependency)
             self.schedules.append(schedule)
+            # CDK's rotation schedule grants the secret's actions but not its customer key,
+            # which Secrets Manager uses on the function's behalf to read and write versions.
+            if isinstance(secret, KeyEncryptedSecret):
+                secret.grant_key_through_secrets_manager(
+                    self.role, ["kms:Decrypt", "kms:GenerateDataKey"]
+                )
         ack(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
