@@ -77,10 +77,13 @@ def _service_side(action: str, sagemaker_job: bool) -> bool:
     prefix, _, name = action.partition(":")
     if prefix == "kms" or action == "iam:PassRole":
         return True
-    if prefix == "ec2" and ("NetworkInterface" in name or name.startswith("Describe")):
+    if prefix == "ec2" and (
+        "NetworkInterface" in name or "PrivateIpAddresses" in name or name.startswith("Describe")
+    ):
         # SageMaker and Lambda attach the client's network interfaces with the client's role
         # ("Lambda uses permissions in the function's execution role to create and manage
-        # network interfaces", https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html)
+        # network interfaces", https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html;
+        # AWSLambdaVPCAccessExecutionRole also lists Assign/UnassignPrivateIpAddresses for it)
         return True
     return sagemaker_job and action == "cloudwatch:PutMetricData"
 

@@ -169,14 +169,15 @@ def _drop_endpoint(templates: dict[str, dict[str, Any]], service: str) -> None:
 
 def test_a_missing_endpoint_a_feature_needs_is_caught() -> None:
     """Secrets Manager: the Fargate tasks (their secrets), the jobs and Studio (the basic-auth
-    client credentials) call it; without its endpoint and without NAT none of them can."""
+    client credentials) and the MLflow users' rotation function call it; without its endpoint
+    and without NAT none of them can."""
     templates = _templates(PROD_FARGATE)
     _drop_endpoint(templates, "secretsmanager")
     failures = Platform.of(templates).failures()
     assert failures
     assert all("calls secretsmanager" in f and "no interface endpoint" in f for f in failures)
     clients = {f.split(" ")[0] for f in failures}
-    assert clients == {"ECS", "job", "Studio"}, failures
+    assert clients == {"ECS", "job", "Studio", "function"}, failures
 
 
 def test_a_missing_endpoint_of_studio_is_caught() -> None:

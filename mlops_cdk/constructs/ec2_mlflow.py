@@ -287,6 +287,7 @@ class Ec2Mlflow(Construct):
             tracking_uri=self.tracking_uri,
             admin_secret=self.admin_secret,
             client_secret=self.client_secret,
+            key=self.secrets_key,
             days=settings.secret_rotation_days,
             after=[self.group],
             log_retention=log_retention,

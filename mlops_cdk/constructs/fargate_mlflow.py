@@ -246,6 +246,7 @@ class FargateMlflow(Construct):
             tracking_uri=self.tracking_uri,
             admin_secret=self.admin_secret,
             client_secret=self.client_secret,
+            key=self.secrets_key,
             days=settings.secret_rotation_days,
             after=[self.service, self.listener],
             log_retention=log_retention,
@@ -261,8 +262,7 @@ class FargateMlflow(Construct):
     def _container_secrets(
         self, db_secret: secretsmanager.ISecret, *, name: str, removal: RemovalPolicy
     ) -> dict[str, ecs.Secret]:
-        """What ECS injects as container secrets: the database's, and with basic auth the
-        MLflow admin and client users (created here)."""
+        """ECS's container secrets: the database's, with basic auth the MLflow users' too."""
         secrets = {
             "DB_HOST": ecs.Secret.from_secrets_manager(db_secret, "host"),
             "DB_PORT": ecs.Secret.from_secrets_manager(db_secret, "port"),

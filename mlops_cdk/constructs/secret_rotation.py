@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -30,6 +30,7 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
+from mlops_cdk.checkov import skip, skip_all
 from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret
 from mlops_cdk.nag import ack
 
@@ -76,6 +77,7 @@ class MlflowUserRotation(Construct):
         tracking_uri: str,
         admin_secret: secretsmanager.ISecret,
         user_secrets: Sequence[secretsmanager.ISecret],
+        key: kms.IKey,
         every: Duration,
         after: Sequence[IDependable],
         log_retention: logs.RetentionDays,
@@ -138,6 +140,7 @@ class MlflowUserRotation(Construct):
             security_groups=[self.security_group],
             # Two secrets; a throttled invocation is retried by Secrets Manager.
             reserved_concurrent_executions=2,
+            environment_encryption=key,  # the environment names the admin secret
             description="Rotates the MLflow basic-auth users' secrets (auth REST API)",
             environment={
                 "MLFLOW_TRACKING_URI": tracking_uri,
@@ -165,6 +168,27 @@ class MlflowUserRotation(Construct):
                 secret.grant_key_through_secrets_manager(
                     self.role, ["kms:Decrypt", "kms:GenerateDataKey"]
                 )
+        key.grant_decrypt(self.role)  # its environment is encrypted with the key
+        # CDK lets secretsmanager.amazonaws.com invoke the function from any account; only
+        # this account's Secrets Manager rotates these secrets.
+        for child in self.function.node.children:
+            if isinstance(child, lambda_.CfnPermission):
+                child.source_account = Stack.of(self).account
+        skip_all(
+            self.function,
+            {
+                "CKV_AWS_116": "Secrets Manager invokes the rotation and records a failed "
+                "rotation on the secret (and retries it); a dead-letter queue would hold an "
+                "event nobody replays.",
+            },
+        )
+        skip(
+            self.role.node.find_child("DefaultPolicy"),
+            "CKV_AWS_111",
+            "Network-interface actions of a function in a VPC and "
+            "secretsmanager:GetRandomPassword support no resource scoping; every secret action "
+            "is scoped to the two secrets.",
+        )
         ack(
             self.role,
             "AwsSolutions-IAM5[Resource::*]",
@@ -183,6 +207,7 @@ def rotate_mlflow_users(
     tracking_uri: str,
     admin_secret: secretsmanager.ISecret | None,
     client_secret: secretsmanager.ISecret | None,
+    key: kms.IKey,
     days: int,
     after: Sequence[IDependable],
     log_retention: logs.RetentionDays,
@@ -200,6 +225,7 @@ def rotate_mlflow_users(
         tracking_uri=tracking_uri,
         admin_secret=admin_secret,
         user_secrets=[admin_secret, client_secret],
+        key=key,
         every=Duration.days(days),
         after=after,
         log_retention=log_retention,
