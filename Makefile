@@ -62,8 +62,12 @@ format: $(PY_STAMP)  ## apply ruff fixes and formatting
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-pytest: install  ## the test suite only
-	$(PY) -m pytest
+# In parallel (pytest-xdist): one worker per core, each synthesized app's tests in one worker
+# (tests/conftest.py). `make pytest PYTEST_WORKERS=0` runs it in this process, serially.
+PYTEST_WORKERS ?= auto
+
+pytest: install  ## the test suite only, in parallel (PYTEST_WORKERS=0: serially)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 synth: install  ## synthesize every environment and print its stacks with their dependencies
 	@for env in $(ENVS); do \

@@ -1,4 +1,10 @@
-"""Shared fixtures: one synthesized app per environment (and per override set) per session."""
+"""Shared fixtures: one synthesized app per environment (and per override set) per session.
+
+Run in parallel (``make pytest``: pytest-xdist, ``--dist loadgroup``), every test that needs a
+synthesized app is put in that app's group (:func:`pytest_collection_modifyitems`), so each
+app is synthesized by one worker only; the workers share an on-disk cache for the session
+(:data:`tests.session_cache`), e.g. cfn-lint results per distinct template.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,22 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import shutil
+import tempfile
+from typing import Any
+
 import pytest
 
+from tests import session_cache
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 
-_cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], SynthesizedApp] = {}
+AppKey = tuple[str, str, tuple[tuple[str, str], ...]]
+_cache: dict[AppKey, SynthesizedApp] = {}
+
+
+def app_key(env: str, form: str = "agnostic", **overrides: str) -> AppKey:
+    """What identifies one synthesized app: environment, form and sorted overrides."""
+    return (env, form, tuple(sorted(overrides.items())))
 
 
 def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> SynthesizedApp:
@@ -21,7 +38,7 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
     Overrides are ``-c``-style dotted keys, e.g. ``synthesized("dev", **{"tracking.mode": "ec2"})``;
     ``form="deployed"`` synthesizes with a concrete account and region (tests/synth.py FORMS).
     """
-    key = (env, form, tuple(sorted(overrides.items())))
+    key = app_key(env, form, **overrides)
     if key not in _cache:
         _cache[key] = synthesize(env, overrides, form=form)
     return _cache[key]
@@ -46,3 +63,66 @@ def prod() -> SynthesizedApp:
 def any_env(request: pytest.FixtureRequest) -> SynthesizedApp:
     """Each environment in turn, as configured in cdk.json: for checks that hold everywhere."""
     return synthesized(request.param)
+
+
+# --- running in parallel (pytest-xdist) ------------------------------------------------------
+
+
+def group_of(key: AppKey) -> str:
+    env, form, overrides = key
+    return "app-" + "-".join([env, form, *(f"{k}={v}" for k, v in overrides)])
+
+
+def _app_of(item: pytest.Item) -> AppKey | None:
+    """The synthesized app a test needs first, as far as its parameters and fixtures say."""
+    from tests.matrix import Variant, default_mode  # noqa: PLC0415 (matrix imports this module)
+
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    for value in params.values():
+        if isinstance(value, Variant):
+            return value.key
+    if params.get("any_env") in ENVIRONMENTS:
+        return app_key(params["any_env"])
+    env = params.get("env")
+    if env in ENVIRONMENTS:
+        mode = params.get("mode")
+        if isinstance(mode, str) and mode != default_mode(env):
+            return app_key(env, **{"tracking.mode": mode})
+        return app_key(env)
+    for name in getattr(item, "fixturenames", ()):
+        if name in ENVIRONMENTS:
+            return app_key(name)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, keep each synthesized app's tests in one worker (``--dist loadgroup``)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        key = _app_of(item)
+        if key is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group_of(key)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One cache directory per test session, shared by the xdist workers."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        session_cache.use(workerinput["mlops_session_cache"])
+    else:
+        session_cache.use(tempfile.mkdtemp(prefix="mlops-tests-"))
+        config.stash[_OWNS_CACHE] = True
+
+
+_OWNS_CACHE = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:  # xdist: the controller starting a worker
+    node.workerinput["mlops_session_cache"] = str(session_cache.directory())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_OWNS_CACHE, False):
+        shutil.rmtree(session_cache.directory(), ignore_errors=True)

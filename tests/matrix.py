@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import synthesized
+from tests.conftest import AppKey, app_key, synthesized
 from tests.synth import ENVIRONMENTS, FORMS, MODES, SynthesizedApp, cdk_json_context
 
 EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
@@ -50,6 +50,11 @@ class Variant:
     def overrides(self) -> dict[str, str]:
         mode = {} if self.mode == default_mode(self.env) else {"tracking.mode": self.mode}
         return {**mode, **dict(self.extra)}
+
+    @property
+    def key(self) -> AppKey:
+        """The session cache's key of this variant's app (tests/conftest.py)."""
+        return app_key(self.env, self.form, **self.overrides)
 
     def app(self) -> SynthesizedApp:
         """The synthesized app (the default mode shares the plain environment's synth)."""

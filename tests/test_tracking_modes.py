@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
-from cfnlint.api import ManualArgs, lint
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from tests import lint
 from tests.matrix import Variant, default_mode, variant_params
-from tests.synth import ENVIRONMENTS, MODES, ROOT, SynthesizedApp
+from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp
 from tests.test_snapshots import mask_asset_hashes
 
 
@@ -51,13 +50,7 @@ def test_variant_synthesizes_without_nag_findings(variant: Variant) -> None:
 
 @pytest.mark.parametrize("variant", variant_params())
 def test_variant_passes_cfn_lint(variant: Variant) -> None:
-    settings = yaml.safe_load((ROOT / ".cfnlintrc").read_text())
-    config = ManualArgs(ignore_checks=settings["ignore_checks"], regions=settings["regions"])
-    problems = []
-    for stack in variant.app().assembly.stacks:
-        template = Path(stack.template_full_path).read_text()
-        problems += [f"{stack.stack_name}: {match}" for match in lint(template, config=config)]
-    assert problems == []
+    assert lint.problems(variant.app().assembly.stacks) == []
 
 
 @pytest.mark.parametrize("env, mode", NON_DEFAULT)

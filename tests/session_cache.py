@@ -1,0 +1,48 @@
+"""A directory shared by every process of one test session (the xdist workers included).
+
+tests/conftest.py creates it when the session starts, hands it to each worker and removes it
+at the end. :func:`computed` stores JSON results under a key, so work that depends only on
+its input (linting one distinct template) runs once per session, whichever worker needs it
+first; the others wait for it (a file lock) and read the result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_directory: Path | None = None
+
+
+def use(directory: str) -> None:
+    global _directory  # noqa: PLW0603 -- set once per process by tests/conftest.py
+    _directory = Path(directory)
+    _directory.mkdir(parents=True, exist_ok=True)
+
+
+def directory() -> Path:
+    if _directory is None:
+        raise RuntimeError("the session cache is set up by tests/conftest.py (pytest_configure)")
+    return _directory
+
+
+def computed(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per session for ``key`` (any string), across processes."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    folder = directory() / namespace
+    folder.mkdir(exist_ok=True)
+    result = folder / f"{digest}.json"
+    with (folder / f"{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if result.exists():
+            return json.loads(result.read_text())
+        value = compute()
+        partial = result.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(value))
+        partial.replace(result)
+        return value
