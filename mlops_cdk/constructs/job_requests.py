@@ -156,6 +156,18 @@ def training_job_request(
     return request
 
 
+def processing_network(context: JobContext) -> dict[str, Any]:
+    """A processing job's NetworkConfig: not isolated (every job calls S3 or MLflow), traffic
+    between its instances encrypted, in the VPC when the environment has one."""
+    network: dict[str, Any] = {
+        "EnableNetworkIsolation": False,
+        "EnableInterContainerTrafficEncryption": True,
+    }
+    if context.network is not None:
+        network["VpcConfig"] = context.network.vpc_config()
+    return network
+
+
 def processing_job_request(
     settings: InferenceJobSettings,
     *,
@@ -171,12 +183,7 @@ def processing_job_request(
     }
     if settings.encrypt_volume:
         cluster["VolumeKmsKeyId"] = context.key_arn
-    network: dict[str, Any] = {
-        "EnableNetworkIsolation": False,
-        "EnableInterContainerTrafficEncryption": True,
-    }
-    if context.network is not None:
-        network["VpcConfig"] = context.network.vpc_config()
+    network = processing_network(context)
     return {
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_minutes * 60},

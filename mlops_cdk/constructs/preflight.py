@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlops_cdk.constructs.job_requests import JobContext, Value
+from mlops_cdk.constructs.job_requests import JobContext, Value, processing_network
 from mlops_cdk.constructs.pipeline_definition import (
     ConditionStep,
     PropertyFile,
@@ -105,12 +105,7 @@ def preflight_request(
             **MLFLOW_RETRIES,
         }
     arguments += [CONTRACT.OUTPUT_FLAG, CONTRACT.LOCAL_DIR]
-    network: dict[str, Any] = {
-        "EnableNetworkIsolation": False,  # it calls S3 and MLflow
-        "EnableInterContainerTrafficEncryption": True,
-    }
-    if context.network is not None:
-        network["VpcConfig"] = context.network.vpc_config()
+    network = processing_network(context)
     request: dict[str, Any] = {
         "ProcessingResources": {
             "ClusterConfig": {

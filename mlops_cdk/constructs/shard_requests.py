@@ -20,7 +20,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from mlops_cdk.constructs.job_requests import JobContext, Value
+from mlops_cdk.constructs.job_requests import JobContext, Value, processing_network
 from mlops_cdk.contracts import SHARD
 from mlops_cdk.settings import InferenceJobSettings
 
@@ -89,12 +89,7 @@ def commit_request(
     }
     if settings.encrypt_volume:
         cluster["VolumeKmsKeyId"] = context.key_arn
-    network: dict[str, Any] = {
-        "EnableNetworkIsolation": False,
-        "EnableInterContainerTrafficEncryption": True,
-    }
-    if context.network is not None:
-        network["VpcConfig"] = context.network.vpc_config()
+    network = processing_network(context)
     return {
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_minutes * 60},

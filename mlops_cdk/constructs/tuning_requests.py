@@ -27,6 +27,7 @@ from mlops_cdk.constructs.job_requests import (
     JobContext,
     TrainingValues,
     Value,
+    processing_network,
     training_job_request,
 )
 from mlops_cdk.contracts import TUNING
@@ -123,12 +124,7 @@ def register_best_request(
         "VolumeSizeInGB": settings.volume_gb,
         "VolumeKmsKeyId": context.key_arn,  # an EBS-only type (pipelines.preflight_instance_type)
     }
-    network: dict[str, Any] = {
-        "EnableNetworkIsolation": False,  # it talks to MLflow
-        "EnableInterContainerTrafficEncryption": True,
-    }
-    if context.network is not None:
-        network["VpcConfig"] = context.network.vpc_config()
+    network = processing_network(context)
     return {
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_minutes * 60},
