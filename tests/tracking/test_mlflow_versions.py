@@ -108,6 +108,6 @@ def test_the_tracking_image_and_user_data_pin_the_same_server_packages() -> None
     dockerfile = (ROOT / "containers" / "tracking" / "Dockerfile").read_text()
     assert f"ARG MLFLOW_VERSION={SELF_HOSTED_MLFLOW_VERSION}\n" in dockerfile
     requirements = (ROOT / "containers" / "tracking" / "requirements.txt").read_text()
-    source = (ROOT / "mlops_cdk" / "constructs" / "ec2_mlflow.py").read_text()
+    source = (ROOT / "mlops_cdk" / "constructs" / "ec2_mlflow_boot.py").read_text()
     for package in ("PyMySQL", "boto3"):
         assert f'"{package}=={_pin(requirements, package)}"' in source, package

@@ -78,10 +78,17 @@ def test_every_bucket_rejects_plain_http(any_env: SynthesizedApp) -> None:
 
 def test_lifecycle_expires_old_versions_and_incomplete_uploads(staging: SynthesizedApp) -> None:
     props = _buckets(staging)[_logical_id(staging, "DataBucket")]["Properties"]
-    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    rule, staging_rule = props["LifecycleConfiguration"]["Rules"]
     assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
     assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
     assert rule["Status"] == "Enabled"
+    # Sharded inference's staged shards: nothing reads them after the run's Commit step.
+    assert staging_rule == {
+        "ExpirationInDays": 7,
+        "Id": "expire-inference-staging",
+        "Prefix": "iris/inference-output/_staging/",
+        "Status": "Enabled",
+    }
 
 
 def test_prod_keeps_longer_history(prod: SynthesizedApp) -> None:
