@@ -17,6 +17,10 @@ from tools.checkov_report import DOC, ENVIRONMENTS, Report, render, scan
 MAX_ACKNOWLEDGED_CHECKS = {"dev": 9, "staging": 9, "prod": 8}
 
 
+# In one xdist worker: one checkov scan of every variant, shared by the tests of this module.
+pytestmark = pytest.mark.xdist_group("checkov")
+
+
 @pytest.fixture(scope="module")
 def report() -> Report:
     return scan(templates_of(VARIANTS))

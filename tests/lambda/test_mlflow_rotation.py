@@ -34,6 +34,10 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 BUCKET = "rotation-artifacts"
 
 
+# In one xdist worker: one real MLflow server (module fixtures), shared by the tests of this module.
+pytestmark = pytest.mark.xdist_group("mlflow-rotation")
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """One moto server (Secrets Manager and S3) for the module."""
