@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import secrets
@@ -197,27 +198,16 @@ def _score_all(
     ):
         in_flight: deque[tuple[Batch, Future[tuple[pa.Table, np.ndarray]]]] = deque()
         pending: Future[None] | None = None
+        take = functools.partial(
+            _take, in_flight, shard=shard, tally=tally, drift=drift, background=background
+        )
         try:
             for batch in read_ahead(batches, depth=_READ_AHEAD):
                 in_flight.append((batch, pool.submit(_score, model, batch, scored_at)))
                 while len(in_flight) > settings.workers:
-                    pending = _take(
-                        in_flight,
-                        shard=shard,
-                        tally=tally,
-                        drift=drift,
-                        background=background,
-                        pending=pending,
-                    )
+                    pending = take(pending=pending)
             while in_flight:
-                pending = _take(
-                    in_flight,
-                    shard=shard,
-                    tally=tally,
-                    drift=drift,
-                    background=background,
-                    pending=pending,
-                )
+                pending = take(pending=pending)
             if pending is not None:
                 pending.result()
         finally:
