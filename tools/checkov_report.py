@@ -11,7 +11,6 @@ fails) or SKIPPED by a ``Metadata.checkov.skip`` entry beside its resource
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import subprocess
@@ -22,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tools import generated_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".local" / "checkov-venv" / "bin" / "checkov"
@@ -185,9 +186,9 @@ def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="write docs/checkov.md")
-    args = parser.parse_args(argv)
+    write = generated_doc.write_flag(
+        argv, prog="python -m tools.checkov_report", description=__doc__.splitlines()[0], path=DOC
+    )
     sys.path.insert(0, str(ROOT))
     from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of  # noqa: PLC0415
 
@@ -195,11 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(report, [v.id for v in VARIANTS], DEFAULTS)
     for f in report.failed:
         print(f"UNACKNOWLEDGED {f.check_id} {f.variant} {f.stack} {f.resource}", file=sys.stderr)
-    if args.write:
-        DOC.write_text(text)
-        print(f"wrote {DOC.relative_to(ROOT)}")
-    else:
-        print(text)
+    generated_doc.publish(text, DOC, write=write)
     return 1 if report.failed else 0
 
 

@@ -12,12 +12,11 @@ manifest. `make diagram` rewrites docs/architecture.md; a test fails when it is 
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tools import generated_doc
 from tools.synthesis import (
     ROOT,
     StackTemplate,
@@ -235,16 +234,13 @@ def generate() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.diagram", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"update {ARCHITECTURE_MD.name}")
-    args = parser.parse_args(argv)
-    text = generate()
-    if args.write:
-        ARCHITECTURE_MD.write_text(text)
-        print(f"wrote {ARCHITECTURE_MD.relative_to(ROOT)}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_doc.main(
+        argv,
+        prog="python -m tools.diagram",
+        description=__doc__,
+        path=ARCHITECTURE_MD,
+        generate=generate,
+    )
 
 
 if __name__ == "__main__":

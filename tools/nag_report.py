@@ -13,9 +13,7 @@ rewrites docs/nag.md; tests/test_nag.py fails when it is stale.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ import aws_cdk as cdk
 
 from mlops_cdk import nag
 from mlops_cdk.app_setup import set_up
+from tools import generated_doc
 from tools.synthesis import CDK_JSON, ROOT, environments
 
 NAG_MD = ROOT / "docs" / "nag.md"
@@ -117,16 +116,9 @@ def generate() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.nag_report", description=__doc__)
-    parser.add_argument("--write", action="store_true", help=f"update {NAG_MD.name}")
-    args = parser.parse_args(argv)
-    text = generate()
-    if args.write:
-        NAG_MD.write_text(text)
-        print(f"wrote {NAG_MD.relative_to(ROOT)}")
-    else:
-        sys.stdout.write(text)
-    return 0
+    return generated_doc.main(
+        argv, prog="python -m tools.nag_report", description=__doc__, path=NAG_MD, generate=generate
+    )
 
 
 if __name__ == "__main__":
