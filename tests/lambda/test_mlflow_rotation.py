@@ -35,7 +35,7 @@ BUCKET = "rotation-artifacts"
 
 
 # In one xdist worker: one real MLflow server (module fixtures), shared by the tests of this module.
-pytestmark = pytest.mark.xdist_group("mlflow-rotation")
+pytestmark = [pytest.mark.xdist_group("mlflow-rotation"), pytest.mark.real_database]
 
 
 @pytest.fixture(scope="module")

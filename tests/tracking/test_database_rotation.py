@@ -30,6 +30,8 @@ from tests.synth import DEPLOY_REGION
 from tests.tracking.databases import Database, mariadb, mariadb_installed, postgres
 from tests.tracking.test_self_hosted_server import TIMEOUT, running_server, s3_endpoint
 
+pytestmark = pytest.mark.real_database
+
 __all__ = ["s3_endpoint"]  # the fixture, used by name
 
 MASTER = {"username": "mlflow", "password": "master-Pa55word"}

@@ -45,6 +45,8 @@ from tests.tracking.databases import (
 )
 from tests.tracking.deployment import Deployment, database_credentials, deployment
 
+pytestmark = pytest.mark.real_database
+
 ENTRYPOINT = ROOT / "containers" / "tracking" / "entrypoint.py"
 START_SECONDS = 240
 TIMEOUT = 60  # seconds per request: CI shares two cores
