@@ -23,9 +23,6 @@ HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
 # runs out (lambda/studio_cleanup/studio_cleanup.py HAND_OVER_MARGIN_SECONDS).
 HANDLER_TIMEOUT = Duration.minutes(15)
 SERVICE_TIMEOUT = Duration.hours(1)  # CloudFormation's maximum for a custom resource
-# An event older than the custom resource's timeout has no one left to answer: Lambda stops
-# retrying it and it goes to the dead-letter queue.
-MAX_EVENT_AGE = Duration.hours(1)
 # The function is the ServiceToken's target and keeps the logical ID of the CDK Provider
 # framework's onEvent function it replaced: CloudFormation refuses to change a deployed custom
 # resource's ServiceToken ("Modifying service token is not allowed"; the ServiceToken property
@@ -135,8 +132,8 @@ class StudioCleanup(Construct):
             self._allow_domain_and_home_deletion(domain, vpc)
 
         # CloudFormation invokes the function asynchronously: an event that still fails after
-        # Lambda's retries (or outlives the custom resource's hour) lands here instead of
-        # being dropped, with the request that was never answered.
+        # Lambda's retries lands here instead of being dropped, with the request that was
+        # never answered.
         self.dead_letter_queue = encrypted_dead_letter_queue(
             self, "DeadLetterQueue", key=key, removal=removal, purpose="the Studio teardown"
         )
@@ -157,7 +154,6 @@ class StudioCleanup(Construct):
             log_group=self.log_group,
             reserved_concurrent_executions=reserved_concurrency,
             dead_letter_queue=self.dead_letter_queue,
-            max_event_age=MAX_EVENT_AGE,
         )
         cast("lambda_.CfnFunction", self.function.node.default_child).override_logical_id(
             FUNCTION_LOGICAL_ID
