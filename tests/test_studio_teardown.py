@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import synthesized
 from tests.matrix import VARIANTS, Variant, variant_params
+from tests.replacement import create_only
 from tests.synth import SynthesizedApp
 
 # The ServiceToken's function keeps the logical ID of the Provider framework's onEvent function
@@ -84,3 +85,33 @@ def test_no_reserved_concurrency_when_the_setting_is_null() -> None:
     app = synthesized("staging", **{"studio.cleanup_reserved_concurrency": "null"})
     assert app.settings.studio.cleanup_reserved_concurrency is None
     _check(app)
+
+
+# The Provider framework's entry function as deployed before (the staging snapshot of the studio
+# stack at the commit that replaced it), the properties an update compares.
+FRAMEWORK_ON_EVENT = {
+    "Code": {"S3Bucket": "assets", "S3Key": "framework.zip"},
+    "Description": "AWS CDK resource provider framework - onEvent (mlops-staging-studio/Cleanup/Provider)",
+    "Environment": {"Variables": {"USER_ON_EVENT_FUNCTION_ARN": "arn"}},
+    "Handler": "framework.onEvent",
+    "KmsKeyArn": "arn",
+    "LoggingConfig": {"ApplicationLogLevel": "FATAL", "LogFormat": "JSON", "LogGroup": "logs"},
+    "Role": "arn",
+    "Runtime": "nodejs24.x",
+    "Timeout": 900,
+}
+
+
+def test_the_deployed_service_token_function_is_updated_in_place(staging: SynthesizedApp) -> None:
+    """The ServiceToken's value stays: the same function, no create-only property changed
+    (cfn-lint's resource schema), no name set (the generated name, and so the ARN, stays)."""
+    function = _studio(staging)[SERVICE_TOKEN_FUNCTION]["Properties"]
+    changed = {
+        key
+        for key in set(function) | set(FRAMEWORK_ON_EVENT)
+        if function.get(key) != FRAMEWORK_ON_EVENT.get(key)
+    }
+    assert {"Runtime", "Handler", "Role"} <= changed
+    replacing = {p.removeprefix("/properties/") for p in create_only("AWS::Lambda::Function")}
+    assert not changed & replacing
+    assert "FunctionName" not in function
