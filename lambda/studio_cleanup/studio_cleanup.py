@@ -484,8 +484,8 @@ def serve(
         # Nothing to answer: raise, so Lambda retries and then keeps the event in the
         # function's dead-letter queue.
         raise MalformedEventError(
-            f"malformed event: ResponseURL={url!r} is not an https URL; CloudFormation sends "
-            "every request with one"
+            f"malformed event: ResponseURL={url!r} is not an http(s) URL; CloudFormation sends "
+            "every request with its pre-signed https URL"
         )
     LOG.info("event: %s", _loggable(event))
     try:
