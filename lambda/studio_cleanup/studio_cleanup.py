@@ -2,15 +2,20 @@
 
 SageMaker refuses to delete a domain that still has apps, spaces or user profiles, and users
 create those from the Studio UI, outside the template. Emptying a domain takes longer than one
-Lambda call may run (apps stop in minutes each, then spaces, then profiles, then the home EFS),
-so this runs under the CDK provider framework (``custom_resources.Provider``) as two handlers:
+Lambda invocation may run (apps stop in minutes each, then spaces, then profiles, then the home
+EFS): up to 55 minutes, inside the custom resource's one-hour ``ServiceTimeout``.
 
-- :func:`on_event` answers ``Create``/``Update`` at once and, on ``Delete``, starts the
-  deletions: one :meth:`Cleaner.step`.
-- :func:`is_complete` is polled by the framework's waiter (a Step Functions state machine)
-  until it returns ``{"IsComplete": True}`` or the provider's total timeout passes. On
-  ``Delete`` every poll is another :meth:`Cleaner.step`, which deletes what can be deleted now
-  and reports what is left.
+One function, :func:`handler`, is the custom resource's ServiceToken. CloudFormation invokes it
+asynchronously with a pre-signed ``ResponseURL`` to answer
+(https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html):
+
+- ``Create``/``Update``: nothing to do; answers ``SUCCESS`` at once with the physical ID
+  ``<domain-id>-cleanup``.
+- ``Delete``: runs :meth:`Cleaner.step` every 30 s until nothing is left (``SUCCESS``). When
+  the invocation's remaining time runs short it invokes itself again asynchronously
+  (``InvocationType=Event``) with the same request plus its absolute deadline
+  (:data:`DEADLINE_KEY`) and returns without answering; the new invocation carries on. Past the
+  deadline it answers ``FAILED`` with what is still left.
 
 A step is idempotent and never waits for SageMaker: it looks at what is left, issues the next
 deletes, and returns. In order: apps (skipping those already ``Deleting``/``Deleted``/
@@ -19,14 +24,18 @@ domain itself with ``RetentionPolicy.HomeEfsFileSystem=Delete`` (CloudFormation'
 keeps the EFS) and, once the domain is gone, the two NFS security groups SageMaker created in
 the VPC for this domain, so the network stack can be deleted afterwards.
 
-Errors: a malformed event or an unknown ``RequestType`` raises :class:`MalformedEventError`
-with one line naming the field and what is allowed. The provider framework catches every error
-a user handler raises and answers CloudFormation ``FAILED`` with the error message
-(aws-cdk-lib ``custom-resources/lib/provider-framework/runtime/framework.js``
-``invokeUserFunction`` throws on ``FunctionError``; ``cfn-response.js`` ``safeHandler``
-submits ``FAILED`` with ``e.message``), so CloudFormation never waits for a missing answer and
-never gets ``SUCCESS`` for a request this handler did not understand. Throttling is retried with
-back-off inside a call until the call's deadline, then left to the next poll.
+Errors: a malformed event or an unknown ``RequestType`` is answered ``FAILED`` with one line
+naming the field and what is allowed (:class:`MalformedEventError`); any other error in a
+teardown is answered ``FAILED`` with its one-line message, so CloudFormation never waits for a
+missing answer and never gets ``SUCCESS`` for a request this handler did not understand.
+Throttling is retried with back-off inside a step until the invocation's hand-over margin,
+then left to the next poll.
+
+Exactly one answer per request: each request is answered by the one invocation that ends it,
+after which the handler returns normally; it raises only when it cannot answer at all (no
+``ResponseURL``, or the PUT itself keeps failing), so Lambda's retries of a failed
+asynchronous invocation (and then the dead-letter queue) never follow a sent answer. An
+invocation that hands over answers nothing.
 
 boto3 only (the Lambda runtime provides it); no bundling.
 """
@@ -38,6 +47,8 @@ import logging
 import random
 import re
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +84,20 @@ NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
 APP_DONE = frozenset({"Deleted", "Failed"})
 # States where a delete is already under way: wait, don't delete again.
 IN_PROGRESS = frozenset({"Deleting"})
-# Time kept back from the Lambda timeout: a step stops backing off before it.
-SAFETY_MARGIN_SECONDS = 20.0
+# The whole teardown answers within this, inside the custom resource's ServiceTimeout (1 hour).
+TOTAL_SECONDS = 55 * 60
+POLL_SECONDS = 30.0
+# Time an invocation keeps back from its timeout: a step stops backing off before it, and the
+# invocation hands over to a new one when less than this would be left after the next poll
+# (one more step's calls, under botocore's 10 s connect and 30 s read timeouts, and the
+# hand-over or the answer).
+HAND_OVER_MARGIN_SECONDS = 120.0
+# Added to the event when an invocation hands over: the absolute deadline (epoch seconds).
+DEADLINE_KEY = "StudioCleanupDeadline"
+SUCCESS, FAILED, CONTINUED = "SUCCESS", "FAILED", "CONTINUED"
+RESPONSE_ATTEMPTS = 3
+RESPONSE_TIMEOUT_SECONDS = 10
+REASON_LIMIT = 400  # characters; the whole response object is limited to 4096 bytes
 
 
 class MalformedEventError(ValueError):
@@ -95,6 +118,7 @@ class Request:
     delete_home_efs: bool
     vpc_id: str | None
     physical_id: str | None
+    deadline: float | None = None  # set when a previous invocation handed over
 
     @classmethod
     def parse(cls, event: object) -> Request:
@@ -147,6 +171,16 @@ class Request:
                 f"malformed event: PhysicalResourceId={physical_id!r}; every {request_type} "
                 "request carries the non-empty ID the Create returned"
             )
+        deadline = event.get(DEADLINE_KEY)
+        if deadline is not None and (
+            request_type != "Delete"
+            or isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+        ):
+            raise MalformedEventError(
+                f"malformed event: {DEADLINE_KEY}={deadline!r}; only a Delete handed over "
+                "by this function carries one, as epoch seconds"
+            )
         return cls(
             request_type=str(request_type),
             domain_id=domain_id,
@@ -154,6 +188,7 @@ class Request:
             delete_home_efs=delete_home_efs == "true",
             vpc_id=vpc_id,
             physical_id=physical_id if isinstance(physical_id, str) else None,
+            deadline=float(deadline) if deadline is not None else None,
         )
 
 
@@ -406,42 +441,174 @@ def _code(err: ClientError) -> str:
     return str(err.response.get("Error", {}).get("Code", ""))
 
 
-# -- the provider framework's two user handlers -----------------------------------------------
+# -- the custom resource's handler ------------------------------------------------------------
 
 
-def on_event(event: Any, context: Any) -> dict[str, Any]:
-    """Create/Update: nothing to do. Delete: start emptying the domain (one step)."""
-    request = Request.parse(event)
-    LOG.info("on_event: %s", _loggable(event))
-    if request.request_type != "Delete":
-        return {"PhysicalResourceId": f"{request.domain_id}-cleanup"}
-    left = _step(request, context)
-    LOG.info("after the first step: %s", left or "nothing left")
-    return {"PhysicalResourceId": request.physical_id}
+@dataclass(frozen=True)
+class Clients:
+    """The AWS clients a teardown uses (stubbed in tests)."""
+
+    sagemaker: Any
+    ec2: Any
+    lambda_: Any
 
 
-def is_complete(event: Any, context: Any) -> dict[str, Any]:
-    """Delete: one more step; complete when nothing of the domain is left to delete."""
-    request = Request.parse(event)
-    if request.request_type != "Delete":
-        return {"IsComplete": True}
-    left = _step(request, context)
-    LOG.info("still left: %s", left or "nothing")
-    return {"IsComplete": left is None}
-
-
-def _step(request: Request, context: Any) -> str | None:
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, read_timeout=30)
-    remaining = context.get_remaining_time_in_millis() / 1000.0
-    cleaner = Cleaner(
-        boto3.client("sagemaker", config=config),
-        ec2=boto3.client("ec2", config=config),
-        deadline=time.monotonic() + remaining - SAFETY_MARGIN_SECONDS,
+def handler(event: Any, context: Any) -> str:
+    """The custom resource's ServiceToken: CloudFormation invokes it asynchronously."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=30
     )
+    clients = Clients(
+        sagemaker=boto3.client("sagemaker", config=config),
+        ec2=boto3.client("ec2", config=config),
+        lambda_=boto3.client("lambda", config=config),
+    )
+    return serve(event, context, clients)
+
+
+def serve(
+    event: Any,
+    context: Any,
+    clients: Clients,
+    *,
+    now: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Answer one request, or continue its teardown in a new invocation.
+
+    Returns what was done, for the log: ``SUCCESS`` or ``FAILED`` (answered), or ``CONTINUED``
+    (handed over to a new invocation of this function, which answers later).
+    """
+    url = event.get("ResponseURL") if isinstance(event, Mapping) else None
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+        # Nothing to answer: raise, so Lambda retries and then keeps the event in the
+        # function's dead-letter queue.
+        raise MalformedEventError(
+            f"malformed event: ResponseURL={url!r} is not an http(s) URL; CloudFormation sends "
+            "every request with its pre-signed https URL"
+        )
+    LOG.info("event: %s", _loggable(event))
     try:
-        return cleaner.step(request)
-    except StillThrottledError as err:
-        return f"{err}; the next poll retries"
+        request = Request.parse(event)
+    except MalformedEventError as err:
+        LOG.error("%s", err)
+        return respond(event, context, FAILED, reason=_one_line(err))
+    if request.request_type != "Delete":
+        # Nothing to create or update; the ID names the domain, so a replaced domain gets a
+        # new one and CloudFormation sends Delete for the old (its teardown).
+        return respond(event, context, SUCCESS, physical_id=f"{request.domain_id}-cleanup")
+    deadline = request.deadline if request.deadline is not None else now() + TOTAL_SECONDS
+    try:
+        outcome = _tear_down(request, context, clients, deadline, now=now, sleep=sleep)
+        if outcome is None:
+            _continue(event, context, clients, deadline)
+            return CONTINUED
+    except Exception as err:  # every error is answered, once, in one line
+        LOG.exception("teardown of %s failed", request.domain_id)
+        outcome = (FAILED, _one_line(err))
+    status, reason = outcome
+    return respond(event, context, status, reason=reason)
+
+
+def _tear_down(
+    request: Request,
+    context: Any,
+    clients: Clients,
+    deadline: float,
+    *,
+    now: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[str, str] | None:
+    """Step until nothing is left (SUCCESS), the deadline passes (FAILED) or this invocation
+    runs short of time (None: continue in a new invocation)."""
+    while True:
+        remaining = context.get_remaining_time_in_millis() / 1000.0
+        cleaner = Cleaner(
+            clients.sagemaker,
+            ec2=clients.ec2,
+            deadline=time.monotonic() + remaining - HAND_OVER_MARGIN_SECONDS,
+        )
+        try:
+            left = cleaner.step(request)
+        except StillThrottledError as err:
+            left = f"{err}; retried at the next poll"
+        LOG.info("still left: %s", left or "nothing")
+        if left is None:
+            return SUCCESS, f"{request.domain_id} is empty"
+        if now() >= deadline:
+            return FAILED, (
+                f"Studio teardown of {request.domain_id} timed out after "
+                f"{TOTAL_SECONDS // 60} minutes; still left: {left}"
+            )
+        remaining = context.get_remaining_time_in_millis() / 1000.0
+        if remaining - POLL_SECONDS < HAND_OVER_MARGIN_SECONDS:
+            return None
+        sleep(POLL_SECONDS)
+
+
+def _continue(event: Mapping[str, Any], context: Any, clients: Clients, deadline: float) -> None:
+    """Invoke this function again, asynchronously, with the same request and its deadline."""
+    payload = json.dumps({**event, DEADLINE_KEY: deadline}).encode()
+    LOG.info("continuing in a new invocation (deadline %.0f)", deadline)
+    clients.lambda_.invoke(
+        FunctionName=context.invoked_function_arn, InvocationType="Event", Payload=payload
+    )
+
+
+def respond(
+    event: Mapping[str, Any],
+    context: Any,
+    status: str,
+    *,
+    reason: str = "",
+    physical_id: str | None = None,
+) -> str:
+    """PUT CloudFormation's response object to the request's pre-signed ``ResponseURL``.
+
+    The body is the custom resource response object (CloudFormation user guide, "Custom
+    resource response objects", crpg-ref-responses.html): Status, Reason, PhysicalResourceId,
+    StackId, RequestId and LogicalResourceId copied from the request; sent with an empty
+    Content-Type, as AWS's own ``cfn-response`` module does (the URL is signed for it;
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cfn-lambda-function-code-cfnresponsemodule.html).
+    A PUT that still fails after a few tries raises: Lambda retries the invocation (the
+    steps are idempotent) and, after its retries, keeps the event in the dead-letter queue.
+    """
+    physical = physical_id or event.get("PhysicalResourceId") or context.log_stream_name
+    body = {
+        "Status": status,
+        "Reason": reason or status,
+        "PhysicalResourceId": str(physical),
+        "StackId": event.get("StackId"),
+        "RequestId": event.get("RequestId"),
+        "LogicalResourceId": event.get("LogicalResourceId"),
+    }
+    data = json.dumps(body).encode()
+    put = urllib.request.Request(  # noqa: S310 -- the scheme is checked in serve()
+        str(event["ResponseURL"]),
+        data=data,
+        method="PUT",
+        headers={"Content-Type": "", "Content-Length": str(len(data))},
+    )
+    for attempt in range(1, RESPONSE_ATTEMPTS + 1):
+        try:
+            with urllib.request.urlopen(put, timeout=RESPONSE_TIMEOUT_SECONDS) as reply:  # noqa: S310
+                LOG.info("answered %s (HTTP %s): %s", status, reply.status, body["Reason"])
+                return status
+        except OSError as err:  # URLError and HTTPError are OSErrors
+            if attempt == RESPONSE_ATTEMPTS:
+                raise
+            LOG.warning("answering %s failed (%s); trying again", status, err)
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` as one line of at most ``REASON_LIMIT`` characters (the whole response is
+    limited to 4096 bytes)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if not isinstance(err, (MalformedEventError, ClientError)):
+        text = f"{type(err).__name__}: {text}"
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
 
 
 def _loggable(event: Any) -> str:

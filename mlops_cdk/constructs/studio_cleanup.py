@@ -12,24 +12,28 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_stepfunctions as sfn
-from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
 from mlops_cdk import nag
-from mlops_cdk.checkov import (
-    NO_DLQ_CUSTOM_RESOURCE,
-    NO_RESERVED_CONCURRENCY_CDK,
-    NOT_IN_VPC,
-    skip,
-    skip_all,
-)
+from mlops_cdk.checkov import skip
+from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
-HANDLER_TIMEOUT = Duration.minutes(5)
-QUERY_INTERVAL = Duration.seconds(30)
-TOTAL_TIMEOUT = Duration.minutes(55)  # the provider framework's maximum is 1 hour
+# Lambda's maximum: a Delete polls inside one invocation and hands over to a new one before it
+# runs out (lambda/studio_cleanup/studio_cleanup.py HAND_OVER_MARGIN_SECONDS).
+HANDLER_TIMEOUT = Duration.minutes(15)
 SERVICE_TIMEOUT = Duration.hours(1)  # CloudFormation's maximum for a custom resource
+# The function is the ServiceToken's target and keeps the logical ID of the CDK Provider
+# framework's onEvent function it replaced: CloudFormation refuses to change a deployed custom
+# resource's ServiceToken ("Modifying service token is not allowed"; the ServiceToken property
+# supports no updates, AWS::CloudFormation::CustomResource), and with the same logical ID the
+# function is updated in place (new code, runtime and role; same name, so the same ARN).
+FUNCTION_LOGICAL_ID = "CleanupProviderframeworkonEventF80A3986"
+TEARDOWN_NOT_IN_VPC = (
+    "Calls only AWS APIs (SageMaker, EC2, Lambda) and CloudFormation's S3 response URL; inside "
+    "the VPC it would need more interface endpoints (EC2, Lambda), which the cost target cannot "
+    "afford, and its network interfaces would slow the stack's deletion."
+)
 # The tag SageMaker puts on the home EFS and the NFS security groups it creates for a domain.
 SAGEMAKER_TAG = "ManagedByAmazonSageMakerResource"
 
@@ -37,8 +41,14 @@ SAGEMAKER_TAG = "ManagedByAmazonSageMakerResource"
 class StudioCleanup(Construct):
     """Deletes the domain's apps, spaces and user profiles (and waits) before the domain goes.
 
-    A provider-framework custom resource: ``on_event`` starts the deletions, ``is_complete`` is
-    polled every 30 s for up to 55 minutes and deletes what can go next until nothing is left.
+    One Lambda function is the custom resource's ServiceToken. CloudFormation invokes it
+    asynchronously with a pre-signed response URL
+    (https://docs.aws.amazon.com/lambda/latest/dg/services-cloudformation.html); it answers
+    Create/Update at once and, on Delete, polls the teardown every 30 s, invoking itself again
+    (asynchronously, with the request and its deadline) before its 15 minutes run out, and
+    answers when the domain is empty or after 55 minutes. An event whose every invocation
+    failed lands in an encrypted dead-letter queue.
+
     The custom resource depends on the domain and on every user profile of the template, so
     CloudFormation deletes it first. With ``delete_home_efs`` it also deletes the domain with
     its EFS home file system (CloudFormation's own delete always keeps the EFS) and the NFS
@@ -121,95 +131,54 @@ class StudioCleanup(Construct):
         if delete_home_efs:
             self._allow_domain_and_home_deletion(domain, vpc)
 
-        def handler(id: str, entry: str, description: str) -> lambda_.Function:
-            return lambda_.Function(
-                self,
-                id,
-                description=description,
-                runtime=lambda_.Runtime.PYTHON_3_14,
-                architecture=lambda_.Architecture.ARM_64,
-                handler=f"studio_cleanup.{entry}",
-                code=lambda_.Code.from_asset(
-                    str(HANDLER_DIR), exclude=["tests", "**/__pycache__", "*.pyc", ".*"]
-                ),
-                # One step per call: list, issue deletes, return; never waits for SageMaker.
-                timeout=HANDLER_TIMEOUT,
-                memory_size=256,
-                role=self.role,
-                log_group=self.log_group,
-                reserved_concurrent_executions=reserved_concurrency,
-            )
-
-        self.on_event = handler(
-            "Function",
-            "on_event",
-            "Studio domain teardown: starts deleting apps, spaces and user profiles",
+        # CloudFormation invokes the function asynchronously: an event that still fails after
+        # Lambda's retries lands here instead of being dropped, with the request that was
+        # never answered.
+        self.dead_letter_queue = encrypted_dead_letter_queue(
+            self, "DeadLetterQueue", key=key, removal=removal, purpose="the Studio teardown"
         )
-        self.is_complete = handler(
-            "IsComplete",
-            "is_complete",
-            "Studio domain teardown: deletes what can go next, reports what is left",
-        )
-        # The provider framework polls is_complete until it returns IsComplete=true or the total
-        # timeout passes, then answers CloudFormation; an error a handler raises is answered
-        # FAILED with its message (aws-cdk-lib custom-resources provider-framework
-        # runtime/framework.js and cfn-response.js safeHandler). ProviderProps.totalTimeout:
-        # "The maximum timeout is 1 hour", and a custom resource's ServiceTimeout is at most
-        # 3600 s (AWS::CloudFormation::CustomResource), so the waiter gives up a little before
-        # CloudFormation would, with its own "Operation timed out" reason.
-        self.waiter_log_group = logs.LogGroup(
-            self, "WaiterLogs", retention=log_retention, removal_policy=removal
-        )
-        # The framework's own functions: roles that write only to this construct's log group
-        # (instead of the AWSLambdaBasicExecutionRole managed policy); the Provider adds the
-        # invoke permissions on the two handlers and on its waiter.
-        framework_roles = [
-            iam.Role(
-                self,
-                id,
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"Provider framework of the Studio teardown: {what}",
-            )
-            for id, what in (
-                ("FrameworkOnEventRole", "starts the teardown and its waiter"),
-                ("FrameworkWaiterRole", "polls is_complete and reports a timeout"),
-            )
-        ]
-        for framework_role in framework_roles:
-            self.log_group.grant_write(framework_role)
-            key.grant_decrypt(framework_role)  # their environment is encrypted with the key
-            for handler_function in (self.on_event, self.is_complete):
-                nag.ack_resource(
-                    framework_role,
-                    f"{handler_function.function_arn}:*",
-                    "CDK's Provider grants lambda:InvokeFunction on the teardown handler's own "
-                    "versions and aliases, nothing else.",
-                )
-        self.provider = cr.Provider(
+        self.function = lambda_.Function(
             self,
-            "Provider",
-            on_event_handler=self.on_event,
-            is_complete_handler=self.is_complete,
-            query_interval=QUERY_INTERVAL,
-            total_timeout=TOTAL_TIMEOUT,
-            log_group=self.log_group,
-            framework_on_event_role=framework_roles[0],
-            framework_complete_and_timeout_role=framework_roles[1],
-            provider_function_env_encryption=key,  # its environment names the handlers
-            disable_waiter_state_machine_logging=False,
-            # Every state transition, without the execution data: the request carries
-            # CloudFormation's pre-signed response URL.
-            waiter_state_machine_log_options=cr.LogOptions(
-                destination=self.waiter_log_group,
-                level=sfn.LogLevel.ALL,
-                include_execution_data=False,
+            "Function",
+            description="Studio domain teardown: empties the domain before CloudFormation "
+            "deletes it (custom resource)",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="studio_cleanup.handler",
+            code=lambda_.Code.from_asset(
+                str(HANDLER_DIR), exclude=["tests", "**/__pycache__", "*.pyc", ".*"]
             ),
+            timeout=HANDLER_TIMEOUT,
+            memory_size=256,
+            role=self.role,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=self.dead_letter_queue,
         )
-        self._acknowledge_waiter()
+        cast("lambda_.CfnFunction", self.function.node.default_child).override_logical_id(
+            FUNCTION_LOGICAL_ID
+        )
+        # Lambda's own DLQ grant is sqs:SendMessage only; the role also needs the queue's key.
+        self.dead_letter_queue.grant_send_messages(self.role)
+        ack_sender_key_wildcards(self.role)
+        skip(self.function, "CKV_AWS_117", TEARDOWN_NOT_IN_VPC)
+        # A Delete continues in a new invocation of this same function. A separate policy: in
+        # the role's default policy, the function's ARN would make the function depend on
+        # itself (function -> role policy -> function).
+        self.invoke_self = iam.Policy(
+            self,
+            "InvokeSelf",
+            roles=[self.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
+                )
+            ],
+        )
         self.resource = CustomResource(
             self,
             "Resource",  # never renamed: a renamed resource would empty the live domain
-            service_token=self.provider.service_token,
+            service_token=self.function.function_arn,
             resource_type="Custom::StudioDomainCleanup",
             properties={
                 "DomainId": domain_id,
@@ -219,51 +188,9 @@ class StudioCleanup(Construct):
             },
             service_timeout=SERVICE_TIMEOUT,
         )
-        # Deleted first: CloudFormation deletes dependants before what they depend on.
-        self.resource.node.add_dependency(domain, *depends_on)
-        for function in (self.on_event, self.is_complete):
-            skip_all(function, {"CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE, "CKV_AWS_117": NOT_IN_VPC})
-        for name in ("onEvent", "isComplete", "onTimeout"):
-            skip_all(
-                self.provider.node.find_child(f"framework-{name}"),
-                {
-                    "CKV_AWS_115": NO_RESERVED_CONCURRENCY_CDK,
-                    "CKV_AWS_116": NO_DLQ_CUSTOM_RESOURCE,
-                    "CKV_AWS_117": NOT_IN_VPC,
-                },
-            )
-        skip(
-            self.provider.node.find_child("waiter-state-machine")
-            .node.find_child("Role")
-            .node.find_child("DefaultPolicy"),
-            "CKV_AWS_111",
-            "CDK's Provider waiter: Step Functions log delivery (logs:CreateLogDelivery, "
-            "PutResourcePolicy, ...) supports no resource-level permissions.",
-        )
-
-    def _acknowledge_waiter(self) -> None:
-        """The Provider's waiter state machine: what it invokes, logs and lacks."""
-        waiter = self.provider.node.find_child("waiter-state-machine")
-        for name in ("isComplete", "onTimeout"):
-            target = cast("lambda_.IFunction", self.provider.node.find_child(f"framework-{name}"))
-            nag.ack_resource(
-                waiter,
-                f"{target.function_arn}:*",
-                "CDK's Provider waiter invokes the framework's is-complete and timeout functions, "
-                "their versions and aliases only.",
-            )
-        nag.ack(
-            waiter,
-            "AwsSolutions-IAM5[Resource::*]",
-            "Step Functions log delivery (logs:CreateLogDelivery, PutResourcePolicy, ...) supports "
-            "no resource-level permissions; the waiter logs to its own log group only.",
-        )
-        nag.ack(
-            waiter,
-            "AwsSolutions-SF2",
-            "CDK's Provider offers no tracing setting for its waiter; it only polls one Lambda "
-            "and its every transition is logged to CloudWatch Logs.",
-        )
+        # Deleted first: CloudFormation deletes dependants before what they depend on. And
+        # deleted before the policy that lets a long teardown continue.
+        self.resource.node.add_dependency(domain, *depends_on, self.invoke_self)
 
     def _allow_domain_and_home_deletion(self, domain: sagemaker.CfnDomain, vpc: ec2.IVpc) -> None:
         stack = Stack.of(self)

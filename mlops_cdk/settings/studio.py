@@ -46,7 +46,7 @@ class StudioSettings(Section):
         default=1,
         ge=1,
         le=10,
-        description="Concurrent runs reserved for each teardown function; null: the account's "
+        description="Concurrent runs reserved for the teardown function; null: the account's "
         "unreserved pool (accounts whose concurrency quota is below 100 + this cannot reserve).",
     )
     user_profiles: Annotated[tuple[UserProfileName, ...], BeforeValidator(_split_names)] = Field(

@@ -92,6 +92,8 @@ CODE_CALLS: dict[str, frozenset[str]] = {
             "ec2:RevokeSecurityGroupIngress",
             "ec2:RevokeSecurityGroupEgress",
             "ec2:DeleteSecurityGroup",
+            # A Delete that outlasts one invocation continues in a new one of the same function.
+            "lambda:InvokeFunction",
         }
     ),
 }
@@ -1119,12 +1121,33 @@ class _Builder:
             group.removesuffix("*") + "log-stream:2026/01/01/[$LATEST]abc",
             "Lambda writes the function's logs",
         )
+        # CloudFormation invokes the function asynchronously: an event whose invocations all
+        # failed is sent to the DLQ with the function's role (as for the launcher).
+        queue = cleanup.dead_letter_queue
+        self.add(
+            "studio-cleanup",
+            crole,
+            ["sqs:SendMessage"],
+            str(self.value(queue, queue.queue_arn)),
+            "Lambda dead-letters a failed teardown event",
+        )
+        if queue.encryption_master_key is not None:
+            self.add(
+                "studio-cleanup",
+                crole,
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                self.key_arn(queue.encryption_master_key),
+                "Lambda dead-letters to the encrypted DLQ",
+                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+            )
         owned = {"aws:ResourceTag/ManagedByAmazonSageMakerResource": domain_arn}
         for action in sorted(CODE_CALLS["studio-cleanup"]):
             service, verb = action.split(":")
             context: dict[str, str] = {}
             if verb.startswith("List"):
                 resource = "*"
+            elif service == "lambda":  # itself, by the ARN its context reports (unqualified)
+                resource = str(self.value(cleanup.function, cleanup.function.function_arn))
             elif verb == "DescribeSecurityGroups":
                 if not cleanup.deletes_home_efs:
                     continue

@@ -60,6 +60,7 @@ IAM_ACTION = {
     "s3:UploadPart": "s3:PutObject",
     "s3:CompleteMultipartUpload": "s3:PutObject",
     "s3:CopyObject": "s3:PutObject",
+    "lambda:Invoke": "lambda:InvokeFunction",
 }
 
 

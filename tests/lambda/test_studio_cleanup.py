@@ -10,15 +10,19 @@ still throttled at the invocation's deadline is left to the next poll.
 
 from __future__ import annotations
 
+import json
 import random
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import pytest
 import studio_cleanup
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from studio_cleanup import Cleaner, MalformedEventError, Request
 
 DOMAIN = "d-abc123def456"
@@ -369,24 +373,167 @@ def test_a_domain_sagemaker_cannot_delete_is_left_to_cloudformation(
     assert _cleaner(client, FakeTime()).step(_request(delete_home_efs=True)) is None
 
 
-# -- the provider framework's contract --------------------------------------------------------
+# -- the custom resource's handler: answers over HTTP, hand-over, deadline ------------------
+
+FUNCTION_ARN = "arn:aws:lambda:eu-west-1:111122223333:function:mlops-staging-studio-Cleanup-abc"
+START = 1_800_000_000.0  # epoch seconds
 
 
-def test_create_and_update_touch_nothing(clients: tuple[Stubber, Stubber]) -> None:
+@dataclass
+class Received:
+    """One request CloudFormation's (local) response endpoint received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class ResponseEndpoint:
+    """A real HTTP server (http.server in a thread) standing in for the pre-signed S3 URL."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.received: list[Received] = []
+        self.failures = failures  # answer the first N PUTs 503, as S3 may
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                if endpoint.failures:
+                    endpoint.failures -= 1
+                    self.send_response(503)
+                else:
+                    endpoint.received.append(
+                        Received(
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            json.loads(data),
+                        )
+                    )
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}/cfn-response/req-1?X-Amz-Signature=abc"
+
+    def answers(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.received]
+
+
+@pytest.fixture
+def endpoint() -> Iterator[ResponseEndpoint]:
+    server = ResponseEndpoint()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+class Clock:
+    """Wall clock and the invocation's remaining time, moved only by the handler's sleeps."""
+
+    def __init__(self, remaining_s: float = 900.0) -> None:
+        self.now = START
+        self.sleeps: list[float] = []
+        self.ends = START + remaining_s
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Context:
+    """The Lambda context fields the handler reads."""
+
+    invoked_function_arn = FUNCTION_ARN
+    log_stream_name = "2026/12/01/[$LATEST]0123456789abcdef"
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.clock.ends - self.clock.now) * 1000)
+
+
+@pytest.fixture
+def aws(
+    sagemaker: tuple[Any, Stubber], ec2: tuple[Any, Stubber]
+) -> Iterator[tuple[studio_cleanup.Clients, Stubber, list[dict[str, Any]]]]:
+    """Stubbed clients; the Lambda client records the parameters of each Invoke."""
+    lambda_client = _client("lambda")
+    invoked: list[dict[str, Any]] = []
+    lambda_client.meta.events.register(
+        "provide-client-params.lambda.Invoke", lambda params, **_: invoked.append(dict(params))
+    )
+    with Stubber(lambda_client) as lambda_stub:
+        clients = studio_cleanup.Clients(sagemaker=sagemaker[0], ec2=ec2[0], lambda_=lambda_client)
+        yield clients, lambda_stub, invoked
+        lambda_stub.assert_no_pending_responses()
+
+
+Aws = tuple[studio_cleanup.Clients, Stubber, list[dict[str, Any]]]
+
+
+def _serve(event: dict[str, Any], aws: Aws, clock: Clock) -> str:
+    return studio_cleanup.serve(event, Context(clock), aws[0], now=clock.time, sleep=clock.sleep)
+
+
+def _answered(endpoint: ResponseEndpoint, event: dict[str, Any]) -> dict[str, Any]:
+    """The one answer the endpoint received, checked against CloudFormation's contract."""
+    (received,) = endpoint.received
+    assert received.method == "PUT"
+    assert received.path == "/cfn-response/req-1?X-Amz-Signature=abc"
+    # The URL is pre-signed for an empty Content-Type (what cfn-response sends).
+    assert received.headers["content-type"] == ""
+    assert int(received.headers["content-length"]) > 0
+    body = received.body
+    assert set(body) == {
+        "Status",
+        "Reason",
+        "PhysicalResourceId",
+        "StackId",
+        "RequestId",
+        "LogicalResourceId",
+    }
+    for key in ("StackId", "RequestId", "LogicalResourceId"):
+        assert body[key] == event[key]
+    assert "\n" not in body["Reason"] and len(json.dumps(body)) < 4096
+    return body
+
+
+def _in_use(stub: Stubber) -> None:
+    stub.add_response("list_apps", {"Apps": [_app("default", "Deleting")]}, BY_DOMAIN)
+
+
+def test_create_and_update_answer_success_at_once(aws: Aws, endpoint: ResponseEndpoint) -> None:
     # No stubbed responses: any AWS call would fail the test.
     for request_type in ("Create", "Update"):
-        event = _event(request_type)
-        assert studio_cleanup.on_event(event, FakeContext()) == {
-            "PhysicalResourceId": f"{DOMAIN}-cleanup"
-        }
-        assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": True}
+        endpoint.received.clear()
+        event = _event(request_type, ResponseURL=endpoint.url)
+        assert _serve(event, aws, Clock()) == "SUCCESS"
+        body = _answered(endpoint, event)
+        assert body["Status"] == "SUCCESS"
+        assert body["PhysicalResourceId"] == f"{DOMAIN}-cleanup"  # stable: never a replacement
 
 
-def test_delete_starts_in_on_event_and_completes_over_is_complete_polls(
-    clients: tuple[Stubber, Stubber],
+def test_delete_polls_until_the_domain_is_empty_then_answers_success(
+    aws: Aws, sagemaker: tuple[Any, Stubber], endpoint: ResponseEndpoint
 ) -> None:
-    stub, _ = clients
-    event = _event("Delete")
+    _, stub = sagemaker
     stub.add_response("list_apps", {"Apps": [_app("default", "InService")]}, BY_DOMAIN)
     stub.add_response(
         "delete_app",
@@ -398,29 +545,164 @@ def test_delete_starts_in_on_event_and_completes_over_is_complete_polls(
             "SpaceName": "alice-space",
         },
     )
-    # The framework requires the same physical ID back on Delete.
-    assert studio_cleanup.on_event(event, FakeContext()) == {
-        "PhysicalResourceId": f"{DOMAIN}-cleanup"
-    }
-    stub.add_response("list_apps", {"Apps": [_app("default", "Deleting")]}, BY_DOMAIN)
-    assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": False}
-    _throttle(stub, "list_apps")  # still throttled at this poll's deadline: not complete yet
-    assert studio_cleanup.is_complete(event, FakeContext(remaining_ms=20_000)) == {
-        "IsComplete": False
-    }
+    _in_use(stub)
     _empty_domain(stub)
-    assert studio_cleanup.is_complete(event, FakeContext()) == {"IsComplete": True}
+    event = _event("Delete", ResponseURL=endpoint.url)
+    clock = Clock()
+    assert _serve(event, aws, clock) == "SUCCESS"
+    assert clock.sleeps == [30.0, 30.0]  # polled every 30 s, in this one invocation
+    body = _answered(endpoint, event)
+    assert body["Status"] == "SUCCESS"
+    assert body["PhysicalResourceId"] == f"{DOMAIN}-cleanup"  # the request's own
+    assert aws[2] == []  # no hand-over
 
 
-def test_an_aws_error_is_raised_for_the_framework_to_report_failed(
-    clients: tuple[Stubber, Stubber],
+def test_a_delete_running_out_of_time_hands_over_to_itself_and_answers_nothing(
+    aws: Aws, sagemaker: tuple[Any, Stubber], endpoint: ResponseEndpoint
 ) -> None:
-    stub, _ = clients
+    _, stub = sagemaker
+    _, lambda_stub, invoked = aws
+    event = _event("Delete", ResponseURL=endpoint.url)
+    # 140 s left: after a 30 s poll less than the 120 s margin would be left.
+    clock = Clock(remaining_s=140)
+    _in_use(stub)
+    lambda_stub.add_response(
+        "invoke",
+        {"StatusCode": 202},
+        {"FunctionName": FUNCTION_ARN, "InvocationType": "Event", "Payload": ANY},
+    )
+    assert _serve(event, aws, clock) == "CONTINUED"
+    assert endpoint.received == []  # the new invocation answers
+    (params,) = invoked
+    handed_over = json.loads(params["Payload"])
+    deadline = START + 55 * 60
+    assert handed_over == {**event, studio_cleanup.DEADLINE_KEY: deadline}
+    # The new invocation (a fresh 15 minutes) keeps the first one's deadline and finishes.
+    later = Clock()
+    later.now = START + 600
+    _in_use(stub)
+    _empty_domain(stub)
+    assert _serve(handed_over, aws, later) == "SUCCESS"
+    assert _answered(endpoint, event)["Status"] == "SUCCESS"
+
+
+def test_past_the_deadline_it_answers_failed_once(
+    aws: Aws, sagemaker: tuple[Any, Stubber], endpoint: ResponseEndpoint
+) -> None:
+    _, stub = sagemaker
+    clock = Clock()
+    # Handed over with 45 s to go: steps at 0 s and 30 s, the deadline passes at 60 s.
+    event = _event("Delete", ResponseURL=endpoint.url)
+    event[studio_cleanup.DEADLINE_KEY] = START + 45
+    for _ in range(3):
+        _in_use(stub)
+    assert _serve(event, aws, clock) == "FAILED"
+    assert clock.sleeps == [30.0, 30.0]
+    body = _answered(endpoint, event)
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == (
+        f"Studio teardown of {DOMAIN} timed out after 55 minutes; "
+        f"still left: 1 app(s) of {DOMAIN} being deleted"
+    )
+    assert body["PhysicalResourceId"] == f"{DOMAIN}-cleanup"
+    assert aws[2] == []
+
+
+def test_an_aws_error_answers_failed_once_in_one_line(
+    aws: Aws, sagemaker: tuple[Any, Stubber], endpoint: ResponseEndpoint
+) -> None:
+    _, stub = sagemaker
     stub.add_client_error(
         "list_apps", service_error_code="AccessDeniedException", service_message="no"
     )
-    with pytest.raises(Exception, match="AccessDenied"):
-        studio_cleanup.is_complete(_event("Delete"), FakeContext())
+    event = _event("Delete", ResponseURL=endpoint.url)
+    assert _serve(event, aws, Clock()) == "FAILED"  # returned: Lambda does not retry
+    body = _answered(endpoint, event)
+    assert body["Status"] == "FAILED"
+    assert body["Reason"] == (
+        "An error occurred (AccessDeniedException) when calling the ListApps operation: no"
+    )
+
+
+def test_any_other_error_answers_failed_once_in_one_line(
+    aws: Aws, endpoint: ResponseEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Cleaner, request: Request) -> str | None:
+        raise RuntimeError("first line\n  second line " + "x" * 1000)
+
+    monkeypatch.setattr(Cleaner, "step", broken)
+    event = _event("Delete", ResponseURL=endpoint.url)
+    assert _serve(event, aws, Clock()) == "FAILED"
+    reason = _answered(endpoint, event)["Reason"]
+    assert reason.startswith("RuntimeError: first line second line xxx")
+    assert reason.endswith("...") and len(reason) == studio_cleanup.REASON_LIMIT
+
+
+def test_a_failed_hand_over_answers_failed_once(
+    aws: Aws, sagemaker: tuple[Any, Stubber], endpoint: ResponseEndpoint
+) -> None:
+    _, stub = sagemaker
+    _, lambda_stub, _ = aws
+    _in_use(stub)
+    lambda_stub.add_client_error(
+        "invoke", service_error_code="AccessDeniedException", service_message="denied"
+    )
+    event = _event("Delete", ResponseURL=endpoint.url)
+    assert _serve(event, aws, Clock(remaining_s=100)) == "FAILED"
+    assert "when calling the Invoke operation: denied" in _answered(endpoint, event)["Reason"]
+
+
+def test_a_rejected_answer_is_sent_again_and_received_once(aws: Aws) -> None:
+    flaky = ResponseEndpoint(failures=1)
+    flaky.thread.start()
+    try:
+        event = _event("Create", ResponseURL=flaky.url)
+        assert _serve(event, aws, Clock()) == "SUCCESS"
+        assert _answered(flaky, event)["Status"] == "SUCCESS"
+    finally:
+        flaky.server.shutdown()
+        flaky.server.server_close()
+
+
+def test_an_answer_that_cannot_be_delivered_raises_for_lambda_to_retry(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing was answered: Lambda's retry (then the dead-letter queue) takes over."""
+    monkeypatch.setattr(time, "sleep", lambda _: None)  # between the PUT attempts
+    gone = ResponseEndpoint(failures=3)
+    gone.thread.start()
+    try:
+        with pytest.raises(OSError, match="503"):
+            _serve(_event("Create", ResponseURL=gone.url), aws, Clock())
+        assert gone.received == []
+    finally:
+        gone.server.shutdown()
+        gone.server.server_close()
+
+
+@pytest.mark.parametrize("url", [None, "", "file:///etc/passwd", 12])
+def test_an_event_without_a_response_url_raises(aws: Aws, url: Any) -> None:
+    """No one to answer: raise, so Lambda retries and then keeps it in the dead-letter queue."""
+    event = {**_event("Delete"), "ResponseURL": url}
+    with pytest.raises(MalformedEventError, match="malformed event: ResponseURL="):
+        _serve(event, aws, Clock())
+
+
+def test_the_lambda_entry_point_builds_its_clients_and_answers(
+    endpoint: ResponseEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services: list[str] = []
+    real = {service: _client(service) for service in ("sagemaker", "ec2", "lambda")}
+
+    def client(service: str, **_: Any) -> Any:
+        services.append(service)
+        return real[service]
+
+    monkeypatch.setattr(boto3, "client", client)
+    event = _event("Create", ResponseURL=endpoint.url)
+    assert studio_cleanup.handler(event, Context(Clock())) == "SUCCESS"
+    assert sorted(services) == ["ec2", "lambda", "sagemaker"]
+    assert _answered(endpoint, event)["Status"] == "SUCCESS"
 
 
 def _without(event: dict[str, Any], key: str) -> dict[str, Any]:
@@ -476,17 +758,42 @@ MALFORMED = {
         _event("Update", PhysicalResourceId=""),
         "PhysicalResourceId=''; every Update request carries",
     ),
+    "deadline on a Create": (
+        _event("Create", StudioCleanupDeadline=START),
+        "StudioCleanupDeadline=1800000000.0; only a Delete handed over",
+    ),
+    "deadline not a number": (
+        _event("Delete", StudioCleanupDeadline="soon"),
+        "StudioCleanupDeadline='soon'; only a Delete handed over",
+    ),
+    "deadline a boolean": (
+        _event("Delete", StudioCleanupDeadline=True),
+        "StudioCleanupDeadline=True;",
+    ),
 }
 
 
-@pytest.mark.parametrize("handler", ["on_event", "is_complete"])
 @pytest.mark.parametrize(("event", "message"), MALFORMED.values(), ids=MALFORMED.keys())
-def test_a_malformed_event_raises_one_clear_line_and_calls_nothing(
-    clients: tuple[Stubber, Stubber], handler: str, event: Any, message: str
-) -> None:
-    """The framework answers FAILED with this message; never SUCCESS, never silence."""
+def test_a_malformed_event_is_one_clear_line(event: Any, message: str) -> None:
     with pytest.raises(MalformedEventError) as raised:
-        getattr(studio_cleanup, handler)(event, FakeContext())
+        Request.parse(event)
     text = str(raised.value)
     assert text.startswith("malformed event: ") and "\n" not in text
     assert message in text
+
+
+ANSWERABLE = {k: v for k, v in MALFORMED.items() if isinstance(v[0], dict)}
+
+
+@pytest.mark.parametrize(("event", "message"), ANSWERABLE.values(), ids=ANSWERABLE.keys())
+def test_a_malformed_event_is_answered_failed_and_calls_nothing(
+    aws: Aws, endpoint: ResponseEndpoint, event: Any, message: str
+) -> None:
+    """Never SUCCESS, never silence: FAILED with the one line."""
+    event = {**event, "ResponseURL": endpoint.url}
+    assert _serve(event, aws, Clock()) == "FAILED"
+    body = _answered(endpoint, event)
+    assert body["Status"] == "FAILED"
+    assert body["Reason"].startswith("malformed event: ") and message in body["Reason"]
+    # The request's physical ID, or (a Create has none) the log stream, as cfn-response does.
+    assert body["PhysicalResourceId"] == event.get("PhysicalResourceId") or Context.log_stream_name

@@ -379,42 +379,32 @@ def test_cleanup_is_deleted_before_the_domain_and_the_profiles(staging: Synthesi
     assert "CleanupD4E4842E" in resources
 
 
-def test_teardown_is_polled_by_the_provider_framework_for_up_to_an_hour(
+def test_teardown_is_one_function_that_is_its_own_service_token(
     staging: SynthesizedApp,
 ) -> None:
-    """One Lambda call (at most 15 minutes) is too short to empty a domain: poll instead."""
+    """One Lambda call (at most 15 minutes) is too short to empty a domain: the function polls
+    and hands over to a new invocation of itself (tests/test_studio_teardown.py checks every
+    variant; tests/lambda/test_studio_cleanup.py the handler)."""
     resources = staging.template_json("studio")["Resources"]
     cleanup = _cleanup(staging)
     assert cleanup["Properties"]["ServiceTimeout"] == "3600"  # CloudFormation's maximum
-    (entry_id,) = cleanup["Properties"]["ServiceToken"]["Fn::GetAtt"][:1]
-    entry = resources[entry_id]["Properties"]
-    assert entry["Handler"] == "framework.onEvent"
-    variables = entry["Environment"]["Variables"]
-    handlers = {
-        resources[variables[name]["Fn::GetAtt"][0]]["Properties"]["Handler"]
-        for name in ("USER_ON_EVENT_FUNCTION_ARN", "USER_IS_COMPLETE_FUNCTION_ARN")
-    }
-    assert handlers == {"studio_cleanup.on_event", "studio_cleanup.is_complete"}
-    (machine,) = (
-        staging.template("studio").find_resources("AWS::StepFunctions::StateMachine").values()
-    )
-    definition = json.loads(
-        "".join(
-            p if isinstance(p, str) else "arn"
-            for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
-        )
-    )
-    (retry,) = definition["States"]["framework-isComplete-task"]["Retry"]
-    waited = retry["IntervalSeconds"] * retry["MaxAttempts"]
-    assert retry["IntervalSeconds"] == 30 and 50 * 60 <= waited < 3600, retry
-    # Each handler call is one step, well inside Lambda's limit.
-    for handler in handlers:
-        (function,) = [
-            r["Properties"]
-            for r in resources.values()
-            if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
-        ]
-        assert function["Timeout"] == 300
+    (function_id,) = cleanup["Properties"]["ServiceToken"]["Fn::GetAtt"][:1]
+    function = resources[function_id]["Properties"]
+    assert function["Handler"] == "studio_cleanup.handler"
+    assert function["Timeout"] == 900
+    # It may invoke itself, and nothing else, through a policy of its own (no cycle).
+    invoke = [
+        statement
+        for statement in _statements(staging, "CleanupRole")
+        if "lambda:InvokeFunction" in _actions(statement)
+    ]
+    assert invoke == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [function_id, "Arn"]},
+        }
+    ]
 
 
 def test_home_efs_follows_the_removal_policy(
@@ -464,27 +454,14 @@ def test_cleanup_role_deletes_only_in_this_domain(staging: SynthesizedApp) -> No
     assert security_group_statements == 1
 
 
-def test_teardown_functions_log_with_retention(staging: SynthesizedApp) -> None:
-    """The handlers, the framework's functions and its waiter all log with retention."""
+def test_teardown_function_logs_with_retention(staging: SynthesizedApp) -> None:
     resources = staging.template_json("studio")["Resources"]
-    functions = [
+    (function,) = [
         r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
     ]
-    assert (
-        len(functions) == 5
-    )  # on_event, is_complete; the framework's onEvent/isComplete/onTimeout
-    for function in functions:
-        log_group = resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
-        assert log_group["Properties"]["RetentionInDays"] == 30
-    (machine,) = (
-        staging.template("studio").find_resources("AWS::StepFunctions::StateMachine").values()
-    )
-    logging = machine["Properties"]["LoggingConfiguration"]
-    assert logging["Level"] == "ALL" and logging["IncludeExecutionData"] is False
-    (destination,) = logging["Destinations"]
-    log_group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
-    assert resources[log_group_id]["Properties"]["RetentionInDays"] == 30
-    # The framework's roles write logs to that log group only (no AWSLambdaBasicExecutionRole).
+    log_group = resources[function["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    # Its role writes logs to that log group only (no AWSLambdaBasicExecutionRole).
     for resource in resources.values():
         if resource["Type"] == "AWS::IAM::Role":
             assert "ManagedPolicyArns" not in resource["Properties"]
