@@ -74,7 +74,6 @@ CODE_CALLS: dict[str, frozenset[str]] = {
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
             "secretsmanager:UpdateSecretVersionStage",
-            "secretsmanager:GetRandomPassword",
         }
     ),
     # lambda/launcher/launcher.py
@@ -998,13 +997,6 @@ class _Builder:
             admin,
             "setSecret authenticates to MLflow as the admin",
         )
-        self.add(
-            "mlflow-rotation",
-            role,
-            ["secretsmanager:GetRandomPassword"],
-            "*",
-            "createSecret generates the new password",
-        )
         group = str(self.value(rotation.log_group, rotation.log_group.log_group_arn))
         self.add(
             "mlflow-rotation",
@@ -1018,7 +1010,7 @@ class _Builder:
             role,
             ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"],
             "*",
-            "Lambda attaches the function to the VPC",
+            "Lambda attaches the function to the VPC (AWSLambdaVPCAccessExecutionRole)",
         )
 
     def studio(self) -> None:
