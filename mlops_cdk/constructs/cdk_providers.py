@@ -18,6 +18,11 @@ reach. :func:`harden_cdk_providers` finds them in a stack once its constructs ex
   which exist before the function, which depends on the role; Lambda checks the role may send
   to the queue when it creates the function).
 - reserves ``reserved_concurrency`` runs for each function (``None``: the unreserved pool).
+  The reservation is also a cap: the storage stack's auto-delete resources (one per bucket)
+  are created and deleted in parallel, and an event over the cap is throttled and retried
+  by Lambda, with an interval growing from 1 s to at most 5 minutes, for up to 6 hours
+  (Lambda developer guide, invocation-async-error-handling.html): a slower destroy, not a
+  lost event.
 
 The properties are set on the function resource the provider holds, not by logical id, so they
 follow the function if CDK renames it. CKV_AWS_117 (not in a VPC) stays acknowledged: the
