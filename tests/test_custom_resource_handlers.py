@@ -138,7 +138,7 @@ def test_no_reservation_when_the_setting_is_null() -> None:
         and "ReservedConcurrentExecutions" in function["Properties"]
     ]
     assert not reserved, reserved
-    assert not defects(app, None)
+    assert not [d for d in defects(app, None) if not OWNED_ELSEWHERE.search(d)]
 
 
 @pytest.mark.parametrize(
