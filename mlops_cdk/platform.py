@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aws_cdk import App, Stack, Tags
 
-from mlops_cdk.constructs.cdk_providers import acknowledge_cdk_providers
+from mlops_cdk.constructs.cdk_providers import harden_cdk_providers
 from mlops_cdk.constructs.encrypted_log_group import encrypt_log_groups
 from mlops_cdk.settings import Settings
 from mlops_cdk.stacks.network import NetworkStack
@@ -122,5 +122,21 @@ def build_platform(app: App, settings: Settings) -> Platform:
         if key not in tags:  # the app's own tags win
             Tags.of(app).add(key, value, exclude_resource_types=list(CREATE_ONLY_TAGS))
     encrypt_log_groups(app, storage.key)  # every log group, with the environment's key
-    acknowledge_cdk_providers(app)  # checkov findings of CDK's own provider handlers
+    # CDK's own custom-resource handlers (auto-delete objects, restrict the default SG): one
+    # dead-letter queue per stack, alarmed on the pipelines' failure topic like the others.
+    for stack in platform.stacks:
+        queue = harden_cdk_providers(
+            stack,
+            key=storage.key,
+            removal=settings.removal,
+            reserved_concurrency=settings.custom_resource_reserved_concurrency,
+        )
+        if queue is not None:
+            unit = stack.stack_name.rsplit("-", 1)[-1]
+            pipelines.alarms.on_dead_letters(
+                queue,
+                f"{unit.capitalize()}CdkHandlersDeadLetters",
+                f"A CDK custom-resource handler of the {unit} stack failed after Lambda's "
+                "retries (see its DLQ)",
+            )
     return platform

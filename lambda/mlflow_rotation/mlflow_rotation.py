@@ -7,8 +7,10 @@ finishSecret; https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate
 and the generic template SecretsManagerRotationTemplate/lambda_function.py of
 aws-samples/aws-secrets-manager-rotation-lambdas):
 
-- createSecret: a new password (the shape the template's GenerateSecretString makes: 32
-  characters, no punctuation) staged AWSPENDING under the request's token;
+- createSecret: a new password (what the template's GetRandomPassword call with
+  ExcludePunctuation makes: 32 letters and digits with at least one of each kind, but made
+  here with Python's ``secrets``, so the role needs no secretsmanager:GetRandomPassword on "*")
+  staged AWSPENDING under the request's token;
 - setSecret: the server's password of that user becomes the pending one, through MLflow's auth
   REST API ``PATCH /api/2.0/mlflow/users/update-password`` (mlflow/server/auth/routes.py,
   update_user_password in mlflow/server/auth/__init__.py), authenticated as the admin whose
@@ -29,6 +31,8 @@ import base64
 import json
 import logging
 import os
+import secrets
+import string
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,7 +49,9 @@ STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 UPDATE_PASSWORD = "/api/2.0/mlflow/users/update-password"  # noqa: S105 (a path)
 GET_USER = "/api/2.0/mlflow/users/get"
 TIMEOUT_SECONDS = 20
-PASSWORD_LENGTH = 32  # as the template's GenerateSecretString (no punctuation)
+PASSWORD_LENGTH = 32  # as the template's GetRandomPassword call (no punctuation)
+PASSWORD_KINDS = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+PASSWORD_ALPHABET = "".join(PASSWORD_KINDS)
 
 
 class RotationError(Exception):
@@ -113,6 +119,16 @@ class MlflowUsers:
             )
 
 
+def new_password(length: int = PASSWORD_LENGTH) -> str:
+    """Random letters and digits with at least one of each kind: GetRandomPassword's result for
+    ExcludePunctuation=True (its RequireEachIncludedType defaults to true; no spaces), from
+    the operating system's CSPRNG (``secrets``)."""
+    while True:
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+        if all(any(c in kind for c in password) for kind in PASSWORD_KINDS):
+            return password
+
+
 def _credentials(text: str | None, where: str) -> dict[str, Any]:
     try:
         value = json.loads(text or "")
@@ -164,9 +180,7 @@ class Rotation:
             return
         except self.secrets.exceptions.ResourceNotFoundException:
             pass
-        password = self.secrets.get_random_password(
-            PasswordLength=PASSWORD_LENGTH, ExcludePunctuation=True
-        )["RandomPassword"]
+        password = new_password()
         self.secrets.put_secret_value(
             SecretId=arn,
             ClientRequestToken=token,

@@ -30,12 +30,13 @@ from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct, IDependable
 
-from mlops_cdk.checkov import skip, skip_all
+from mlops_cdk.checkov import skip
 from mlops_cdk.constructs.encrypted_secret import KeyEncryptedSecret
 from mlops_cdk.nag import ack
 
 CODE_DIR = Path(__file__).resolve().parents[2] / "lambda" / "mlflow_rotation"
 HTTPS = 443
+VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 # The MLflow server's own database user. The alternating-users rotation function names the
 # other user "<name>_clone" (get_alt_username in the SecretsManagerRDS*RotationMultiUser
 # functions of aws-samples/aws-secrets-manager-rotation-lambdas); the entrypoint grants to
@@ -108,20 +109,17 @@ class MlflowUserRotation(Construct):
             description="Rotates the MLflow basic-auth users' secrets through MLflow's auth API",
         )
         self.log_group.grant_write(self.role)
-        # Network interfaces of a function in a VPC (the actions of AWS's
-        # AWSLambdaVPCAccessExecutionRole; CreateNetworkInterface has no resource scoping).
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSubnets",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:AssignPrivateIpAddresses",
-                    "ec2:UnassignPrivateIpAddresses",
-                ],
-                resources=["*"],
-            )
+        # Network interfaces of a function in a VPC: the AWS managed policy CDK attaches to the
+        # role it makes for any function in a VPC (aws-lambda Function: props.vpc adds
+        # service-role/AWSLambdaVPCAccessExecutionRole), maintained by AWS as Lambda's needs
+        # change; Lambda checks the role has these actions when it creates the function.
+        self.role.add_managed_policy(iam.ManagedPolicy.from_aws_managed_policy_name(VPC_ACCESS))
+        ack(
+            self.role,
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{VPC_ACCESS}]",
+            "The network-interface actions (and log writes) Lambda needs for a function in a VPC, "
+            "as CDK gives every function in a VPC; CreateNetworkInterface supports no resource "
+            "scoping, and Lambda validates the role against these actions at CreateFunction.",
         )
         self.function = lambda_.Function(
             self,
@@ -147,18 +145,40 @@ class MlflowUserRotation(Construct):
                 "MLFLOW_ADMIN_SECRET_ARN": admin_secret.secret_arn,
             },
         )
+        # Secrets Manager invokes the function (source_account below). CDK's rotation schedule
+        # would grant that and the four step actions, but also secretsmanager:GetRandomPassword
+        # on "*", which this function does not call (it makes its passwords with ``secrets``):
+        # it grants only when given the function itself (RotationSchedule grants when the
+        # function has a default child), so it gets a reference and the grants are made here.
+        invoke = self.function.grant_invoke(iam.ServicePrincipal("secretsmanager.amazonaws.com"))
+        target = lambda_.Function.from_function_attributes(
+            self, "RotationTarget", function_arn=self.function.function_arn, same_environment=True
+        )
         # setSecret of the client's secret authenticates as the admin: the admin secret's own
-        # rotation schedule below already lets the function read it.
+        # step actions below already let the function read it.
         self.schedules = []
         for secret in user_secrets:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "secretsmanager:DescribeSecret",
+                        "secretsmanager:GetSecretValue",
+                        "secretsmanager:PutSecretValue",
+                        "secretsmanager:UpdateSecretVersionStage",
+                    ],
+                    resources=[secret.secret_full_arn or f"{secret.secret_arn}-??????"],
+                )
+            )
             schedule = secret.add_rotation_schedule(
                 "Rotation",
-                rotation_lambda=self.function,
+                rotation_lambda=target,
                 automatically_after=every,
                 # Not at deploy: the server may not answer yet. Secrets Manager then only runs
                 # testSecret, with the current version (RotationSchedule, CDK reference).
                 rotate_immediately_on_update=False,
             )
+            invoke.apply_before(schedule)
+            schedule.node.add_dependency(self.role)  # its step actions exist before a rotation
             for dependency in after:
                 schedule.node.add_dependency(dependency)
             self.schedules.append(schedule)
@@ -174,27 +194,17 @@ class MlflowUserRotation(Construct):
         for child in self.function.node.children:
             if isinstance(child, lambda_.CfnPermission):
                 child.source_account = Stack.of(self).account
-        skip_all(
-            self.function,
-            {
-                "CKV_AWS_116": "Secrets Manager invokes the rotation and records a failed "
-                "rotation on the secret (and retries it); a dead-letter queue would hold an "
-                "event nobody replays.",
-            },
-        )
+        # "Secrets Manager invokes the Lambda rotation function as a synchronous invocation"
+        # (Lambda developer guide, with-secrets-manager.html), and "If any rotation step fails,
+        # Secrets Manager retries the entire rotation process multiple times" (Secrets Manager
+        # user guide, rotate-secrets_lambda.html). Lambda sends only asynchronous invocations
+        # to a dead-letter queue, so one here would never receive anything.
         skip(
-            self.role.node.find_child("DefaultPolicy"),
-            "CKV_AWS_111",
-            "Network-interface actions of a function in a VPC and "
-            "secretsmanager:GetRandomPassword support no resource scoping; every secret action "
-            "is scoped to the two secrets.",
-        )
-        ack(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ec2 network-interface actions of a function in a VPC (no resource-level scoping) "
-            "and secretsmanager:GetRandomPassword (no resource), which CDK's rotation schedule "
-            "grants; every secret action is scoped to the two secrets.",
+            self.function,
+            "CKV_AWS_116",
+            "Secrets Manager invokes a rotation function synchronously (Lambda developer guide, "
+            "with-secrets-manager.html) and retries a failed rotation itself; Lambda sends only "
+            "asynchronous invocations to a dead-letter queue.",
         )
 
 

@@ -78,6 +78,14 @@ class Settings(Section):
     log_retention_days: LogRetentionDays = Field(
         default=30, description="Retention of every log group (a CloudWatch Logs period)."
     )
+    custom_resource_reserved_concurrency: int | None = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Concurrent runs reserved for each of CDK's own custom-resource handlers (S3 "
+        "auto-delete-objects, VPC default-security-group restriction); null: the account's "
+        "unreserved pool (accounts whose concurrency quota is below 100 + this cannot reserve).",
+    )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default_factory=dict,
         description="Extra tags on every resource (keys 1-128 characters, not aws:; values <= 256).",

@@ -27,8 +27,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import IConstruct
 
+from mlops_cdk.constructs.cdk_providers import cdk_providers
 from mlops_cdk.constructs.ec2_mlflow import Ec2Mlflow
 from mlops_cdk.constructs.fargate_mlflow import FargateMlflow
 from mlops_cdk.stacks.pipelines import CHECKPOINT_PREFIX
@@ -72,7 +74,6 @@ CODE_CALLS: dict[str, frozenset[str]] = {
             "secretsmanager:GetSecretValue",
             "secretsmanager:PutSecretValue",
             "secretsmanager:UpdateSecretVersionStage",
-            "secretsmanager:GetRandomPassword",
         }
     ),
     # lambda/launcher/launcher.py
@@ -998,13 +999,6 @@ class _Builder:
             admin,
             "setSecret authenticates to MLflow as the admin",
         )
-        self.add(
-            "mlflow-rotation",
-            role,
-            ["secretsmanager:GetRandomPassword"],
-            "*",
-            "createSecret generates the new password",
-        )
         group = str(self.value(rotation.log_group, rotation.log_group.log_group_arn))
         self.add(
             "mlflow-rotation",
@@ -1018,7 +1012,7 @@ class _Builder:
             role,
             ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces"],
             "*",
-            "Lambda attaches the function to the VPC",
+            "Lambda attaches the function to the VPC (AWSLambdaVPCAccessExecutionRole)",
         )
 
     def studio(self) -> None:
@@ -1204,6 +1198,33 @@ class _Builder:
                     "flow log delivery",
                 )
 
+    def cdk_handlers(self) -> None:
+        """CDK's own custom-resource handlers (mlops_cdk/constructs/cdk_providers.py): Lambda
+        sends an event whose invocations all failed to the stack's dead-letter queue with the
+        function's role (Lambda developer guide, "Dead-letter queues": sqs:SendMessage, and the
+        queue's key for an encrypted queue)."""
+        for stack in self.app.platform.stacks:
+            queue = stack.node.try_find_child("CdkHandlersDeadLetterQueue")
+            for provider in cdk_providers(stack):
+                assert isinstance(queue, sqs.Queue), f"{stack.stack_name} has no handler DLQ"
+                role = str(self.value(provider, provider.role_arn))
+                self.add(
+                    "cdk-handler",
+                    role,
+                    ["sqs:SendMessage"],
+                    str(self.value(queue, queue.queue_arn)),
+                    f"Lambda dead-letters a failed {provider.node.id} event",
+                )
+                assert queue.encryption_master_key is not None
+                self.add(
+                    "cdk-handler",
+                    role,
+                    ["kms:GenerateDataKey", "kms:Decrypt"],
+                    self.key_arn(queue.encryption_master_key),
+                    f"Lambda dead-letters a {provider.node.id} event to the encrypted DLQ",
+                    **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+                )
+
 
 def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call], dict[str, str]]:
     """Every call of every actor of ``app`` (deployed form), and each actor's principal."""
@@ -1213,5 +1234,6 @@ def expected_calls(app: SynthesizedApp, resolver: Resolver) -> tuple[list[Call],
     builder.tracking()
     builder.mlflow_rotation()
     builder.studio()
+    builder.cdk_handlers()
     builder.delivery()
     return builder.calls, builder.actors

@@ -67,6 +67,25 @@ AWS_MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
             "Resource": "*",
         }
     ],
+    # v3 (AWS Managed Policy Reference, AWSLambdaVPCAccessExecutionRole.html): the MLflow
+    # users' rotation function in the VPC.
+    "service-role/AWSLambdaVPCAccessExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "ec2:CreateNetworkInterface",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSubnets",
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            "Resource": "*",
+        }
+    ],
     "AmazonSSMManagedInstanceCore": [
         {
             "Effect": "Allow",

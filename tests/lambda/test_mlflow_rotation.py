@@ -13,6 +13,7 @@ function in Docker, which this machine does not have.
 from __future__ import annotations
 
 import json
+import string
 import time
 import uuid
 from collections.abc import Iterator
@@ -286,3 +287,18 @@ def test_the_passwords_never_reach_the_log(
             except _secrets().exceptions.ResourceNotFoundException:
                 continue
             assert json.loads(value["SecretString"])["password"] not in text
+
+
+def test_new_passwords_are_what_get_random_password_made() -> None:
+    """32 letters and digits, at least one of each kind (GetRandomPassword with
+    ExcludePunctuation=True), and not the same twice."""
+    passwords = {mlflow_rotation.new_password() for _ in range(500)}
+    assert len(passwords) == 500
+    for password in passwords:
+        assert len(password) == 32
+        assert set(password) <= set(string.ascii_letters + string.digits)
+        assert any(c.islower() for c in password)
+        assert any(c.isupper() for c in password)
+        assert any(c.isdigit() for c in password)
+    short = {mlflow_rotation.new_password(3) for _ in range(200)}
+    assert all(sorted(c.isdigit() + 2 * c.isupper() for c in p) == [0, 1, 2] for p in short)
