@@ -112,19 +112,11 @@ def defects(variant_app: Any, reserved: int | None) -> list[str]:
     return found
 
 
-# Handlers another change of this round owns: the Studio teardown's provider framework
-# (mlops_cdk/constructs/studio_cleanup.py). Their defects are reported as xfail until it lands.
-OWNED_ELSEWHERE = re.compile(r"/CleanupProviderframework")
-
-
 @pytest.mark.parametrize("variant", variant_params())
 def test_custom_resource_handlers_dead_letter_and_reserve(variant: Variant) -> None:
     app = variant.app()
     found = defects(app, app.settings.custom_resource_reserved_concurrency)
-    ours = [d for d in found if not OWNED_ELSEWHERE.search(d)]
-    assert not ours, "\n".join(ours)
-    if found:
-        pytest.xfail("owned by the Studio teardown's change: " + "; ".join(found))
+    assert not found, "\n".join(found)
 
 
 def test_no_reservation_when_the_setting_is_null() -> None:
@@ -138,7 +130,7 @@ def test_no_reservation_when_the_setting_is_null() -> None:
         and "ReservedConcurrentExecutions" in function["Properties"]
     ]
     assert not reserved, reserved
-    assert not [d for d in defects(app, None) if not OWNED_ELSEWHERE.search(d)]
+    assert not defects(app, None)
 
 
 @pytest.mark.parametrize(
