@@ -1,0 +1,215 @@
+"""The Fargate MLflow load balancer writes access logs to the environment's access-log bucket.
+
+Whole class: every Fargate variant of tests/matrix.py, both synth forms. The tracking stack's
+load balancer turns access logs on with the storage stack's access-log bucket and its own
+prefix, and that bucket's policy lets Elastic Load Balancing's delivery principal put objects
+under ``<prefix>/AWSLogs/<account>/`` and nowhere else. Which principal depends on the region
+("Enable access logs for your Application Load Balancer", step 2: Regions available before
+August 2022 name the Region's Elastic Load Balancing account, later ones the service principal
+``logdelivery.elasticloadbalancing.amazonaws.com``;
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html).
+The deployed form (eu-west-1) names eu-west-1's account; the agnostic template is evaluated
+here, with its mappings and conditions, for an old region, a newer one and one CDK does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.matrix import VARIANTS, Variant, variant_params
+from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
+
+PREFIX = "mlflow-load-balancer"
+ACCOUNT = DEPLOY_ACCOUNT
+SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+# From the ELB guide's table of Regions available before August 2022 (and aws-cdk-lib's
+# region-info, which carries the same table).
+ELB_ACCOUNTS = {"us-east-1": "127311923021", "eu-west-1": "156460612806"}
+# (region, the principal that must be allowed to write there)
+AGNOSTIC_REGIONS = (
+    ("us-east-1", {"AWS": f"arn:aws:iam::{ELB_ACCOUNTS['us-east-1']}:root"}),
+    ("il-central-1", {"Service": SERVICE}),  # launched August 2023
+    ("zz-future-1", {"Service": SERVICE}),  # any region launched after this CDK release
+)
+
+FARGATE = tuple(v for v in VARIANTS if v.mode == "fargate")
+
+
+class Template:
+    """Evaluates one template's intrinsics for a region (Ref, Join, FindInMap, If, Conditions).
+
+    Logical IDs stay symbolic (``{"Ref": id}``, ``{"Fn::GetAtt": [id, attr]}``) so a test
+    can say which resource a value names; ``Fn::ImportValue`` resolves through ``exports``.
+    """
+
+    def __init__(
+        self, template: dict[str, Any], *, region: str, exports: dict[str, Any] | None = None
+    ) -> None:
+        self.template = template
+        self.region = region
+        self.exports = exports or {}
+        self.pseudo = {
+            "AWS::Region": region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+
+    def condition(self, name: str) -> bool:
+        return bool(self.value(self.template["Conditions"][name]))
+
+    def value(self, node: Any) -> Any:
+        if isinstance(node, list):
+            items = [self.value(v) for v in node]
+            return [v for v in items if v is not _NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            handler = self._intrinsics.get(key)
+            if handler is not None:
+                return handler(arg)
+        out = {k: self.value(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not _NO_VALUE}
+
+    @property
+    def _intrinsics(self) -> dict[str, Callable[[Any], Any]]:
+        return {
+            "Ref": self._ref,
+            "Fn::GetAtt": lambda arg: {"Fn::GetAtt": arg},
+            "Fn::Join": self._join,
+            "Fn::FindInMap": lambda arg: self._find_in_map(*(self.value(a) for a in arg)),
+            "Fn::If": lambda arg: self.value(arg[1] if self.condition(arg[0]) else arg[2]),
+            "Fn::Equals": lambda arg: self.value(arg[0]) == self.value(arg[1]),
+            "Fn::Or": lambda arg: any(self.value(a) for a in arg),
+            "Fn::And": lambda arg: all(self.value(a) for a in arg),
+            "Fn::Not": lambda arg: not self.value(arg[0]),
+            "Condition": self.condition,
+            "Fn::ImportValue": lambda arg: self.value(self.exports[self.value(arg)]),
+        }
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        return self.pseudo.get(name, {"Ref": name})
+
+    def _join(self, arg: list[Any]) -> Any:
+        sep, parts = arg
+        values: list[Any] = []
+        for part in self.value(parts):  # adjacent strings merged: one shape per value
+            if values and isinstance(part, str) and isinstance(values[-1], str):
+                values[-1] += sep + part
+            else:
+                values.append(part)
+        return values[0] if len(values) == 1 else {"Fn::Join": [sep, values]}
+
+    def _find_in_map(self, mapping: str, first: str, second: str) -> Any:
+        return self.template["Mappings"][mapping][first][second]
+
+
+_NO_VALUE = object()
+
+
+def _exports(app: SynthesizedApp) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for stack in app.platform.stacks:
+        template = app.assembly.get_stack_by_name(stack.stack_name).template
+        for output in template.get("Outputs", {}).values():
+            if "Export" in output:
+                found[output["Export"]["Name"]] = output["Value"]
+    return found
+
+
+def _access_log_bucket_id(app: SynthesizedApp) -> str:
+    storage = app.platform.storage
+    bucket = storage.access_logs.node.default_child
+    logical_id: str = storage.resolve(bucket.logical_id)  # type: ignore[union-attr]
+    return logical_id
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _load_balancer(app: SynthesizedApp) -> dict[str, Any]:
+    template = app.template_json("tracking")
+    (lb,) = (
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+    )
+    found: dict[str, Any] = lb
+    return found
+
+
+def _check_region(app: SynthesizedApp, region: str, principal: dict[str, str]) -> None:
+    """At deploy in ``region``: the load balancer's attributes and the bucket policy's grant."""
+    exports = _exports(app)
+    bucket_id = _access_log_bucket_id(app)
+    tracking = Template(app.template_json("tracking"), region=region, exports=exports)
+    storage = Template(app.template_json("storage"), region=region)
+
+    attributes = {
+        a["Key"]: a["Value"]
+        for a in tracking.value(_load_balancer(app)["Properties"]["LoadBalancerAttributes"])
+    }
+    assert attributes.get("access_logs.s3.enabled") == "true", attributes
+    assert attributes.get("access_logs.s3.bucket") == {"Ref": bucket_id}, attributes
+    assert attributes.get("access_logs.s3.prefix") == PREFIX, attributes
+
+    (policy,) = (
+        storage.value(r["Properties"])
+        for r in storage.template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
+    objects = {
+        "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{PREFIX}/AWSLogs/{ACCOUNT}/*"]]
+    }
+    grants = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow" and s.get("Principal") == principal
+    ]
+    assert grants, f"{region}: no statement allows {principal}: {policy['PolicyDocument']}"
+    for statement in grants:  # PutObject under the prefix, nothing else
+        assert _as_list(statement["Action"]) == ["s3:PutObject"], statement
+        assert _as_list(statement["Resource"]) == [objects], statement
+    elb_principals = [SERVICE, *(f"arn:aws:iam::{a}:root" for a in ELB_ACCOUNTS.values())]
+    others = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+        and s not in grants
+        and any(p in str(s.get("Principal")) for p in elb_principals)
+    ]
+    assert not others, f"{region}: other statements for an ELB principal: {others}"
+
+
+@pytest.mark.parametrize("variant", variant_params(FARGATE))
+def test_load_balancer_logs_to_the_access_log_bucket(variant: Variant) -> None:
+    app = variant.app()
+    if variant.form == "deployed":
+        principal = {"AWS": f"arn:aws:iam::{ELB_ACCOUNTS[DEPLOY_REGION]}:root"}
+        _check_region(app, DEPLOY_REGION, principal)
+    else:
+        for region, principal in AGNOSTIC_REGIONS:
+            _check_region(app, region, principal)
+
+
+@pytest.mark.parametrize("variant", variant_params(FARGATE))
+def test_tracking_deploys_after_the_bucket_policy(variant: Variant) -> None:
+    """The load balancer checks the bucket policy when logging is turned on: storage first."""
+    app = variant.app()
+    tracking = app.assembly.get_stack_by_name(app.platform.tracking.stack_name)
+    assert app.platform.storage.stack_name in {d.id for d in tracking.dependencies}
+    storage = app.template_json("storage")
+    assert "Fn::ImportValue" not in str(storage), "storage must not reference another stack"
+
+
+def test_every_fargate_variant_is_covered() -> None:
+    assert {(v.env, v.form) for v in FARGATE} >= {
+        (env, form) for env in ("dev", "staging", "prod") for form in ("agnostic", "deployed")
+    }
