@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.iam.simulator import Request, simulate
 from tests.matrix import VARIANTS, Variant, variant_params
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
 
@@ -34,6 +35,12 @@ AGNOSTIC_REGIONS = (
     ("il-central-1", {"Service": SERVICE}),  # launched August 2023
     ("zz-future-1", {"Service": SERVICE}),  # any region launched after this CDK release
 )
+
+BUCKET_ARN = "arn:aws:s3:::mlops-storage-accesslogsbucket-0123"
+ANY_PUT = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}],
+}
 
 FARGATE = tuple(v for v in VARIANTS if v.mode == "fargate")
 
@@ -145,6 +152,17 @@ def _load_balancer(app: SynthesizedApp) -> dict[str, Any]:
     return found
 
 
+def _bucket_policy(storage: Template, bucket_id: str) -> dict[str, Any]:
+    """The access-log bucket's policy resource's properties, evaluated."""
+    (policy,) = (
+        storage.value(r["Properties"])
+        for r in storage.template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
+    )
+    found: dict[str, Any] = policy
+    return found
+
+
 def _check_region(app: SynthesizedApp, region: str, principal: dict[str, str]) -> None:
     """At deploy in ``region``: the load balancer's attributes and the bucket policy's grant."""
     exports = _exports(app)
@@ -160,11 +178,7 @@ def _check_region(app: SynthesizedApp, region: str, principal: dict[str, str]) -
     assert attributes.get("access_logs.s3.bucket") == {"Ref": bucket_id}, attributes
     assert attributes.get("access_logs.s3.prefix") == PREFIX, attributes
 
-    (policy,) = (
-        storage.value(r["Properties"])
-        for r in storage.template["Resources"].values()
-        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket_id}
-    )
+    policy = _bucket_policy(storage, bucket_id)
     objects = {
         "Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, f"/{PREFIX}/AWSLogs/{ACCOUNT}/*"]]
     }
@@ -197,6 +211,82 @@ def test_load_balancer_logs_to_the_access_log_bucket(variant: Variant) -> None:
     else:
         for region, principal in AGNOSTIC_REGIONS:
             _check_region(app, region, principal)
+
+
+def _concrete(value: Any, template: Template, bucket_id: str) -> Any:
+    """``value`` with ARNs in place of ``Fn::GetAtt`` (the access-log bucket's: BUCKET_ARN)."""
+    if isinstance(value, list):
+        return [_concrete(v, template, bucket_id) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::GetAtt"}:
+        logical_id, _ = value["Fn::GetAtt"]
+        if logical_id == bucket_id:
+            return BUCKET_ARN
+        kind = template.template["Resources"][logical_id]["Type"]
+        return {
+            "AWS::S3::Bucket": f"arn:aws:s3:::{logical_id.lower()}",
+            "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{logical_id}",
+        }[kind]
+    if set(value) == {"Fn::Join"}:
+        sep, parts = value["Fn::Join"]
+        return sep.join(str(_concrete(p, template, bucket_id)) for p in parts)
+    return {k: _concrete(v, template, bucket_id) for k, v in value.items()}
+
+
+@pytest.mark.parametrize("variant", variant_params(FARGATE))
+def test_the_permission_simulator_lets_elb_deliver_only_under_the_prefix(variant: Variant) -> None:
+    """IAM evaluation (tests/iam's simulator) of the bucket policy as deployed in each region.
+
+    An old region's ELB account is modelled as a role of that account whose own (identity)
+    policy lets it put objects anywhere: the bucket policy alone decides, as for a
+    cross-account write. A newer region's service principal needs the bucket policy only.
+    """
+    app = variant.app()
+    bucket_id = _access_log_bucket_id(app)
+    regions = (
+        ((DEPLOY_REGION, {"AWS": f"arn:aws:iam::{ELB_ACCOUNTS[DEPLOY_REGION]}:root"}),)
+        if variant.form == "deployed"
+        else AGNOSTIC_REGIONS
+    )
+    requests: list[Request] = []
+    expected: list[tuple[str, bool]] = []
+    for region, principal in regions:
+        storage = Template(app.template_json("storage"), region=region)
+        document = _concrete(
+            _bucket_policy(storage, bucket_id)["PolicyDocument"], storage, bucket_id
+        )
+        log = f"{BUCKET_ARN}/{PREFIX}/AWSLogs/{ACCOUNT}/elasticloadbalancing/{region}/x.log.gz"
+        elsewhere = f"{BUCKET_ARN}/data/{PREFIX}/AWSLogs/{ACCOUNT}/x.log.gz"
+        old_account = principal.get("AWS", "").split(":")[4:5]
+        writers = {  # principal -> its identity policies, and whether it should be let in
+            (f"arn:aws:iam::{old_account[0]}:role/delivery" if old_account else SERVICE): True,
+            "arn:aws:iam::999988887777:role/delivery": False,  # some other account
+            **({SERVICE: False} if old_account else {}),  # the wrong principal for the region
+        }
+        for writer, allowed in writers.items():
+            identity = (
+                [{"name": "delivery", "policy": ANY_PUT}] if writer.startswith("arn:") else []
+            )
+            for resource, ok in ((log, allowed), (elsewhere, False)):
+                requests.append(
+                    Request(
+                        principal=writer,
+                        action="s3:PutObject",
+                        resource=resource,
+                        account=ACCOUNT,
+                        identity_policies=identity,
+                        resource_policy=document,
+                        context={"aws:SecureTransport": "true"},
+                    )
+                )
+                expected.append((f"{region}: {writer} PutObject {resource}", ok))
+    wrong = [
+        f"{what}: {decision.reason}"
+        for (what, ok), decision in zip(expected, simulate(requests), strict=True)
+        if decision.allowed != ok
+    ]
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("variant", variant_params(FARGATE))
