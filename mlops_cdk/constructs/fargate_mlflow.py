@@ -43,9 +43,7 @@ from mlops_cdk.tracking_backend import (
     grant_server_artifacts,
 )
 
-# The load balancer's access logs, in the environment's access-log bucket (beside the S3
-# server access logs under data/ and artifacts/).
-LOAD_BALANCER_LOG_PREFIX = "mlflow-load-balancer"
+LOAD_BALANCER_LOG_PREFIX = "mlflow-load-balancer"  # its folder in the access-log bucket
 
 
 class FargateMlflow(Construct):
