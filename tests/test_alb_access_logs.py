@@ -17,8 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_s3 as s3
 
+from mlops_cdk.constructs.load_balancer_logs import elb_accounts, log_access
 from tests.iam.simulator import Request, simulate
 from tests.matrix import VARIANTS, Variant, variant_params
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
@@ -310,3 +315,19 @@ def test_every_fargate_variant_is_covered() -> None:
     assert {(v.env, v.form) for v in FARGATE} >= {
         (env, form) for env in ("dev", "staging", "prod") for form in ("agnostic", "deployed")
     }
+
+
+def test_log_access_refuses_a_bucket_whose_policy_it_cannot_write() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Bare")
+    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0)
+    balancer = elbv2.ApplicationLoadBalancer(stack, "LoadBalancer", vpc=vpc)
+    imported = s3.Bucket.from_bucket_name(stack, "Imported", "someone-elses-logs")
+    with pytest.raises(ValueError, match="needs a bucket this app creates, not Bare/Imported"):
+        log_access(balancer, bucket=imported, prefix=PREFIX)
+
+
+def test_the_elb_account_table_is_the_guides() -> None:
+    accounts = elb_accounts()
+    assert {r: accounts[r] for r in ELB_ACCOUNTS} == ELB_ACCOUNTS
+    assert "il-central-1" not in accounts  # launched after August 2022: service principal

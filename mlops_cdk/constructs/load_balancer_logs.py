@@ -66,6 +66,8 @@ def log_access(
     balancer's stack depends on. The load balancer waits for the bucket policy, as CDK's
     ``log_access_logs`` makes it: ELB checks it can write when logging is turned on.
     """
+    if not isinstance(bucket, s3.Bucket):  # an imported bucket's policy is not ours to write
+        raise ValueError(f"log_access needs a bucket this app creates, not {bucket.node.path}")
     if not Token.is_unresolved(Stack.of(load_balancer).region):
         load_balancer.log_access_logs(bucket, prefix)
         return
