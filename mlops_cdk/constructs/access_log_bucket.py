@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -11,7 +11,12 @@ from mlops_cdk.checkov import skip
 
 
 class AccessLogBucket(Construct):
-    """Private, TLS-only log bucket. S3 log delivery supports SSE-S3 only, not SSE-KMS."""
+    """Private, TLS-only log bucket. S3 log delivery supports SSE-S3 only, not SSE-KMS.
+
+    It also receives the Fargate MLflow load balancer's access logs (under
+    ``mlflow-load-balancer/``; ALB log delivery supports SSE-S3 only as well); the lifecycle
+    rule has no prefix, so those expire after ``expire_after_days`` too.
+    """
 
     def __init__(
         self, scope: Construct, id: str, *, removal: RemovalPolicy, expire_after_days: int
@@ -36,6 +41,10 @@ class AccessLogBucket(Construct):
                 )
             ],
         )
+        # The load balancer of the fargate tracking mode imports this name (its log setting). An
+        # export made in every mode keeps a tracking.mode switch from deleting an export the
+        # old tracking stack still imports (CloudFormation refuses that; docs/migration.md).
+        Stack.of(self).export_value(self.bucket.bucket_name)
         nag.ack(
             self.bucket,
             "AwsSolutions-S1",

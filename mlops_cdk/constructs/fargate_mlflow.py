@@ -12,6 +12,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -21,6 +22,7 @@ from mlops_cdk.constructs.aurora_database import aurora_database
 from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.database_monitoring import ack_monitoring_role
 from mlops_cdk.constructs.encrypted_secret import secrets_key
+from mlops_cdk.constructs.load_balancer_logs import log_access
 from mlops_cdk.constructs.secret_rotation import (
     restart_tasks_weekly,
     rotate_database,
@@ -41,6 +43,8 @@ from mlops_cdk.tracking_backend import (
     grant_server_artifacts,
 )
 
+LOAD_BALANCER_LOG_PREFIX = "mlflow-load-balancer"  # its folder in the access-log bucket
+
 
 class FargateMlflow(Construct):
     """MLflow server tasks on Fargate in private subnets, reachable through an internal ALB.
@@ -59,6 +63,7 @@ class FargateMlflow(Construct):
         artifacts: ObjectStore,
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
+        access_logs: s3.IBucket,
         removal: RemovalPolicy,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -111,6 +116,7 @@ class FargateMlflow(Construct):
             security_group=self.load_balancer_security_group,
             drop_invalid_header_fields=True,
         )
+        log_access(self.load_balancer, bucket=access_logs, prefix=LOAD_BALANCER_LOG_PREFIX)
         https = fargate.certificate_arn is not None
         self.port = 443 if https else 80
         self.scheme = "https" if https else "http"
@@ -317,12 +323,6 @@ class FargateMlflow(Construct):
             )
             skip(self.listener, "CKV_AWS_2", plain)
             skip(self.listener, "CKV_AWS_103", plain)
-        no_access_logs = (
-            "Internal ALB in front of MLflow, whose request log goes to CloudWatch; ALB access "
-            "logs need a region at synth and this app synthesizes environment-agnostic."
-        )
-        nag.ack(self.load_balancer, "AwsSolutions-ELB2", no_access_logs)
-        skip(self.load_balancer, "CKV_AWS_91", no_access_logs)
 
     def _autoscale(self, settings: TrackingSettings) -> None:
         # Weekly task replacement, whatever the scaling: rotated database credentials.

@@ -66,6 +66,7 @@ class TrackingStack(Stack):
                     artifacts=storage.artifacts,
                     vpc=network.vpc,
                     subnets=network.private_subnets,
+                    access_logs=storage.access_logs,
                     removal=removal,
                     log_retention=log_retention,
                 )
