@@ -98,7 +98,7 @@ def actions_of(statements: list[dict[str, Any]]) -> set[str]:
 
 
 def resources(template: Template, resource_type: str) -> dict[str, Any]:
-    found: dict[str, Any] = template.find_resources(resource_type)
+    found = dict(template.find_resources(resource_type))
     return found
 
 

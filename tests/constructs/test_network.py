@@ -20,7 +20,7 @@ def _network(
     network = PrivateNetwork(
         stack,
         "Network",
-        settings=NetworkSettings(egress=egress, cidr=CIDR, max_azs=2),  # type: ignore[arg-type]
+        settings=NetworkSettings(egress=egress, cidr=CIDR, max_azs=2),
         removal=cdk.RemovalPolicy.DESTROY,
         interface_endpoints=interface_endpoints,
         endpoint_zones=endpoint_zones,
