@@ -444,3 +444,40 @@ def test_the_latest_runtime_needs_no_acknowledgement(runtime: str) -> None:
     app = stack.node.root
     assert isinstance(app, cdk.App)
     assert "AwsSolutions-L1" not in [a.rule for a in nag.acknowledgements(app)]
+
+
+def test_the_launcher_schedule_invokes_the_function_with_the_scheduled_time() -> None:
+    stack = bare_stack()
+    training = _training_pipeline(stack)
+    key = kms.Key(stack, "Key")
+    launcher = TrainingLauncher(
+        stack,
+        "Launcher",
+        settings=LambdaLauncherSettings(),
+        job_name_prefix="mlops-dev-train",
+        pipeline=training.pipeline,
+        step_name=TRAIN_STEP,
+        log_retention=logs.RetentionDays.ONE_MONTH,
+        removal=cdk.RemovalPolicy.DESTROY,
+        key=key,
+    )
+    schedules = PipelineSchedules(
+        stack, "Schedules", settings=SchedulesSettings(), removal=cdk.RemovalPolicy.DESTROY, key=key
+    )
+    schedules.invoke_function(
+        "Launcher",
+        function=launcher.function,
+        schedule=SchedulesSettings().training,
+        description="Weekly training job",
+    )
+    template = Template.from_stack(stack)
+    target = only(template, "AWS::Scheduler::Schedule")["Target"]
+    assert target["Arn"] == stack.resolve(launcher.function.function_arn)
+    assert json.loads(target["Input"]) == {
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+        "schedule_arn": "<aws.scheduler.schedule-arn>",
+    }
+    assert target["DeadLetterConfig"]["Arn"] == stack.resolve(schedules.dead_letter_queue.queue_arn)
+    statements = _statements_of(template, schedules.role, stack)
+    assert "lambda:InvokeFunction" in actions_of(statements)
+    assert "sagemaker:StartPipelineExecution" not in actions_of(statements)
