@@ -15,6 +15,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
+from pydantic import BaseModel, ValidationError
 
 from mlops_cdk import nag
 from mlops_cdk.constructs.data_stores import ObjectStore
@@ -37,6 +38,7 @@ from mlops_cdk.settings import (
     PipelinesSettings,
     SchedulesSettings,
     TrackingSettings,
+    describe,
 )
 from tests.constructs.bare import actions_of, bare_stack, only, resources, vpc
 
@@ -481,3 +483,36 @@ def test_the_launcher_schedule_invokes_the_function_with_the_scheduled_time() ->
     statements = _statements_of(template, schedules.role, stack)
     assert "lambda:InvokeFunction" in actions_of(statements)
     assert "sagemaker:StartPipelineExecution" not in actions_of(statements)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+BAD_INPUT: dict[str, tuple[type[BaseModel], dict[str, Any], str]] = {
+    # TrainingPipeline would tune on one instance whatever the count: the count is refused.
+    "tuning on several instances": (
+        PipelinesSettings,
+        {"training": {"strategy": "tuning", "instance_count": 2}},
+        "pipelines.training.instance_count=2 with strategy=tuning: each tuning job trains on "
+        "one instance",
+    ),
+    "schedule cron": (
+        SchedulesSettings,
+        {"training": {"cron": "cron(0 2 * * * *)"}},
+        "training.cron='cron(0 2 * * * *)': exactly one of day-of-month and day-of-week must be ?",
+    ),
+    "launcher runtime": (
+        LambdaLauncherSettings,
+        {"runtime": "python2.7"},
+        "runtime='python2.7': input should be 'python3.12', 'python3.13' or 'python3.14'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_what_the_pipeline_constructs_cannot_build_is_refused_in_one_line(case: str) -> None:
+    model, values, expected = BAD_INPUT[case]
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate(values)
+    line = describe(raised.value, model=model)
+    assert expected in line
+    assert "\n" not in line
