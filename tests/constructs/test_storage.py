@@ -54,7 +54,7 @@ def _secure_bucket(removal: cdk.RemovalPolicy) -> tuple[cdk.Stack, SecureBucket,
 def test_a_secure_bucket_is_versioned_kms_encrypted_private_logged_and_expires_old_versions() -> (
     None
 ):
-    stack, bucket, key = _secure_bucket(cdk.RemovalPolicy.RETAIN)
+    stack, _, key = _secure_bucket(cdk.RemovalPolicy.RETAIN)
     template = Template.from_stack(stack)
     template.has_resource(
         "AWS::S3::Bucket",
@@ -104,7 +104,6 @@ def test_a_secure_bucket_is_versioned_kms_encrypted_private_logged_and_expires_o
     )
     # RETAIN keeps the objects: no auto-delete handler.
     template.resource_count_is(AUTO_DELETE, 0)
-    assert bucket.bucket.node.scope is bucket
 
 
 def test_a_destroyed_secure_bucket_empties_itself_first() -> None:
@@ -235,3 +234,17 @@ def test_data_grants_cross_stacks_scoped_to_the_prefix_with_the_key() -> None:
     # Nothing was written into the key policy for the other stack's role (no cycle).
     key_policy = Template.from_stack(stack).find_resources("AWS::KMS::Key")
     assert "Client" not in repr(key_policy)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="finding (issue 14): in an app without cdk.json's feature flags DataStores fails with "
+    "CDK's 'objectOwnership must be set to \"ObjectWriter\" when accessControl is "
+    '"LogDeliveryWrite"\'; it needs @aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy and '
+    "does not say so",
+)
+def test_data_stores_name_the_feature_flag_they_need_in_an_app_without_it() -> None:
+    stack = cdk.Stack(cdk.App(), "NoFlags")
+    with pytest.raises(ValueError, match="serverAccessLogsUseBucketPolicy"):
+        DataStores(stack, "Stores", settings=StorageSettings(), removal=cdk.RemovalPolicy.RETAIN)
