@@ -9,7 +9,7 @@ returns the ``iam.Grant`` it made, so a caller can acknowledge or inspect what w
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, FeatureFlags, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -77,6 +77,9 @@ class ObjectStore:
         )
 
 
+ACCESS_LOGS_BY_POLICY = "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy"
+
+
 class DataStores(Construct):
     """KMS key (rotation on), access-log bucket, data store and MLflow artifact store.
 
@@ -87,6 +90,12 @@ class DataStores(Construct):
         self, scope: Construct, id: str, *, settings: StorageSettings, removal: RemovalPolicy
     ) -> None:
         super().__init__(scope, id)
+        if not FeatureFlags.of(self).is_enabled(ACCESS_LOGS_BY_POLICY):
+            # Without it CDK grants S3 log delivery by the LogDeliveryWrite ACL, which a bucket
+            # with ACLs disabled (bucket-owner-enforced, as here) refuses at synth.
+            raise ValueError(
+                f"DataStores needs the feature flag {ACCESS_LOGS_BY_POLICY}=true (cdk.json)"
+            )
         self.key: kms.IKey = kms.Key(
             self,
             "Key",

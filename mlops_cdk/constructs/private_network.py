@@ -54,6 +54,11 @@ class PrivateNetwork(Construct):
         """``interface_endpoints``: built in endpoints egress, each in the private subnets of
         the first ``endpoint_zones`` zones (clients in other zones reach them inside the VPC)."""
         super().__init__(scope, id)
+        unknown = [name for name in interface_endpoints if name not in INTERFACE_ENDPOINTS]
+        if unknown:
+            raise ValueError(
+                f"interface endpoint {unknown[0]!r} is not one of {', '.join(INTERFACE_ENDPOINTS)}"
+            )
         isolated = settings.egress == "endpoints"
         private_type = (
             ec2.SubnetType.PRIVATE_ISOLATED if isolated else ec2.SubnetType.PRIVATE_WITH_EGRESS

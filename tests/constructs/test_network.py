@@ -127,12 +127,6 @@ def test_nat_instance_egress_is_a_graviton_instance_that_admits_the_vpc() -> Non
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="finding (issue 14): an unknown endpoint name raises a bare KeyError('bogus'), "
-    "not a line naming the allowed names (settings validate cdk.json; the construct does not)",
-)
 def test_an_unknown_interface_endpoint_is_refused_in_one_line() -> None:
     with pytest.raises(ValueError, match=r"bogus.*not one of"):
         _network("endpoints", ("bogus",))

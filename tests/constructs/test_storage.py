@@ -236,14 +236,6 @@ def test_data_grants_cross_stacks_scoped_to_the_prefix_with_the_key() -> None:
     assert "Client" not in repr(key_policy)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="finding (issue 14): in an app without cdk.json's feature flags DataStores fails with "
-    "CDK's 'objectOwnership must be set to \"ObjectWriter\" when accessControl is "
-    '"LogDeliveryWrite"\'; it needs @aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy and '
-    "does not say so",
-)
 def test_data_stores_name_the_feature_flag_they_need_in_an_app_without_it() -> None:
     stack = cdk.Stack(cdk.App(), "NoFlags")
     with pytest.raises(ValueError, match="serverAccessLogsUseBucketPolicy"):
