@@ -39,8 +39,9 @@ VARIANTS: tuple[Scanned, ...] = (
 )
 
 
-# Each environment as cdk.json configures it (its default tracking mode), environment-agnostic.
-DEFAULTS = {env: f"{env}-{default_mode(env)}-agnostic" for env in ("dev", "staging", "prod")}
+# Each environment as cdk.json configures it (its default tracking mode), synthesized as
+# `cdk deploy` does: with the account and region.
+DEFAULTS = {env: f"{env}-{default_mode(env)}-deployed" for env in ("dev", "staging", "prod")}
 
 
 def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:

@@ -12,9 +12,14 @@ import pytest
 from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of
 from tools.checkov_report import DOC, ENVIRONMENTS, Report, render, scan
 
-# Distinct checks acknowledged per environment over all its variants: the issue's target is
-# at most 5; today's count (measured, see docs/checkov.md) is the ceiling, so it can only fall.
-MAX_ACKNOWLEDGED_CHECKS = {"dev": 9, "staging": 9, "prod": 8}
+# Issue 16's target: at most 5 acknowledged findings per environment, counted as checkov counts
+# them, one per (check, resource), for the environment as cdk.json configures it and as
+# `cdk deploy` synthesizes it. Where today's count (docs/checkov.md) is above the target it is
+# the ceiling, so it can only fall.
+TARGET = 5
+MAX_ACKNOWLEDGED_AS_CONFIGURED = {"dev": TARGET, "staging": TARGET, "prod": 6}
+# Distinct checks per environment over every mode and variant (measured; can only fall).
+MAX_ACKNOWLEDGED_CHECKS = {"dev": 7, "staging": 7, "prod": 6}
 
 
 # In one xdist worker: one checkov scan of every variant, shared by the tests of this module.
@@ -30,6 +35,18 @@ def test_checkov_ran_over_every_variant(report: Report) -> None:
     scanned = {f.variant for f in (*report.failed, *report.skipped)}
     assert report.templates > len(VARIANTS)
     assert scanned <= {v.id for v in VARIANTS}
+
+
+def test_a_template_shared_by_variants_counts_for_each(report: Report) -> None:
+    """checkov scans each distinct template once (a storage stack repeats over the tracking
+    modes); its findings still belong to every variant that has it, or the per-environment
+    counts undercount. Every variant has the access-log bucket and its acknowledged CKV_AWS_18."""
+    missing = [
+        v.id
+        for v in VARIANTS
+        if not any(c == "CKV_AWS_18" and u == "storage" for c, u, _ in report.acknowledged_in(v.id))
+    ]
+    assert not missing, missing
 
 
 def test_no_unacknowledged_checkov_finding(report: Report) -> None:
@@ -54,6 +71,11 @@ def test_acknowledged_checks_per_environment_stay_few(report: Report) -> None:
     by_env = report.acknowledged_by_env()
     counts = {env: len({row[0] for row in by_env[env]}) for env in ENVIRONMENTS}
     assert all(counts[env] <= MAX_ACKNOWLEDGED_CHECKS[env] for env in ENVIRONMENTS), counts
+
+
+def test_each_environment_as_configured_keeps_its_acknowledgements_few(report: Report) -> None:
+    counts = {env: len(report.acknowledged_in(DEFAULTS[env])) for env in ENVIRONMENTS}
+    assert all(counts[env] <= MAX_ACKNOWLEDGED_AS_CONFIGURED[env] for env in ENVIRONMENTS), counts
 
 
 def test_checkov_docs_are_current(report: Report) -> None:

@@ -56,6 +56,10 @@ class Report:
     skipped: tuple[Finding, ...]
     templates: int
 
+    def acknowledged_in(self, variant: str) -> set[tuple[str, str, str]]:
+        """Each acknowledged (check, stack unit, resource) of one variant: checkov's count."""
+        return {(f.check_id, f.unit, f.resource) for f in self.skipped if f.variant == variant}
+
     def acknowledged_by_env(self) -> Mapping[str, list[tuple[str, str, str, str]]]:
         """Per environment, each distinct (check, stack unit, resource, reason) over its variants."""
         rows: dict[str, set[tuple[str, str, str, str]]] = defaultdict(set)
@@ -66,17 +70,22 @@ class Report:
 
 def write_templates(
     templates: Iterable[tuple[str, str, Mapping[str, Any]]], directory: Path
-) -> int:
-    """Write each distinct template as ``<variant>--<stack>.json``; return how many."""
-    seen: set[str] = set()
+) -> dict[str, list[tuple[str, str]]]:
+    """Write each distinct template once, as ``<variant>--<stack>.json``.
+
+    Returns, per written file's stem, every (variant, stack) whose template it is: a finding
+    in a shared template (e.g. one storage stack for every tracking mode) belongs to each.
+    """
+    stems: dict[str, str] = {}  # digest -> the stem it was written under
+    sharing: dict[str, list[tuple[str, str]]] = {}
     for variant, stack, template in templates:
         text = json.dumps(template, sort_keys=True, indent=1)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        if digest in seen:
-            continue
-        seen.add(digest)
-        (directory / f"{variant}--{stack}.json").write_text(text)
-    return len(seen)
+        if digest not in stems:
+            stems[digest] = f"{variant}--{stack}"
+            (directory / f"{stems[digest]}.json").write_text(text)
+        sharing.setdefault(stems[digest], []).append((variant, stack))
+    return sharing
 
 
 def run_checkov(directory: Path) -> dict[str, Any]:
@@ -106,36 +115,39 @@ def run_checkov(directory: Path) -> dict[str, Any]:
     return result
 
 
-def parse(result: Mapping[str, Any], templates: int) -> Report:
+def parse(result: Mapping[str, Any], sharing: Mapping[str, list[tuple[str, str]]]) -> Report:
     def findings(kind: str) -> tuple[Finding, ...]:
         out = []
         for check in result.get("results", {}).get(kind, []):
-            variant, stack = Path(check["file_path"]).stem.split("--")
+            stem = Path(check["file_path"]).stem
             reason = (
                 check["check_result"].get("suppress_comment") if kind == "skipped_checks" else None
             )
-            out.append(
-                Finding(
-                    check_id=check["check_id"],
-                    stack=stack,
-                    resource=check["resource"],
-                    variant=variant,
-                    check_name=check["check_name"],
-                    reason=reason,
+            for variant, stack in sharing.get(stem, [tuple(stem.split("--"))]):
+                out.append(
+                    Finding(
+                        check_id=check["check_id"],
+                        stack=stack,
+                        resource=check["resource"],
+                        variant=variant,
+                        check_name=check["check_name"],
+                        reason=reason,
+                    )
                 )
-            )
         return tuple(sorted(out))
 
     return Report(
-        failed=findings("failed_checks"), skipped=findings("skipped_checks"), templates=templates
+        failed=findings("failed_checks"),
+        skipped=findings("skipped_checks"),
+        templates=len(sharing),
     )
 
 
 def scan(templates: Iterable[tuple[str, str, Mapping[str, Any]]]) -> Report:
     """Write the distinct templates to a temporary directory and run checkov once over them."""
     with tempfile.TemporaryDirectory(prefix="checkov-") as tmp:
-        count = write_templates(templates, Path(tmp))
-        return parse(run_checkov(Path(tmp)), count)
+        sharing = write_templates(templates, Path(tmp))
+        return parse(run_checkov(Path(tmp)), sharing)
 
 
 def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str]) -> str:
@@ -159,17 +171,20 @@ def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str])
         "",
         "Variants: " + ", ".join(f"`{v}`" for v in variants) + ".",
         "",
-        "| environment | as configured: (check, resource) | every mode: (check, resource) "
-        "| every mode: distinct checks |",
-        "|---|---|---|---|",
+        'Counted as checkov counts a finding, one per (check, resource). "As configured" is '
+        "the environment as cdk.json sets it, synthesized as `cdk deploy` does (account and "
+        "region known), and environment-agnostic (offline, no region).",
+        "",
+        "| environment | as configured, deployed | as configured, agnostic "
+        "| every mode: (check, resource) | every mode: distinct checks |",
+        "|---|---|---|---|---|",
     ]
     for env in ENVIRONMENTS:
         rows = by_env[env]
-        configured = {
-            (f.check_id, f.unit, f.resource) for f in report.skipped if f.variant == defaults[env]
-        }
+        deployed = report.acknowledged_in(defaults[env])
+        agnostic = report.acknowledged_in(defaults[env].replace("-deployed", "-agnostic"))
         lines.append(
-            f"| {env} (`{defaults[env]}`) | {len(configured)} | {len(rows)} "
+            f"| {env} (`{defaults[env]}`) | {len(deployed)} | {len(agnostic)} | {len(rows)} "
             f"| {len({r[0] for r in rows})} |"
         )
     for env in ENVIRONMENTS:
