@@ -363,8 +363,8 @@ def test_schedules_start_the_pipeline_with_retries_into_the_dead_letter_queue() 
 # --- launcher --------------------------------------------------------------------------------
 
 
-def test_the_launcher_function_is_bounded_encrypted_logged_and_dead_lettered() -> None:
-    stack = bare_stack()
+def _launcher(stack: cdk.Stack) -> tuple[TrainingPipeline, kms.Key, TrainingLauncher]:
+    """A training pipeline, a key and the Lambda launcher of the pipeline's training step."""
     training = _training_pipeline(stack)
     key = kms.Key(stack, "Key")
     launcher = TrainingLauncher(
@@ -378,6 +378,12 @@ def test_the_launcher_function_is_bounded_encrypted_logged_and_dead_lettered() -
         removal=cdk.RemovalPolicy.DESTROY,
         key=key,
     )
+    return training, key, launcher
+
+
+def test_the_launcher_function_is_bounded_encrypted_logged_and_dead_lettered() -> None:
+    stack = bare_stack()
+    training, key, launcher = _launcher(stack)
     template = Template.from_stack(stack)
     function = only(template, "AWS::Lambda::Function")
     assert function["Runtime"] == "python3.14"
@@ -450,19 +456,7 @@ def test_the_latest_runtime_needs_no_acknowledgement(runtime: str) -> None:
 
 def test_the_launcher_schedule_invokes_the_function_with_the_scheduled_time() -> None:
     stack = bare_stack()
-    training = _training_pipeline(stack)
-    key = kms.Key(stack, "Key")
-    launcher = TrainingLauncher(
-        stack,
-        "Launcher",
-        settings=LambdaLauncherSettings(),
-        job_name_prefix="mlops-dev-train",
-        pipeline=training.pipeline,
-        step_name=TRAIN_STEP,
-        log_retention=logs.RetentionDays.ONE_MONTH,
-        removal=cdk.RemovalPolicy.DESTROY,
-        key=key,
-    )
+    _, key, launcher = _launcher(stack)
     schedules = PipelineSchedules(
         stack, "Schedules", settings=SchedulesSettings(), removal=cdk.RemovalPolicy.DESTROY, key=key
     )
