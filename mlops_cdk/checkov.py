@@ -31,18 +31,8 @@ def skip_all(resource: IConstruct, reasons: dict[str, str]) -> None:
         skip(resource, check_id, reason)
 
 
-# Reasons shared by the Lambda functions that only serve CloudFormation (custom-resource
-# handlers): they run a few times per deploy, and are called by CloudFormation or CDK's
-# provider framework, which report a failure themselves.
+# Why a function that calls only AWS APIs stays outside the VPC.
 NOT_IN_VPC = (
     "Calls only AWS APIs (no resource inside the VPC); in the VPC it would need interface "
     "endpoints or NAT for them and leave network interfaces that slow stack deletion."
-)
-NO_DLQ_CUSTOM_RESOURCE = (
-    "A custom-resource handler: CloudFormation (or CDK's provider framework) reports its "
-    "failure on the stack event; a dead-letter queue would hold an event nobody can replay."
-)
-NO_RESERVED_CONCURRENCY_CDK = (
-    "CDK's own handler, run a few times per deploy; reserving concurrency for it would only "
-    "take from the account's pool (and fails in accounts whose quota is below 100 + N)."
 )

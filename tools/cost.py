@@ -97,8 +97,6 @@ USAGE_BASED = {
     "AWS::Scheduler::Schedule": "Scheduler invocations",
     # Secrets Manager's published rotation functions (Lambda), a few invocations a month.
     "AWS::Serverless::Application": "rotation function invocations",
-    # The Studio clean-up's waiter: a few state transitions per `cdk destroy`.
-    "AWS::StepFunctions::StateMachine": "Step Functions state transitions",
 }
 # Pipeline steps that start no instances.
 FREE_STEPS = frozenset({"Condition", "Fail", "Lambda", "Callback"})
