@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aws_cdk import App
 
-from mlops_cdk import nag
-from mlops_cdk.platform import Platform, build_platform
 from mlops_cdk.settings import Settings
+
+if TYPE_CHECKING:
+    from mlops_cdk.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ def set_up(app: App, environ: Mapping[str, str]) -> AppSetup:
     settings, before any stack is added.
     """
     settings = Settings.from_context(app.node.get_all_context(), environ)
+    # The stacks import most of aws-cdk-lib's modules (about a second): only once the settings
+    # are good, so a bad setting stops `cdk synth` at once.
+    from mlops_cdk import nag  # noqa: PLC0415
+    from mlops_cdk.platform import build_platform  # noqa: PLC0415
+
     platform = build_platform(app, settings)
     nag.register(app)
     return AppSetup(settings=settings, platform=platform)
