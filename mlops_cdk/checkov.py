@@ -36,3 +36,10 @@ NOT_IN_VPC = (
     "Calls only AWS APIs (no resource inside the VPC); in the VPC it would need interface "
     "endpoints or NAT for them and leave network interfaces that slow stack deletion."
 )
+
+# A function whose reserved-concurrency setting is null (CKV_AWS_115).
+NO_RESERVATION = (
+    "Reserved concurrency is off by its setting (null): Lambda keeps 100 of the account's "
+    "concurrency unreserved, so an account whose quota is below 100 + N cannot reserve any "
+    "(Lambda developer guide, configuration-concurrency); set it where the quota allows."
+)

@@ -19,7 +19,9 @@ from tools.checkov_report import DOC, ENVIRONMENTS, Report, render, scan
 TARGET = 5
 MAX_ACKNOWLEDGED_AS_CONFIGURED = {"dev": TARGET, "staging": TARGET, "prod": 6}
 # Distinct checks per environment over every mode and variant (measured; can only fall).
-MAX_ACKNOWLEDGED_CHECKS = {"dev": 7, "staging": 7, "prod": 6}
+# dev: 8 since its CDK handlers reserve no concurrency (CKV_AWS_115, acknowledged): dev must
+# deploy in a new account whose quota is below the 100 + N that reserving needs.
+MAX_ACKNOWLEDGED_CHECKS = {"dev": 8, "staging": 7, "prod": 6}
 
 
 # In one xdist worker: one checkov scan of every variant, shared by the tests of this module.

@@ -37,7 +37,7 @@ from aws_cdk import CfnResource, CustomResourceProviderBase, RemovalPolicy, Stac
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 
-from mlops_cdk.checkov import skip
+from mlops_cdk.checkov import NO_RESERVATION, skip
 from mlops_cdk.constructs.dead_letter import encrypted_dead_letter_queue
 
 NOT_IN_VPC_CDK_HANDLER = (
@@ -82,6 +82,8 @@ def harden_cdk_providers(
         handler.add_property_override("DeadLetterConfig", {"TargetArn": queue.queue_arn})
         if reserved_concurrency is not None:
             handler.add_property_override("ReservedConcurrentExecutions", reserved_concurrency)
+        else:
+            skip(handler, "CKV_AWS_115", NO_RESERVATION)
         provider.add_to_role_policy(
             {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue.queue_arn}
         )

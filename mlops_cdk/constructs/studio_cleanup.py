@@ -15,7 +15,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IConstruct
 
 from mlops_cdk import nag
-from mlops_cdk.checkov import skip
+from mlops_cdk.checkov import NO_RESERVATION, skip
 from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 
 HANDLER_DIR = Path(__file__).resolve().parents[2] / "lambda" / "studio_cleanup"
@@ -162,6 +162,8 @@ class StudioCleanup(Construct):
         self.dead_letter_queue.grant_send_messages(self.role)
         ack_sender_key_wildcards(self.role)
         skip(self.function, "CKV_AWS_117", TEARDOWN_NOT_IN_VPC)
+        if reserved_concurrency is None:
+            skip(self.function, "CKV_AWS_115", NO_RESERVATION)
         # A Delete continues in a new invocation of this same function. A separate policy: in
         # the role's default policy, the function's ARN would make the function depend on
         # itself (function -> role policy -> function).

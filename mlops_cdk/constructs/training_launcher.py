@@ -16,7 +16,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from mlops_cdk import nag
-from mlops_cdk.checkov import NOT_IN_VPC, skip
+from mlops_cdk.checkov import NO_RESERVATION, NOT_IN_VPC, skip
 from mlops_cdk.constructs.dead_letter import ack_sender_key_wildcards, encrypted_dead_letter_queue
 from mlops_cdk.settings import LambdaLauncherSettings
 
@@ -107,3 +107,5 @@ class TrainingLauncher(Construct):
         # execution role or its own grant for that is not verified here; either works).
         key.grant_decrypt(self.role)
         skip(self.function, "CKV_AWS_117", NOT_IN_VPC)
+        if settings.reserved_concurrency is None:
+            skip(self.function, "CKV_AWS_115", NO_RESERVATION)

@@ -78,13 +78,16 @@ class Settings(Section):
     log_retention_days: LogRetentionDays = Field(
         default=30, description="Retention of every log group (a CloudWatch Logs period)."
     )
+    # Off by default: a new account's concurrency quota can be below the 100 + N that reserving
+    # needs, and dev must deploy anywhere; staging and prod reserve 1 in cdk.json. (A JSON null
+    # written in cdk.json never reaches the app: CDK's context drops null values.)
     custom_resource_reserved_concurrency: int | None = Field(
-        default=1,
+        default=None,
         ge=1,
         le=10,
         description="Concurrent runs reserved for each of CDK's own custom-resource handlers (S3 "
-        "auto-delete-objects, VPC default-security-group restriction); null: the account's "
-        "unreserved pool (accounts whose concurrency quota is below 100 + this cannot reserve).",
+        "auto-delete-objects, VPC default-security-group restriction); null: none, the "
+        "account's unreserved pool (reserving needs a concurrency quota of at least 100 + this).",
     )
     tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default_factory=dict,
