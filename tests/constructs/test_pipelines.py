@@ -363,14 +363,16 @@ def test_schedules_start_the_pipeline_with_retries_into_the_dead_letter_queue() 
 # --- launcher --------------------------------------------------------------------------------
 
 
-def _launcher(stack: cdk.Stack) -> tuple[TrainingPipeline, kms.Key, TrainingLauncher]:
+def _launcher(
+    stack: cdk.Stack, settings: LambdaLauncherSettings | None = None
+) -> tuple[TrainingPipeline, kms.Key, TrainingLauncher]:
     """A training pipeline, a key and the Lambda launcher of the pipeline's training step."""
     training = _training_pipeline(stack)
     key = kms.Key(stack, "Key")
     launcher = TrainingLauncher(
         stack,
         "Launcher",
-        settings=LambdaLauncherSettings(),
+        settings=settings or LambdaLauncherSettings(),
         job_name_prefix="mlops-dev-train",
         pipeline=training.pipeline,
         step_name=TRAIN_STEP,
@@ -416,18 +418,7 @@ def test_the_launcher_function_is_bounded_encrypted_logged_and_dead_lettered() -
 
 def test_a_pinned_older_launcher_runtime_is_acknowledged_on_the_function() -> None:
     stack = bare_stack()
-    training = _training_pipeline(stack)
-    TrainingLauncher(
-        stack,
-        "Launcher",
-        settings=LambdaLauncherSettings(runtime="python3.12"),
-        job_name_prefix="mlops-dev-train",
-        pipeline=training.pipeline,
-        step_name=TRAIN_STEP,
-        log_retention=logs.RetentionDays.ONE_MONTH,
-        removal=cdk.RemovalPolicy.DESTROY,
-        key=kms.Key(stack, "Key"),
-    )
+    _launcher(stack, LambdaLauncherSettings(runtime="python3.12"))
     app = stack.node.root
     assert isinstance(app, cdk.App)
     rules = [(a.path, a.rule) for a in nag.acknowledgements(app)]
@@ -437,18 +428,7 @@ def test_a_pinned_older_launcher_runtime_is_acknowledged_on_the_function() -> No
 @pytest.mark.parametrize("runtime", ["python3.14"])
 def test_the_latest_runtime_needs_no_acknowledgement(runtime: str) -> None:
     stack = bare_stack()
-    training = _training_pipeline(stack)
-    TrainingLauncher(
-        stack,
-        "Launcher",
-        settings=LambdaLauncherSettings(runtime=runtime),
-        job_name_prefix="p",
-        pipeline=training.pipeline,
-        step_name=TRAIN_STEP,
-        log_retention=logs.RetentionDays.ONE_MONTH,
-        removal=cdk.RemovalPolicy.DESTROY,
-        key=kms.Key(stack, "Key"),
-    )
+    _launcher(stack, LambdaLauncherSettings(runtime=runtime))
     app = stack.node.root
     assert isinstance(app, cdk.App)
     assert "AwsSolutions-L1" not in [a.rule for a in nag.acknowledgements(app)]
