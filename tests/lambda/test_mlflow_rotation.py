@@ -27,7 +27,7 @@ import requests
 from mlflow_rotation import RotationError
 
 from tests.synth import DEPLOY_REGION
-from tests.tracking.databases import LOOPBACK, free_port, postgres
+from tests.tracking.databases import LOOPBACK, free_port, moto_server, postgres
 from tests.tracking.test_self_hosted_server import TIMEOUT, _aws_env, running_server
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -42,17 +42,8 @@ pytestmark = [pytest.mark.xdist_group("mlflow-rotation"), pytest.mark.real_datab
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
     """One moto server (Secrets Manager and S3) for the module."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    server.start()
-    endpoint = f"http://{LOOPBACK}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=TIMEOUT).raise_for_status()
-    try:
+    with moto_server(timeout=TIMEOUT) as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def moto_server(*, timeout: float) -> Iterator[str]:
+    """A moto server on loopback, empty while in use (moto keeps its state per process: it is
+    reset on the way in and out); yields its endpoint URL."""
+    import requests  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server.start()
+    endpoint = f"http://{LOOPBACK}:{port}"
+    requests.post(f"{endpoint}/moto-api/reset", timeout=timeout).raise_for_status()
+    try:
+        yield endpoint
+    finally:
+        requests.post(f"{endpoint}/moto-api/reset", timeout=timeout)
+        server.stop()
+
+
 def _as_root() -> bool:
     return os.geteuid() == 0
 

@@ -41,6 +41,7 @@ from tests.tracking.databases import (
     free_port,
     mariadb,
     mariadb_installed,
+    moto_server,
     postgres,
 )
 from tests.tracking.deployment import Deployment, database_credentials, deployment
@@ -57,19 +58,9 @@ DatabaseFactory = Callable[..., AbstractContextManager[Database]]
 
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server on loopback, empty (moto keeps its state per process: reset it)."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    server.start()
-    endpoint = f"http://{LOOPBACK}:{port}"
-    requests.post(f"{endpoint}/moto-api/reset", timeout=TIMEOUT).raise_for_status()
-    try:
+    """A moto S3 server on loopback, empty."""
+    with moto_server(timeout=TIMEOUT) as endpoint:
         yield endpoint
-    finally:
-        requests.post(f"{endpoint}/moto-api/reset", timeout=TIMEOUT)
-        server.stop()
 
 
 def _aws_env(endpoint: str) -> dict[str, str]:
