@@ -46,7 +46,7 @@ DEPLOYED = tuple(v for v in FARGATE if v.form == "deployed")
 
 
 class Template:
-    """Evaluates one template's intrinsics for a region (Ref, Join, FindInMap, If, Conditions).
+    """Evaluates one template's intrinsics for a region (Ref, Join, ImportValue).
 
     Logical IDs stay symbolic (``{"Ref": id}``, ``{"Fn::GetAtt": [id, attr]}``) so a test
     can say which resource a value names; ``Fn::ImportValue`` resolves through ``exports``.
@@ -64,9 +64,6 @@ class Template:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
         }
-
-    def condition(self, name: str) -> bool:
-        return bool(self.value(self.template["Conditions"][name]))
 
     def value(self, node: Any) -> Any:
         if isinstance(node, list):
@@ -88,13 +85,6 @@ class Template:
             "Ref": self._ref,
             "Fn::GetAtt": lambda arg: {"Fn::GetAtt": arg},
             "Fn::Join": self._join,
-            "Fn::FindInMap": lambda arg: self._find_in_map(*(self.value(a) for a in arg)),
-            "Fn::If": lambda arg: self.value(arg[1] if self.condition(arg[0]) else arg[2]),
-            "Fn::Equals": lambda arg: self.value(arg[0]) == self.value(arg[1]),
-            "Fn::Or": lambda arg: any(self.value(a) for a in arg),
-            "Fn::And": lambda arg: all(self.value(a) for a in arg),
-            "Fn::Not": lambda arg: not self.value(arg[0]),
-            "Condition": self.condition,
             "Fn::ImportValue": lambda arg: self.value(self.exports[self.value(arg)]),
         }
 
@@ -112,9 +102,6 @@ class Template:
             else:
                 values.append(part)
         return values[0] if len(values) == 1 else {"Fn::Join": [sep, values]}
-
-    def _find_in_map(self, mapping: str, first: str, second: str) -> Any:
-        return self.template["Mappings"][mapping][first][second]
 
 
 _NO_VALUE = object()

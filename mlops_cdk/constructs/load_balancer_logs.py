@@ -21,7 +21,6 @@ from __future__ import annotations
 from aws_cdk import Stack, Token
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_s3 as s3
-from aws_cdk.region_info import RegionInfo
 
 from mlops_cdk import nag
 from mlops_cdk.checkov import skip
@@ -31,15 +30,6 @@ NO_REGION = (
     "here. `cdk deploy` synthesizes with the account and region and turns the access logs on "
     "(mlops_cdk/constructs/load_balancer_logs.py); the request log also goes to CloudWatch."
 )
-
-
-def elb_accounts() -> dict[str, str]:
-    """Region -> Elastic Load Balancing account, for the Regions that have one (sorted)."""
-    return {
-        region.name: region.elbv2_account
-        for region in sorted(RegionInfo.regions, key=lambda r: r.name)
-        if region.elbv2_account
-    }
 
 
 def log_access(
