@@ -20,6 +20,8 @@ container secrets; they never appear in a template or task definition.
     MLFLOW_FLASK_SERVER_SECRET_KEY  the CSRF signing key of the basic-auth app (default:
                          derived from the admin password, so every task has the same one)
     MLFLOW_HOST (0.0.0.0)  MLFLOW_PORT (5000)  MLFLOW_WORKERS (2)
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION (false here; MLflow's default is true): see
+                         server_environment
 
 Several tasks may start at once (rolling deploys, autoscaling): schema creation and migration
 run under a database-wide lock, so exactly one process migrates and the others wait.
@@ -301,6 +303,32 @@ def bootstrap_users(backend_uri: str, env: Mapping[str, str]) -> None:
             log.info("updated the password of user %s", username)
 
 
+# MLflow 3 starts a job runner beside every server (GenAI scorers, prompt optimisation, trace
+# rollups: mlflow/environment_variables.py, MLFLOW_SERVER_ENABLE_JOB_EXECUTION, default true):
+# eight more Python processes of about 180 MiB each, about 1.4 GiB, which with the server's
+# own 600 MiB overflows the 2 GiB task or t3.small (tests/tracking/test_self_hosted_server.py
+# measures it). Its periodic tasks would also run once per task, where MLflow asks for one
+# instance only (MLFLOW_SERVER_JOB_ENABLE_PERIODIC_TASKS). The platform's jobs log runs and
+# models through the API and use none of it.
+JOB_EXECUTION_DEFAULT = "false"
+
+
+def server_environment(env: Mapping[str, str], backend_uri: str) -> dict[str, str]:
+    """What the server process gets: ``env`` without the owner's credentials, plus the
+    settings derived here (host names, job runner, basic auth's config and key)."""
+    child_env = {k: v for k, v in env.items() if not k.startswith("DB_MASTER_")}
+    child_env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", JOB_EXECUTION_DEFAULT)
+    if env.get("MLFLOW_SERVER_ALLOWED_HOSTS"):
+        child_env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(env["MLFLOW_SERVER_ALLOWED_HOSTS"])
+    if env.get("MLFLOW_AUTH", "basic") == "basic":
+        fd, path = tempfile.mkstemp(prefix="basic_auth", suffix=".ini")  # mode 0600
+        with os.fdopen(fd, "w") as handle:
+            handle.write(auth_config(backend_uri))
+        child_env["MLFLOW_AUTH_CONFIG_PATH"] = path
+        child_env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = flask_secret_key(env)
+    return child_env
+
+
 def main(env: Mapping[str, str] = os.environ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     separate_owner = bool(env.get("DB_MASTER_USERNAME"))
@@ -316,15 +344,7 @@ def main(env: Mapping[str, str] = os.environ) -> None:
     if separate_owner:
         grant_server_user(owner_uri, env)
     # The server holds only its own user's credentials.
-    child_env = {k: v for k, v in env.items() if not k.startswith("DB_MASTER_")}
-    if env.get("MLFLOW_SERVER_ALLOWED_HOSTS"):
-        child_env["MLFLOW_SERVER_ALLOWED_HOSTS"] = allowed_hosts(env["MLFLOW_SERVER_ALLOWED_HOSTS"])
-    if env.get("MLFLOW_AUTH", "basic") == "basic":
-        fd, path = tempfile.mkstemp(prefix="basic_auth", suffix=".ini")  # mode 0600
-        with os.fdopen(fd, "w") as handle:
-            handle.write(auth_config(backend_uri))
-        child_env["MLFLOW_AUTH_CONFIG_PATH"] = path
-        child_env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = flask_secret_key(env)
+    child_env = server_environment(env, backend_uri)
     log.info("starting: %s", " ".join(c for c in command if "store-uri" not in c))
     os.execvpe(command[0], command, child_env)  # noqa: S606 (replace this process: signals reach MLflow)
 

@@ -94,9 +94,9 @@ def server(
             "MLFLOW_CLIENT_PASSWORD": client_password,
             "MLFLOW_WORKERS": "1",
         }
-        with running_server(env, aws["AWS_ENDPOINT_URL_S3"], log) as port:
+        with running_server(env, aws["AWS_ENDPOINT_URL_S3"], log) as server:
             yield {
-                "uri": f"http://{LOOPBACK}:{port}",
+                "uri": f"http://{LOOPBACK}:{server.port}",
                 "admin": admin_arn,
                 "client": client_arn,
                 "log": log,

@@ -50,6 +50,7 @@ class Deployment:
     tracking_uri: str  # the TrackingUri output clients are given
     secrets: dict[str, dict[str, Any]]  # secret ARN -> its JSON value
     bucket: str  # the artifacts bucket the server proxies to
+    memory_mib: int  # what the server runs in: the task's memory, or the instance's
 
     def secret_named(self, username: str) -> dict[str, Any]:
         """The user secret whose template gives it ``username``."""
@@ -147,7 +148,7 @@ def deployment(app: SynthesizedApp, database: Mapping[str, Any]) -> Deployment:
     artifacts = env["MLFLOW_ARTIFACTS_DESTINATION"]
     bucket = artifacts.removeprefix("s3://").split("/", 1)[0]
     tracking_uri = resolve(template["Outputs"]["TrackingUri"]["Value"])
-    return Deployment(mode, env, tracking_uri, secrets, bucket)
+    return Deployment(mode, env, tracking_uri, secrets, bucket, _memory_mib(template, mode))
 
 
 def database_credentials(app: SynthesizedApp) -> dict[str, str]:
@@ -159,6 +160,26 @@ def database_credentials(app: SynthesizedApp) -> dict[str, str]:
         s for s in secrets.values() if s["password"] == DB_PASSWORD and "masterarn" not in s
     )
     return {"username": value["username"], "password": value["password"]}
+
+
+# Memory of the instance types the tested variants run (EC2 User Guide, "Instance types").
+INSTANCE_MEMORY_MIB = {"t3.micro": 1024, "t3.small": 2048, "t3.medium": 4096, "t3.large": 8192}
+
+
+def _memory_mib(template: Template, mode: str) -> int:
+    """The memory the server process tree shares: the fargate task's, or the ec2 instance's."""
+    if mode == "fargate":
+        (task,) = (
+            r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"
+        )
+        return int(task["Properties"]["Memory"])
+    (launch,) = (
+        r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::LaunchTemplate"
+    )
+    instance_type = launch["Properties"]["LaunchTemplateData"]["InstanceType"]
+    if instance_type not in INSTANCE_MEMORY_MIB:
+        raise AssertionError(f"add {instance_type}'s memory to INSTANCE_MEMORY_MIB")
+    return INSTANCE_MEMORY_MIB[instance_type]
 
 
 def _task_container(template: Template) -> dict[str, Any]:

@@ -174,21 +174,21 @@ def test_servers_keep_working_through_two_alternating_user_rotations(
     first = "server-Pa55word-1"
     with database(name="mlflow", **MASTER) as db:
         env = _server_env(db, SERVER_USER, first)
-        with running_server(env, s3_endpoint, tmp_path / "a.log") as port:
-            _use(port, "before-rotation")
+        with running_server(env, s3_endpoint, tmp_path / "a.log") as server:
+            _use(server.port, "before-rotation")
             # The server runs as its own user, which cannot change the schema.
             assert _can_connect(db, SERVER_USER, first)
             clone = _first_rotation(db, "server-Pa55word-2")
             assert _can_connect(db, SERVER_USER, first), "old credentials must stay valid"
-            _use(port, "running-server-after-rotation")
+            _use(server.port, "running-server-after-rotation")
         # A restarted server (a new task, the ec2 unit's restart) reads the new secret.
         env = _server_env(db, clone, "server-Pa55word-2")
-        with running_server(env, s3_endpoint, tmp_path / "b.log") as port:
-            _use(port, "restarted-server-after-rotation")
+        with running_server(env, s3_endpoint, tmp_path / "b.log") as server:
+            _use(server.port, "restarted-server-after-rotation")
             _second_rotation(db, "server-Pa55word-3")
             assert not _can_connect(db, SERVER_USER, first)
             assert _can_connect(db, clone, "server-Pa55word-2")
-            _use(port, "running-server-after-second-rotation")
+            _use(server.port, "running-server-after-second-rotation")
         log = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
         assert MASTER["password"] not in log
 

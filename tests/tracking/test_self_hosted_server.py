@@ -52,6 +52,7 @@ ENTRYPOINT = ROOT / "containers" / "tracking" / "entrypoint.py"
 START_SECONDS = 240
 TIMEOUT = 60  # seconds per request: CI shares two cores
 MODEL_NAME = "iris-model"
+MEMORY_SHARE = 0.75  # of the task's (or instance's) memory the idle server may take
 
 DatabaseFactory = Callable[..., AbstractContextManager[Database]]
 
@@ -73,9 +74,26 @@ def _aws_env(endpoint: str) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class ServerProcess:
+    """A running entrypoint: where it listens, and its process (MLflow's are its children)."""
+
+    port: int
+    pid: int
+
+    def memory_mib(self) -> float:
+        """Proportional set size of the process and all its descendants, in MiB: what they
+        take of the container's or instance's memory (pages they share counted once)."""
+        import psutil  # noqa: PLC0415
+
+        root = psutil.Process(self.pid)
+        processes = [root, *root.children(recursive=True)]
+        return float(sum(p.memory_full_info().pss for p in processes)) / 2**20
+
+
 @contextmanager
-def running_server(server_env: dict[str, str], endpoint: str, log: Path) -> Iterator[int]:
-    """The entrypoint as a process with the template's environment; yields its port."""
+def running_server(server_env: dict[str, str], endpoint: str, log: Path) -> Iterator[ServerProcess]:
+    """The entrypoint as a process with the template's environment, serving."""
     port = free_port()
     env = {
         **server_env,
@@ -113,9 +131,21 @@ def running_server(server_env: dict[str, str], endpoint: str, log: Path) -> Iter
             if time.monotonic() > deadline:
                 raise AssertionError(f"no /health in {START_SECONDS} s:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        yield port
+        yield ServerProcess(port, process.pid)
     finally:
         _stop(process)
+
+
+def _process_list(pid: int) -> str:
+    """Each process of the server's tree with its memory, for the failure message."""
+    import psutil  # noqa: PLC0415
+
+    root = psutil.Process(pid)
+    rows = []
+    for p in [root, *root.children(recursive=True)]:
+        command = " ".join(p.cmdline()[1:4])
+        rows.append(f"{p.memory_full_info().pss / 2**20:.0f} MiB {command}")
+    return "; ".join(rows)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -246,5 +276,14 @@ def test_the_deployed_server_serves_clients_through_its_host_name(
             Bucket=deployed.bucket,
             CreateBucketConfiguration={"LocationConstraint": DEPLOY_REGION},
         )
-        with running_server(deployed.server_env, s3_endpoint, tmp_path / "server.log") as port:
-            _exercise(deployed, port, monkeypatch)
+        with running_server(deployed.server_env, s3_endpoint, tmp_path / "server.log") as server:
+            _exercise(deployed, server.port, monkeypatch)
+            # It fits where it runs, with a quarter left for request peaks (and, on ec2, the
+            # operating system and agents).
+            used = server.memory_mib()
+            budget = deployed.memory_mib * MEMORY_SHARE
+            assert used <= budget, (
+                f"the server's processes take {used:.0f} MiB of the {deployed.memory_mib} MiB "
+                f"{deployed.mode} gives it (at most {budget:.0f}): "
+                f"{_process_list(server.pid)}"
+            )

@@ -109,3 +109,15 @@ def test_the_owner_migrates_and_the_server_runs_as_its_own_user(
 def test_a_user_name_that_cannot_be_quoted_is_refused() -> None:
     with pytest.raises(entrypoint.ConfigurationError, match=r"'a\"b' is not"):
         entrypoint._identifier('a"b')
+
+
+def test_the_server_starts_without_mlflows_job_runner_unless_asked() -> None:
+    """MLflow's job runner is eight more processes (~1.4 GiB) the platform never uses."""
+    env = {**ENV, "MLFLOW_AUTH": "none"}
+    assert entrypoint.server_environment(env, "uri")["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == (
+        "false"
+    )
+    asked = {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert entrypoint.server_environment(asked, "uri")["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == (
+        "true"
+    )
