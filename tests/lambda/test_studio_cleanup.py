@@ -420,7 +420,10 @@ class ResponseEndpoint:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits up to one interval (the default 0.5 s, every test).
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -652,7 +655,10 @@ def test_a_failed_hand_over_answers_failed_once(
     assert "when calling the Invoke operation: denied" in _answered(endpoint, event)["Reason"]
 
 
-def test_a_rejected_answer_is_sent_again_and_received_once(aws: Aws) -> None:
+def test_a_rejected_answer_is_sent_again_and_received_once(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)  # between the PUT attempts
     flaky = ResponseEndpoint(failures=1)
     flaky.thread.start()
     try:
