@@ -46,6 +46,12 @@ DEFAULTS = {env: f"{env}-{default_mode(env)}-deployed" for env in ("dev", "stagi
 
 def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
     """(variant id, stack name, template) of every stack of every variant."""
+    from tests.conftest import synthesized_templates  # noqa: PLC0415 (conftest imports matrix)
+
     for scanned in variants:
-        for stack in scanned.variant.app().assembly.stacks:
-            yield scanned.id, stack.stack_name, stack.template
+        templates = synthesized_templates(scanned.variant.key)
+        if templates is None:  # not synthesized in this session yet (or no session: the tool)
+            app = scanned.variant.app()
+            templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
+        for stack_name, template in templates.items():
+            yield scanned.id, stack_name, template

@@ -45,8 +45,21 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
     """
     key = app_key(env, form, **overrides)
     if key not in _cache:
-        _cache[key] = synthesize(env, overrides, form=form)
+        app = _cache[key] = synthesize(env, overrides, form=form)
+        templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
+        session_cache.put(TEMPLATES, repr(key), templates)
     return _cache[key]
+
+
+# The templates of every app synthesized so far in this session, by any worker: the checkov
+# scan reads them (tests/checkov_variants.py) instead of synthesizing every variant again.
+TEMPLATES = "templates"
+
+
+def synthesized_templates(key: AppKey) -> dict[str, Any] | None:
+    """{stack name: template} of the app ``key`` if a process of this session synthesized it."""
+    templates: dict[str, Any] | None = session_cache.get(TEMPLATES, repr(key))
+    return templates
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +113,22 @@ def _app_of(item: pytest.Item) -> AppKey | None:
     return None
 
 
+CHECKOV_GROUP = "checkov"  # tests/test_checkov.py
+
+
+def _group_name(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    return str(mark.args[0]) if mark is not None and mark.args else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's hook turns the marks into groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist, keep each synthesized app's tests in one worker (``--dist loadgroup``)."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
+    # The checkov scan last: by then the other groups have synthesized (nearly) every variant
+    # it reads (synthesized_templates), and --dist loadgroup hands groups out in this order.
+    items.sort(key=lambda item: _group_name(item) == CHECKOV_GROUP)
     for item in items:
         key = _app_of(item)
         if key is not None and not item.get_closest_marker("xdist_group"):

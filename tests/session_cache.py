@@ -42,7 +42,26 @@ def computed(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
         if result.exists():
             return json.loads(result.read_text())
         value = compute()
-        partial = result.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(value))
-        partial.replace(result)
+        put(namespace, key, value)
         return value
+
+
+def put(namespace: str, key: str, value: Any) -> None:
+    """Store ``value`` under ``key`` for the other processes (replacing what is there);
+    nothing outside a test session (a tool that imports the tests' helpers)."""
+    if _directory is None:
+        return
+    folder = _directory / namespace
+    folder.mkdir(exist_ok=True)
+    result = folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    partial = result.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(value))
+    partial.replace(result)  # atomic: a reader sees all of it or nothing
+
+
+def get(namespace: str, key: str) -> Any | None:
+    """What some process :func:`put` under ``key`` so far, else None (also outside a session)."""
+    if _directory is None:
+        return None
+    result = _directory / namespace / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    return json.loads(result.read_text()) if result.exists() else None
