@@ -21,10 +21,13 @@ os.environ.setdefault("CDK_VALIDATION", "false")
 
 import shutil
 import tempfile
+from collections.abc import Callable
+from dataclasses import astuple
 from typing import Any
 
 import pytest
 
+from mlops_cdk import nag
 from tests import session_cache
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 
@@ -48,18 +51,39 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
         app = _cache[key] = synthesize(env, overrides, form=form)
         templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
         session_cache.put(TEMPLATES, repr(key), templates)
+        made = nag.acknowledgements(app.platform.storage.node.root)
+        recorded = {"name_prefix": app.settings.name_prefix, "made": [astuple(a) for a in made]}
+        session_cache.put(ACKNOWLEDGEMENTS, repr(key), recorded)
     return _cache[key]
 
 
-# The templates of every app synthesized so far in this session, by any worker: the checkov
-# scan reads them (tests/checkov_variants.py) instead of synthesizing every variant again.
-TEMPLATES = "templates"
+# What a test over many variants reads of each (tests marked ``after_groups``): stored by the
+# worker that synthesized the app, so no other worker synthesizes it again for that.
+TEMPLATES = "templates"  # {stack name: template}
 
 
 def synthesized_templates(key: AppKey) -> dict[str, Any] | None:
     """{stack name: template} of the app ``key`` if a process of this session synthesized it."""
     templates: dict[str, Any] | None = session_cache.get(TEMPLATES, repr(key))
     return templates
+
+
+ACKNOWLEDGEMENTS = "acknowledgements"  # the name prefix, and what the constructs acknowledged
+
+
+def synthesized_acknowledgements(key: AppKey) -> tuple[str, list[nag.Acknowledgement]] | None:
+    """App ``key``'s name prefix and what its constructs acknowledged (mlops_cdk.nag), if a
+    process of this session synthesized it."""
+    recorded = session_cache.get(ACKNOWLEDGEMENTS, repr(key))
+    if recorded is None:
+        return None
+    return recorded["name_prefix"], [nag.Acknowledgement(*row) for row in recorded["made"]]
+
+
+def of_each_app(namespace: str, key: AppKey, compute: Callable[[], Any]) -> Any:
+    """``compute()`` (a JSON value derived from app ``key``) once per session, whichever test
+    or worker asks first; :func:`synthesized` is called only by whoever computes it."""
+    return session_cache.computed(namespace, repr(key), compute)
 
 
 @pytest.fixture(scope="session")
@@ -113,22 +137,15 @@ def _app_of(item: pytest.Item) -> AppKey | None:
     return None
 
 
-CHECKOV_GROUP = "checkov"  # tests/test_checkov.py
-
-
-def _group_name(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker("xdist_group")
-    return str(mark.args[0]) if mark is not None and mark.args else None
-
-
 @pytest.hookimpl(tryfirst=True)  # before xdist's hook turns the marks into groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under xdist, keep each synthesized app's tests in one worker (``--dist loadgroup``)."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
-    # The checkov scan last: by then the other groups have synthesized (nearly) every variant
-    # it reads (synthesized_templates), and --dist loadgroup hands groups out in this order.
-    items.sort(key=lambda item: _group_name(item) == CHECKOV_GROUP)
+    # Tests over many variants (the checkov scan, the IAM and nag summaries) last: by then the
+    # app groups have stored (nearly) everything they read from the session cache, and
+    # --dist loadgroup hands groups out in this order.
+    items.sort(key=lambda item: item.get_closest_marker("after_groups") is not None)
     for item in items:
         key = _app_of(item)
         if key is not None and not item.get_closest_marker("xdist_group"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of
-from tests.conftest import CHECKOV_GROUP
 from tools.checkov_report import DOC, ENVIRONMENTS, Report, render, scan
 
 # Issue 16's target: at most 5 acknowledged findings per environment, counted as checkov counts
@@ -26,7 +25,7 @@ MAX_ACKNOWLEDGED_CHECKS = {"dev": 8, "staging": 7, "prod": 6}
 
 
 # In one xdist worker: one checkov scan of every variant, shared by the tests of this module.
-pytestmark = pytest.mark.xdist_group(CHECKOV_GROUP)
+pytestmark = [pytest.mark.xdist_group("checkov"), pytest.mark.after_groups]
 
 
 @pytest.fixture(scope="module")
