@@ -81,8 +81,8 @@ def synthesized_acknowledgements(key: AppKey) -> tuple[str, list[nag.Acknowledge
 
 
 def of_each_app(namespace: str, key: AppKey, compute: Callable[[], Any]) -> Any:
-    """``compute()`` (a JSON value derived from app ``key``) once per session, whichever test
-    or worker asks first; :func:`synthesized` is called only by whoever computes it."""
+    """``compute()`` (a JSON value derived from app ``key``) once per session, by whichever
+    test or worker asks first; the others read the stored value and need not synthesize."""
     return session_cache.computed(namespace, repr(key), compute)
 
 
