@@ -143,8 +143,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.pluginmanager.hasplugin("xdist"):
         return
     # Tests over many variants (the checkov scan, the IAM and nag summaries) last: by then the
-    # app groups have stored (nearly) everything they read from the session cache, and
-    # --dist loadgroup hands groups out in this order.
+    # app groups have stored (nearly) everything they read from the session cache. --dist
+    # loadgroup hands out the biggest groups first and ungrouped tests (groups of one) last, in
+    # this order, so these tests must stay ungrouped (or in groups of one) to run last.
     items.sort(key=lambda item: item.get_closest_marker("after_groups") is not None)
     for item in items:
         key = _app_of(item)

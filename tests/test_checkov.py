@@ -1,16 +1,19 @@
 """checkov over every synthesized template of every variant: no unacknowledged finding.
 
-One checkov process over a directory of each distinct template (tools/checkov_report.py).
-Each acknowledged finding carries its reason beside its resource (``mlops_cdk.checkov.skip``)
+checkov over a directory of each distinct template (tools/checkov_report.py), in two processes
+at once. Each acknowledged finding carries its reason beside its resource (``mlops_cdk.checkov.skip``)
 and is listed in docs/checkov.md, which must be current.
 """
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import pytest
 
+from tests import session_cache
 from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of
-from tools.checkov_report import DOC, ENVIRONMENTS, Report, render, scan
+from tools.checkov_report import DOC, ENVIRONMENTS, Finding, Report, render, scan
 
 # Issue 16's target: at most 5 acknowledged findings per environment, counted as checkov counts
 # them, one per (check, resource), for the environment as cdk.json configures it and as
@@ -24,13 +27,29 @@ MAX_ACKNOWLEDGED_AS_CONFIGURED = {"dev": TARGET, "staging": TARGET, "prod": 6}
 MAX_ACKNOWLEDGED_CHECKS = {"dev": 8, "staging": 7, "prod": 6}
 
 
-# In one xdist worker: one checkov scan of every variant, shared by the tests of this module.
-pytestmark = [pytest.mark.xdist_group("checkov"), pytest.mark.after_groups]
+# Last, ungrouped (--dist loadgroup hands out single tests after the groups): the scan reads
+# the templates the app groups stored, and its two checkov processes get the cores the other
+# worker no longer needs. One scan per session, whichever worker asks first.
+pytestmark = pytest.mark.after_groups
+
+
+def _scanned() -> dict[str, object]:
+    found = scan(templates_of(VARIANTS))
+    return {
+        "failed": [astuple(f) for f in found.failed],
+        "skipped": [astuple(f) for f in found.skipped],
+        "templates": found.templates,
+    }
 
 
 @pytest.fixture(scope="module")
 def report() -> Report:
-    return scan(templates_of(VARIANTS))
+    stored = session_cache.computed("checkov", "every variant", _scanned)
+    return Report(
+        failed=tuple(Finding(*row) for row in stored["failed"]),
+        skipped=tuple(Finding(*row) for row in stored["skipped"]),
+        templates=stored["templates"],
+    )
 
 
 def test_checkov_ran_over_every_variant(report: Report) -> None:
