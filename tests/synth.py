@@ -71,14 +71,19 @@ class SynthesizedApp:
 
 
 def synthesize(
-    env: str, overrides: Mapping[str, Any] | None = None, *, form: str = "agnostic"
+    env: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    form: str = "agnostic",
+    nag_checks: bool = True,
 ) -> SynthesizedApp:
     """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on,
     through app.py's own :func:`~mlops_cdk.app_setup.set_up`.
 
     Explicit inputs only: cdk.json's context and no process environment, so the result is
     the same on every machine. ``form="deployed"`` synthesizes with a concrete account and
-    region (see :data:`FORMS`).
+    region (see :data:`FORMS`). ``nag_checks=False``: without the cdk-nag pack
+    (:func:`~mlops_cdk.app_setup.set_up`), for a variant whose nag findings are checked elsewhere.
     """
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {', '.join(FORMS)}")
@@ -89,5 +94,5 @@ def synthesize(
         **(overrides or {}),
     }
     app = cdk.App(context=context, outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"))
-    setup = set_up(app, environ={})
+    setup = set_up(app, environ={}, nag_checks=nag_checks)
     return SynthesizedApp(settings=setup.settings, platform=setup.platform, assembly=app.synth())

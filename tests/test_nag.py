@@ -15,7 +15,7 @@ from mlops_cdk.constructs.mlflow_app import MlflowApp
 from mlops_cdk.settings import TrackingSettings
 from tests.conftest import synthesized_acknowledgements
 from tests.matrix import VARIANTS, Variant
-from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp
+from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp, synthesize
 from tools.nag_report import NAG_MD, AppAcknowledgements, render
 
 
@@ -81,3 +81,12 @@ def test_a_construct_in_a_bare_stack_records_its_acknowledgements_and_needs_no_p
     # The resource wildcards wait for the deferred plugin, which only nag.register adds.
     assert not any(rule.startswith("AwsSolutions-IAM5[Resource::") for rule in rules)
     assert assembly.get_stack_by_name("Bare").template["Resources"]
+
+
+def test_the_nag_pack_changes_no_template(staging: SynthesizedApp) -> None:
+    """What lets a test synthesize a second variant without the pack (nag_checks=False): the
+    pack only checks, so the templates are the same with and without it."""
+    without = synthesize("staging", nag_checks=False)
+    assert [s.template for s in without.assembly.stacks] == [
+        s.template for s in staging.assembly.stacks
+    ]
