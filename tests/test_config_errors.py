@@ -609,3 +609,65 @@ def test_an_error_says_where_the_bad_value_was_set() -> None:
         "tracking.size='Huge': input should be 'Small', 'Medium' or 'Large' "
         "(set in cdk.json environments.dev)"
     )
+
+
+def test_a_null_written_in_cdk_json_reaches_the_settings(tmp_path: Path) -> None:
+    """jsii drops null values from the context app.py reads (app.node.get_all_context()), so
+    ``"cleanup_reserved_concurrency": null`` in cdk.json, which the docs give for accounts
+    whose Lambda concurrency quota cannot reserve, used to keep the default (1) silently."""
+    context = cdk_json_context()
+    context["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
+    context["env"] = "staging"
+    script = (
+        "import os, aws_cdk as cdk\n"
+        "from mlops_cdk.settings import Settings\n"
+        "app = cdk.App()\n"
+        "settings = Settings.from_context(app.node.get_all_context(), os.environ)\n"
+        "print(settings.studio.cleanup_reserved_concurrency)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "CDK_CONTEXT_JSON": json.dumps(context),  # as the CDK CLI passes cdk.json's context
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
+
+
+def _without_nulls_context(raw: Any) -> Any:
+    """The context as the app reads it back from CDK: every null dropped (jsii)."""
+    if isinstance(raw, dict):
+        return {k: _without_nulls_context(v) for k, v in raw.items() if v is not None}
+    return raw
+
+
+def test_the_clis_nulls_are_used_only_for_the_same_environments(tmp_path: Path) -> None:
+    """In-process, the same rule as above with each source the CLI may use: CDK_CONTEXT_JSON,
+    the overflow file it writes for a large context (which wins), and a copy that belongs to
+    another app (ignored: its environments differ)."""
+    raw = cdk_json_context()
+    raw["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
+    context = {**_without_nulls_context(raw), "env": "staging"}
+    from_env = Settings.from_context(context, environ={"CDK_CONTEXT_JSON": json.dumps(raw)})
+    assert from_env.studio.cleanup_reserved_concurrency is None
+    overflow = tmp_path / "context.json"
+    overflow.write_text(json.dumps(raw))
+    from_file = Settings.from_context(
+        context,
+        environ={"CDK_CONTEXT_JSON": "{}", "CONTEXT_OVERFLOW_LOCATION_ENV": str(overflow)},
+    )
+    assert from_file.studio.cleanup_reserved_concurrency is None
+    other = json.loads(json.dumps(raw))
+    other["environments"]["staging"]["log_retention_days"] = 7
+    unrelated = Settings.from_context(context, environ={"CDK_CONTEXT_JSON": json.dumps(other)})
+    assert unrelated.studio.cleanup_reserved_concurrency == 1
+    assert unrelated.log_retention_days == 30

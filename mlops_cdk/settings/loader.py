@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,7 +38,7 @@ def settings_from_context(
     env_name = context.get("env")
     if env_name is None:
         env_name = DEFAULT_ENVIRONMENT
-    environments = context.get("environments")
+    environments = _with_nulls(context.get("environments"), environ)
     if not isinstance(environments, Mapping):
         raise ConfigError("cdk.json context has no 'environments' object")
     if env_name not in environments:
@@ -60,6 +61,43 @@ def settings_from_context(
     except ValidationError as err:
         sources = (("-c", overrides), (f"cdk.json environments.{env_name}", env_values))
         raise ConfigError(describe(err, model=model, sources=sources)) from None
+
+
+# Where the CDK CLI hands the app its context (cdk.json, cdk.context.json, -c), read by CDK's
+# App in this order, the file winning: aws-cdk-lib core/lib/app.js loadContext, cx-api
+# CONTEXT_ENV and CONTEXT_OVERFLOW_LOCATION_ENV.
+CONTEXT_JSON_ENV = "CDK_CONTEXT_JSON"
+CONTEXT_FILE_ENV = "CONTEXT_OVERFLOW_LOCATION_ENV"
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _with_nulls(environments: Any, environ: Mapping[str, str]) -> Any:
+    """cdk.json's ``environments`` with the nulls written in it.
+
+    The context an app reads back from CDK (``app.node.get_all_context()``) has lost every
+    null value (jsii drops them), so ``"reserved_concurrency": null`` would silently keep the
+    default. The CLI's own copy of the context still has them: use it when it holds the same
+    environments but for the nulls (it is the app's context), else the context as given.
+    """
+    raw: dict[str, Any] = {}
+    try:
+        if environ.get(CONTEXT_JSON_ENV):
+            raw.update(json.loads(environ[CONTEXT_JSON_ENV]))
+        if environ.get(CONTEXT_FILE_ENV):
+            raw.update(json.loads(Path(environ[CONTEXT_FILE_ENV]).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return environments  # CDK's App read the same sources and would have failed first
+    candidate = raw.get("environments")
+    if candidate is not None and _without_nulls(candidate) == environments:
+        return candidate
+    return environments
 
 
 def _overrides(context: Mapping[str, Any], *, field_names: set[str]) -> dict[str, Any]:

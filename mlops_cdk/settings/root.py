@@ -79,8 +79,8 @@ class Settings(Section):
         default=30, description="Retention of every log group (a CloudWatch Logs period)."
     )
     # Off by default: a new account's concurrency quota can be below the 100 + N that reserving
-    # needs, and dev must deploy anywhere; staging and prod reserve 1 in cdk.json. (A JSON null
-    # written in cdk.json never reaches the app: CDK's context drops null values.)
+    # needs, and dev must deploy anywhere; staging and prod reserve 1 in cdk.json (null there
+    # turns it off: the loader keeps cdk.json's nulls, settings/loader.py _with_nulls).
     custom_resource_reserved_concurrency: int | None = Field(
         default=None,
         ge=1,
