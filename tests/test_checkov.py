@@ -1,8 +1,8 @@
 """checkov over every synthesized template of every variant: no unacknowledged finding.
 
 checkov over a directory of each distinct template (tools/checkov_report.py), in two processes
-at once. Each acknowledged finding carries its reason beside its resource (``mlops_cdk.checkov.skip``)
-and is listed in docs/checkov.md, which must be current.
+at once. Each acknowledged finding carries its reason beside its resource
+(``mlops_cdk.checkov.skip``) and is listed in docs/checkov.md, which must be current.
 """
 
 from __future__ import annotations
