@@ -13,11 +13,6 @@ import os
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-# CDK's built-in CloudFormation validation only warns here (aws-cdk-lib downgrades its errors
-# unless @aws-cdk/core:validateAgainstDefaultRules is set), so in a test it can fail nothing,
-# and it costs about 1.8 s per process and 0.1 s per app. cfn-lint is the check
-# (tests/test_cfn_lint.py, tests/test_tracking_modes.py); `make synth` runs CDK's with it on.
-os.environ.setdefault("CDK_VALIDATION", "false")
 
 import shutil
 import tempfile

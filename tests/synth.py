@@ -75,15 +75,17 @@ def synthesize(
     overrides: Mapping[str, Any] | None = None,
     *,
     form: str = "agnostic",
-    nag_checks: bool = True,
+    checks: bool = True,
 ) -> SynthesizedApp:
     """Synthesize environment ``env`` with optional ``-c``-style overrides, nag checks on,
     through app.py's own :func:`~mlops_cdk.app_setup.set_up`.
 
     Explicit inputs only: cdk.json's context and no process environment, so the result is
     the same on every machine. ``form="deployed"`` synthesizes with a concrete account and
-    region (see :data:`FORMS`). ``nag_checks=False``: without the cdk-nag pack
-    (:func:`~mlops_cdk.app_setup.set_up`), for a variant whose nag findings are checked elsewhere.
+    region (see :data:`FORMS`). ``checks=False``: without the cdk-nag pack
+    (:func:`~mlops_cdk.app_setup.set_up`) and CDK's built-in template validation (whose errors
+    fail synthesis: cdk.json sets @aws-cdk/core:validateAgainstDefaultRules), for a second
+    synthesis of a variant whose own app is checked with both (other tags, other references).
     """
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {', '.join(FORMS)}")
@@ -93,6 +95,10 @@ def synthesize(
         **(deployed_context() if form == "deployed" else {}),
         **(overrides or {}),
     }
-    app = cdk.App(context=context, outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"))
-    setup = set_up(app, environ={}, nag_checks=nag_checks)
+    app = cdk.App(
+        context=context,
+        outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"),
+        builtin_cloud_formation_validation=checks,
+    )
+    setup = set_up(app, environ={}, nag_checks=checks)
     return SynthesizedApp(settings=setup.settings, platform=setup.platform, assembly=app.synth())

@@ -96,7 +96,7 @@ def test_the_reference_check_finds_weak_references() -> None:
 def test_a_tag_change_replaces_nothing(variant: Variant) -> None:
     before = Deployment.of(variant.app().assembly.stacks)
     overrides = {**variant.overrides, "tags": json.dumps(CHANGED_TAGS)}
-    retagged = synthesize(variant.env, overrides, form=variant.form, nag_checks=False)
+    retagged = synthesize(variant.env, overrides, form=variant.form, checks=False)
     after = Deployment.of(retagged.assembly.stacks)
     # Same resources (a new logical id would be a delete and a create under the same name)
     added = {a for a, _ in after.resources()} ^ {a for a, _ in before.resources()}
@@ -132,7 +132,7 @@ def _deployment(env: str, mode: str, references: str = "strong") -> Deployment:
     if references == "strong":  # as cdk.json has it: the session's cached app
         return Deployment.of(synthesized(env, form="deployed", **overrides).assembly.stacks)
     overrides[REFERENCES] = references
-    app = synthesize(env, overrides, form="deployed", nag_checks=False)
+    app = synthesize(env, overrides, form="deployed", checks=False)
     return Deployment.of(app.assembly.stacks)
 
 
