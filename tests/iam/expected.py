@@ -175,6 +175,25 @@ class _Builder:
     def key_arn(self, key: kms.IKey) -> str:
         return str(self.value(key, key.key_arn))
 
+    def dead_letters(
+        self, actor: str, principal: str, queue: sqs.IQueue, *, sends: str, encrypts: str
+    ) -> None:
+        """``principal`` sends a failed event to ``queue`` and, when a customer key encrypts
+        it, uses that key through SQS (Lambda developer guide, "Dead-letter queues":
+        sqs:SendMessage, and the queue's key for an encrypted queue; the same for Scheduler)."""
+        self.add(
+            actor, principal, ["sqs:SendMessage"], str(self.value(queue, queue.queue_arn)), sends
+        )
+        if queue.encryption_master_key is not None:
+            self.add(
+                actor,
+                principal,
+                ["kms:GenerateDataKey", "kms:Decrypt"],
+                self.key_arn(queue.encryption_master_key),
+                encrypts,
+                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+            )
+
     def s3_object(
         self,
         actor: str,
@@ -666,8 +685,6 @@ class _Builder:
         if schedules is None:
             return
         role = self.role_arn(schedules.role)
-        queue = schedules.dead_letter_queue
-        queue_arn = str(self.value(queue, queue.queue_arn))
         for label, schedule in schedules.schedules.items():
             schedule_arn = str(self.value(schedule, schedule.schedule_arn))
             self.assume(
@@ -697,23 +714,13 @@ class _Builder:
                     f"schedule {label} starts its pipeline",
                 )
             # Undelivered starts go to the DLQ, sent with the schedule's role.
-            self.add(
+            self.dead_letters(
                 "scheduler",
                 role,
-                ["sqs:SendMessage"],
-                queue_arn,
-                f"schedule {label} dead-letters an undelivered start",
+                schedules.dead_letter_queue,
+                sends=f"schedule {label} dead-letters an undelivered start",
+                encrypts=f"schedule {label} dead-letters to the encrypted DLQ",
             )
-            kms_key = queue.encryption_master_key
-            if kms_key is not None:
-                self.add(
-                    "scheduler",
-                    role,
-                    ["kms:GenerateDataKey", "kms:Decrypt"],
-                    self.key_arn(kms_key),
-                    f"schedule {label} dead-letters to the encrypted DLQ",
-                    **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
-                )
 
     def launcher(self) -> None:
         pipelines = self.app.platform.pipelines
@@ -758,23 +765,13 @@ class _Builder:
         # A failed asynchronous invocation is sent to the DLQ with the function's role
         # (Lambda developer guide, "Dead-letter queues": the execution role needs
         # sqs:SendMessage, and the queue's key for an encrypted queue).
-        queue = launcher.dead_letter_queue
-        self.add(
+        self.dead_letters(
             "launcher",
             role,
-            ["sqs:SendMessage"],
-            str(self.value(queue, queue.queue_arn)),
-            "Lambda dead-letters a failed invocation",
+            launcher.dead_letter_queue,
+            sends="Lambda dead-letters a failed invocation",
+            encrypts="Lambda dead-letters to the encrypted DLQ",
         )
-        if queue.encryption_master_key is not None:
-            self.add(
-                "launcher",
-                role,
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                self.key_arn(queue.encryption_master_key),
-                "Lambda dead-letters to the encrypted DLQ",
-                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
-            )
 
     def tracking(self) -> None:
         tracking = self.app.platform.tracking
@@ -1117,23 +1114,13 @@ class _Builder:
         )
         # CloudFormation invokes the function asynchronously: an event whose invocations all
         # failed is sent to the DLQ with the function's role (as for the launcher).
-        queue = cleanup.dead_letter_queue
-        self.add(
+        self.dead_letters(
             "studio-cleanup",
             crole,
-            ["sqs:SendMessage"],
-            str(self.value(queue, queue.queue_arn)),
-            "Lambda dead-letters a failed teardown event",
+            cleanup.dead_letter_queue,
+            sends="Lambda dead-letters a failed teardown event",
+            encrypts="Lambda dead-letters to the encrypted DLQ",
         )
-        if queue.encryption_master_key is not None:
-            self.add(
-                "studio-cleanup",
-                crole,
-                ["kms:GenerateDataKey", "kms:Decrypt"],
-                self.key_arn(queue.encryption_master_key),
-                "Lambda dead-letters to the encrypted DLQ",
-                **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
-            )
         owned = {"aws:ResourceTag/ManagedByAmazonSageMakerResource": domain_arn}
         for action in sorted(CODE_CALLS["studio-cleanup"]):
             service, verb = action.split(":")
@@ -1207,22 +1194,13 @@ class _Builder:
             queue = stack.node.try_find_child("CdkHandlersDeadLetterQueue")
             for provider in cdk_providers(stack):
                 assert isinstance(queue, sqs.Queue), f"{stack.stack_name} has no handler DLQ"
-                role = str(self.value(provider, provider.role_arn))
-                self.add(
-                    "cdk-handler",
-                    role,
-                    ["sqs:SendMessage"],
-                    str(self.value(queue, queue.queue_arn)),
-                    f"Lambda dead-letters a failed {provider.node.id} event",
-                )
                 assert queue.encryption_master_key is not None
-                self.add(
+                self.dead_letters(
                     "cdk-handler",
-                    role,
-                    ["kms:GenerateDataKey", "kms:Decrypt"],
-                    self.key_arn(queue.encryption_master_key),
-                    f"Lambda dead-letters a {provider.node.id} event to the encrypted DLQ",
-                    **{"kms:ViaService": f"sqs.{REGION}.amazonaws.com"},
+                    str(self.value(provider, provider.role_arn)),
+                    queue,
+                    sends=f"Lambda dead-letters a failed {provider.node.id} event",
+                    encrypts=f"Lambda dead-letters a {provider.node.id} event to the encrypted DLQ",
                 )
 
 

@@ -33,8 +33,8 @@ VPC = "vpc-0123456789abcdef0"
 class FakeTime:
     """A clock that only moves when the code under test sleeps."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
         self.sleeps: list[float] = []
 
     def clock(self) -> float:
@@ -443,20 +443,15 @@ def endpoint() -> Iterator[ResponseEndpoint]:
     server.server.server_close()
 
 
-class Clock:
+class Clock(FakeTime):
     """Wall clock and the invocation's remaining time, moved only by the handler's sleeps."""
 
     def __init__(self, remaining_s: float = 900.0) -> None:
-        self.now = START
-        self.sleeps: list[float] = []
+        super().__init__(start=START)
         self.ends = START + remaining_s
 
     def time(self) -> float:
         return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class Context:
