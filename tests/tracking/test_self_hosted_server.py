@@ -81,14 +81,16 @@ class ServerProcess:
     port: int
     pid: int
 
-    def memory_mib(self) -> float:
-        """Proportional set size of the process and all its descendants, in MiB: what they
-        take of the container's or instance's memory (pages they share counted once)."""
+    def memory_by_process(self) -> dict[str, float]:
+        """Proportional set size (MiB: pages they share counted once) of the process and each
+        descendant, by pid and command: what they take of the container's or instance's memory."""
         import psutil  # noqa: PLC0415
 
         root = psutil.Process(self.pid)
-        processes = [root, *root.children(recursive=True)]
-        return float(sum(p.memory_full_info().pss for p in processes)) / 2**20
+        return {
+            f"{p.pid} {' '.join(p.cmdline()[1:4])}": p.memory_full_info().pss / 2**20
+            for p in [root, *root.children(recursive=True)]
+        }
 
 
 @contextmanager
@@ -134,18 +136,6 @@ def running_server(server_env: dict[str, str], endpoint: str, log: Path) -> Iter
         yield ServerProcess(port, process.pid)
     finally:
         _stop(process)
-
-
-def _process_list(pid: int) -> str:
-    """Each process of the server's tree with its memory, for the failure message."""
-    import psutil  # noqa: PLC0415
-
-    root = psutil.Process(pid)
-    rows = []
-    for p in [root, *root.children(recursive=True)]:
-        command = " ".join(p.cmdline()[1:4])
-        rows.append(f"{p.memory_full_info().pss / 2**20:.0f} MiB {command}")
-    return "; ".join(rows)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -280,10 +270,11 @@ def test_the_deployed_server_serves_clients_through_its_host_name(
             _exercise(deployed, server.port, monkeypatch)
             # It fits where it runs, with a quarter left for request peaks (and, on ec2, the
             # operating system and agents).
-            used = server.memory_mib()
+            processes = server.memory_by_process()
+            used = sum(processes.values())
             budget = deployed.memory_mib * MEMORY_SHARE
             assert used <= budget, (
                 f"the server's processes take {used:.0f} MiB of the {deployed.memory_mib} MiB "
                 f"{deployed.mode} gives it (at most {budget:.0f}): "
-                f"{_process_list(server.pid)}"
+                + "; ".join(f"{mib:.0f} MiB {process}" for process, mib in processes.items())
             )
