@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+import json
 import re
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
 
 from aws_cdk import aws_logs as logs
@@ -83,24 +87,37 @@ def no_duplicates(setting: str) -> Any:
 
 
 @cache
-def _service_model(service: str) -> Any:
-    """botocore's model of ``service``, loaded once per process: each load parses a large JSON
-    file (SageMaker's ~0.25 s, EC2's ~0.3 s), and every botocore session loads it anew."""
-    import botocore.session  # noqa: PLC0415 -- only when a setting names an instance type
-
-    return botocore.session.get_session().get_service_model(service)
+def _botocore_shapes(service: str) -> dict[str, Any]:
+    """The shapes of ``service`` in the model bundled with botocore (its newest API version),
+    loaded once per process. Read from the package's data files rather than through a botocore
+    session: the session costs ~0.15 s more per model (its imports, endpoint data, a shape
+    resolver), a third of a staging synth's settings time, and it would also read models from
+    ~/.aws/models, so synthesis could differ from one machine to another. The same file and
+    version choice as botocore's loader (Loader.determine_latest_version: the highest API
+    version directory); tests/unit/test_settings_botocore.py checks the enums match the
+    session's."""
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("botocore is not installed (requirements.txt lists it)")
+    versions = Path(spec.origin).parent / "data" / service
+    newest = max(path for path in versions.iterdir() if path.is_dir())  # YYYY-MM-DD names
+    packed = newest / "service-2.json.gz"
+    raw = gzip.decompress(packed.read_bytes()) if packed.exists() else None
+    model = json.loads(raw if raw is not None else (newest / "service-2.json").read_bytes())
+    shapes: dict[str, Any] = model["shapes"]
+    return shapes
 
 
 @cache
 def sagemaker_enum(shape: str) -> frozenset[str]:
     """Instance types SageMaker accepts, from botocore's service model (updated with each
     botocore release): TrainingInstanceType, ProcessingInstanceType, AppInstanceType."""
-    return frozenset(_service_model("sagemaker").shape_for(shape).enum)
+    return frozenset(_botocore_shapes("sagemaker")[shape]["enum"])
 
 
 @cache
 def ec2_instance_types() -> frozenset[str]:
-    return frozenset(_service_model("ec2").shape_for("InstanceType").enum)
+    return frozenset(_botocore_shapes("ec2")["InstanceType"]["enum"])
 
 
 def instance_type_of(shape: str, what: str) -> AfterValidator:
