@@ -10,6 +10,7 @@ matching) and with its reason. This module imports no construct: it registers th
 
 from __future__ import annotations
 
+import itertools
 import json
 import weakref
 from collections.abc import Iterable
@@ -54,7 +55,10 @@ class Acknowledgement:
 class _Record:
     """What one app's constructs acknowledged, and the wildcards resolved only at synthesis."""
 
-    made: list[Acknowledgement] = field(default_factory=list)
+    # (construct, rule, reason): a construct's path is read only when a tool or a test asks
+    # (:func:`acknowledgements`), not on each of the app's ~100 acknowledgements at synthesis
+    # (each jsii property read is a round trip to Node).
+    made: list[tuple[IConstruct, str, str]] = field(default_factory=list)
     deferred: list[tuple[IConstruct, str, str]] = field(default_factory=list)
     registered: bool = False
 
@@ -93,8 +97,17 @@ def add_nag_checks(app: IConstruct) -> None:
 
 def ack(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge one finding on ``scope`` (and what it contains)."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
-    _record(scope).made.append(Acknowledgement(scope.node.path, rule, reason))
+    _acknowledge(scope, [(rule, reason)], _record(scope))
+
+
+def _acknowledge(scope: IConstruct, findings: list[tuple[str, str]], record: _Record) -> None:
+    """Acknowledge ``findings`` (rule, reason) on ``scope`` in one call: each jsii call is a
+    round trip to Node, and a grant's findings all fall on one grantee."""
+    if findings:
+        Validations.of(scope).acknowledge(
+            *(Acknowledgment(id=r, reason=why) for r, why in findings)
+        )
+        record.made.extend((scope, rule, reason) for rule, reason in findings)
 
 
 def ack_all(scopes: Iterable[IConstruct | None], rule: str, reason: str) -> None:
@@ -125,6 +138,8 @@ def ack_grant(
     action wildcard (e.g. ``sagemaker-mlflow:*``) is explained by ``actions``; each resource
     with a wildcard (an object prefix) by ``resources``.
     """
+    record = _record(grantee)
+    findings = []
     for statement in grant.principal_statements:
         for action in statement.actions:
             if "*" not in action:
@@ -132,16 +147,18 @@ def ack_grant(
             reason = GRANT_ACTION_WILDCARDS.get(action, actions)
             if reason is None:
                 raise ValueError(f"ack_grant: {action!r} needs a reason (actions=...)")
-            ack(grantee, f"AwsSolutions-IAM5[Action::{action}]", reason)
-        for resource in statement.resources:
-            if "*" in resource:
-                ack_resource(grantee, resource, resources)
+            findings.append((f"AwsSolutions-IAM5[Action::{action}]", reason))
+        wildcards = [resource for resource in statement.resources if "*" in resource]
+        record.deferred.extend((grantee, resource, resources) for resource in wildcards)
+    _acknowledge(grantee, findings, record)
 
 
 def acknowledgements(app: IConstruct) -> list[Acknowledgement]:
     """Every acknowledgement made in ``app`` so far, deferred ones included once resolved
     (after ``app.synth()`` with :func:`register`), in the order they were made."""
-    return list(_record(app).made)
+    return [
+        Acknowledgement(scope.node.path, rule, reason) for scope, rule, reason in _record(app).made
+    ]
 
 
 @jsii.implements(IPolicyValidationPlugin)
@@ -170,9 +187,17 @@ class DeferredAcknowledgments:
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
         pending, self._record.deferred = self._record.deferred, []
-        for grantee, resource, reason in pending:
-            finding = _flatten_cfn_reference(Stack.of(grantee).resolve(resource))
-            ack(grantee, f"AwsSolutions-IAM5[Resource::{finding}]", reason)
+        # Consecutive findings on one grantee (one grant's resources) in one call, in order.
+        for grantee, group in itertools.groupby(pending, key=lambda item: item[0]):
+            stack = Stack.of(grantee)
+            findings = [
+                (
+                    f"AwsSolutions-IAM5[Resource::{_flatten_cfn_reference(stack.resolve(resource))}]",
+                    reason,
+                )
+                for _, resource, reason in group
+            ]
+            _acknowledge(grantee, findings, self._record)
         return PolicyValidationPluginReport(success=True, violations=[])
 
 
