@@ -66,8 +66,12 @@ format: $(PY_STAMP)  ## apply ruff fixes and formatting
 # (tests/conftest.py). `make pytest PYTEST_WORKERS=0` runs it in this process, serially.
 PYTEST_WORKERS ?= auto
 
+# With bytecode caches (gitignored __pycache__) even where the environment turns them off
+# (PYTHONDONTWRITEBYTECODE=1, as on some CI images): otherwise every worker parses, rewrites
+# the asserts of and compiles ~200 test modules and the package again on each run (about 3 s
+# of each worker's start-up, measured with `pytest --collect-only`: 11.3 s -> 8.6 s).
 pytest: install  ## the test suite only, in parallel (PYTEST_WORKERS=0: serially)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 synth: install  ## synthesize every environment and print its stacks with their dependencies
 	@for env in $(ENVS); do \
