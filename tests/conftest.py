@@ -25,6 +25,7 @@ import pytest
 from mlops_cdk import nag
 from tests import session_cache
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
+from tools.synthesis import StackTemplate, stacks_of
 
 AppKey = tuple[str, str, tuple[tuple[str, str], ...]]
 _cache: dict[AppKey, SynthesizedApp] = {}
@@ -46,6 +47,8 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
         app = _cache[key] = synthesize(env, overrides, form=form)
         templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
         session_cache.put(TEMPLATES, repr(key), templates)
+        order = {s.name: list(s.depends_on) for s in stacks_of(app.assembly)}
+        session_cache.put(DEPENDENCIES, repr(key), order)
         made = nag.acknowledgements(app.platform.storage.node.root)
         recorded = {"name_prefix": app.settings.name_prefix, "made": [astuple(a) for a in made]}
         session_cache.put(ACKNOWLEDGEMENTS, repr(key), recorded)
@@ -61,6 +64,31 @@ def synthesized_templates(key: AppKey) -> dict[str, Any] | None:
     """{stack name: template} of the app ``key`` if a process of this session synthesized it."""
     templates: dict[str, Any] | None = session_cache.get(TEMPLATES, repr(key))
     return templates
+
+
+DEPENDENCIES = "dependencies"  # {stack name: [stack names it depends on]}, in deployment order
+
+
+def synthesized_stacks(key: AppKey) -> list[StackTemplate]:
+    """App ``key``'s stacks as ``tools.synthesis.stacks_of`` gives them, from this process's
+    app or, when another worker synthesized it, from the session cache; synthesized only
+    when neither has it. For a test over many variants that reads only their templates."""
+    if key in _cache:
+        return stacks_of(_cache[key].assembly)
+    stored = stored_stacks(key)
+    if stored is None:
+        env, form, overrides = key
+        return stacks_of(synthesized(env, form=form, **dict(overrides)).assembly)
+    return stored
+
+
+def stored_stacks(key: AppKey) -> list[StackTemplate] | None:
+    """App ``key``'s stacks as the session cache holds them, if a process stored them."""
+    templates = synthesized_templates(key)
+    order: dict[str, list[str]] | None = session_cache.get(DEPENDENCIES, repr(key))
+    if templates is None or order is None:
+        return None
+    return [StackTemplate(name, templates[name], tuple(after)) for name, after in order.items()]
 
 
 ACKNOWLEDGEMENTS = "acknowledgements"  # the name prefix, and what the constructs acknowledged

@@ -8,10 +8,9 @@ from collections import Counter
 import pytest
 
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
-from tests.conftest import synthesized
+from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks
 from tests.matrix import Variant, default_mode
 from tests.synth import ENVIRONMENTS
-from tests.test_tracking_modes import app_for
 from tools.cost import MODES, Estimate, estimate, load_prices, render
 from tools.synthesis import StackTemplate, stacks_of
 
@@ -20,8 +19,13 @@ HOURS = PRICES.hours
 
 
 def stacks(env: str, mode: str | None = None) -> list[StackTemplate]:
-    app = synthesized(env) if mode is None else app_for(env, mode)
-    return stacks_of(app.assembly)
+    """The stacks of ``env`` (with ``mode``), as whichever worker synthesized them stored them."""
+    return synthesized_stacks(app_key(env) if mode is None else Variant(env, mode).key)
+
+
+def test_stacks_read_back_from_the_session_cache_are_the_apps() -> None:
+    app = synthesized("staging")  # stores its stacks for the other workers
+    assert stored_stacks(app_key("staging")) == stacks_of(app.assembly)
 
 
 def cost(env: str, mode: str | None = None) -> Estimate:
@@ -105,6 +109,7 @@ def test_scheduled_runs_follow_enabled_schedules_and_job_instances() -> None:
     assert all(x.part == "scheduled" for x in (training, processing))
 
 
+@pytest.mark.after_groups  # reads every variant's stacks, stored by the variant's own group
 def test_every_resource_is_priced_or_explicitly_free() -> None:
     for env in ENVIRONMENTS:
         for mode in MODES:
@@ -149,6 +154,7 @@ def test_runs_per_month(expression: str, runs: float) -> None:
     assert runs_per_month(expression, HOURS) == pytest.approx(runs)
 
 
+@pytest.mark.after_groups
 def test_table_has_one_column_per_mode_and_marks_the_default() -> None:
     estimates = {mode: cost("staging", mode) for mode in MODES}
     text = render("staging", estimates, default_mode("staging"), PRICES)
@@ -192,9 +198,10 @@ def test_staging_idles_under_30_dollars_and_stays_private() -> None:
     assert nat["Properties"]["SourceDestCheck"] is False  # the only thing in a public subnet
 
 
+@pytest.mark.after_groups
 def test_staging_endpoints_only_costs_the_endpoints_its_features_call() -> None:
-    app = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),)).app()
-    est = estimate(stacks_of(app.assembly), PRICES)
+    endpoints = Variant("staging", "serverless", "deployed", (("network.egress", "endpoints"),))
+    est = estimate(synthesized_stacks(endpoints.key), PRICES)
     line = est.line("VPC interface endpoints")
     assert line is not None
     assert line.detail == (

@@ -266,8 +266,9 @@ def _execution_event(arn: str, status: str, detail_type: str, **detail: str) -> 
     }
 
 
-def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does() -> None:
-    app = synthesized("staging", form="deployed")
+@pytest.mark.parametrize("env", ["staging"])  # also its xdist group (tests/conftest.py)
+def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does(env: str) -> None:
+    app = synthesized(env, form="deployed")
     template = app.template_json("pipelines")
     refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     refs |= {

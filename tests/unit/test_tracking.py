@@ -32,9 +32,9 @@ def test_sagemaker_modes_need_no_network_in_dev(mode: str) -> None:
     assert app.platform.tracking.backend.connections is None
 
 
-@pytest.mark.parametrize("mode", ["fargate", "ec2"])
-def test_self_hosted_modes_build_the_network_in_dev(mode: str) -> None:
-    app = app_for("dev", mode)
+@pytest.mark.parametrize(("env", "mode"), [("dev", "fargate"), ("dev", "ec2")])  # + xdist group
+def test_self_hosted_modes_build_the_network_in_dev(env: str, mode: str) -> None:
+    app = app_for(env, mode)
     assert app.has_stack("network")
     assert app.platform.tracking.backend.connections is not None
 
