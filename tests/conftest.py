@@ -8,6 +8,7 @@ app is synthesized by one worker only; the workers share an on-disk cache for th
 
 from __future__ import annotations
 
+import gc
 import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -231,3 +232,7 @@ def pytest_configure_node(node: Any) -> None:  # xdist: the controller starting 
 def pytest_unconfigure(config: pytest.Config) -> None:
     if config.stash.get(_OWNS_CACHE, False):
         shutil.rmtree(session_cache.directory(), ignore_errors=True)
+    # Everything the session built is garbage now and the process is about to end: spare the
+    # interpreter's shutdown a collection over it (a worker holds every app it synthesized,
+    # MLflow, pandas, moto's backends). As app.py does after synthesis.
+    gc.freeze()
