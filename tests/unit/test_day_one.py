@@ -32,7 +32,7 @@ from mlops_cdk.constructs.pipeline_definition import (
 from mlops_cdk.constructs.preflight import CONTRACT, PREFLIGHT_STEP, READY_STEP
 from mlops_cdk.stacks.pipelines import PipelinesStack
 from tests.conftest import synthesized
-from tests.matrix import Variant, variant_params
+from tests.matrix import Variant, default_mode, variant_params
 from tests.synth import SynthesizedApp
 from tests.unit.test_pipelines import FULL_OPTIONS, _statements
 
@@ -266,9 +266,12 @@ def _execution_event(arn: str, status: str, detail_type: str, **detail: str) -> 
     }
 
 
-@pytest.mark.parametrize("env", ["staging"])  # also its xdist group (tests/conftest.py)
-def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does(env: str) -> None:
-    app = synthesized(env, form="deployed")
+# A variant parameter: the test joins that app's xdist group (tests/conftest.py).
+@pytest.mark.parametrize(
+    "variant", variant_params((Variant("staging", default_mode("staging"), "deployed"),))
+)
+def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does(variant: Variant) -> None:
+    app = variant.app()
     template = app.template_json("pipelines")
     refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     refs |= {
