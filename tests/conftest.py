@@ -46,10 +46,9 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
     key = app_key(env, form, **overrides)
     if key not in _cache:
         app = _cache[key] = synthesize(env, overrides, form=form)
-        templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
-        session_cache.put(TEMPLATES, repr(key), templates)
-        order = {s.name: list(s.depends_on) for s in stacks_of(app.assembly)}
-        session_cache.put(DEPENDENCIES, repr(key), order)
+        stacks = stacks_of(app.assembly)  # each template crosses from Node once
+        session_cache.put(TEMPLATES, repr(key), {s.name: s.template for s in stacks})
+        session_cache.put(DEPENDENCIES, repr(key), {s.name: list(s.depends_on) for s in stacks})
         made = nag.acknowledgements(app.platform.storage.node.root)
         recorded = {"name_prefix": app.settings.name_prefix, "made": [astuple(a) for a in made]}
         session_cache.put(ACKNOWLEDGEMENTS, repr(key), recorded)
