@@ -33,11 +33,8 @@ def directory() -> Path:
 
 def computed(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
     """``compute()`` once per session for ``key`` (any string), across processes."""
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    folder = directory() / namespace
-    folder.mkdir(exist_ok=True)
-    result = folder / f"{digest}.json"
-    with (folder / f"{digest}.lock").open("w") as lock:
+    result = _entry(directory(), namespace, key)
+    with result.with_suffix(".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if result.exists():
             return json.loads(result.read_text())
@@ -51,9 +48,7 @@ def put(namespace: str, key: str, value: Any) -> None:
     nothing outside a test session (a tool that imports the tests' helpers)."""
     if _directory is None:
         return
-    folder = _directory / namespace
-    folder.mkdir(exist_ok=True)
-    result = folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    result = _entry(_directory, namespace, key)
     partial = result.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(value))
     partial.replace(result)  # atomic: a reader sees all of it or nothing
@@ -63,5 +58,12 @@ def get(namespace: str, key: str) -> Any | None:
     """What some process :func:`put` under ``key`` so far, else None (also outside a session)."""
     if _directory is None:
         return None
-    result = _directory / namespace / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    result = _entry(_directory, namespace, key)
     return json.loads(result.read_text()) if result.exists() else None
+
+
+def _entry(root: Path, namespace: str, key: str) -> Path:
+    """The JSON file that holds ``key``'s value in ``namespace`` (named by the key's digest)."""
+    folder = root / namespace
+    folder.mkdir(exist_ok=True)
+    return folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
