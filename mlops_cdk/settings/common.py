@@ -102,9 +102,11 @@ def _botocore_shapes(service: str) -> dict[str, Any]:
     versions = Path(spec.origin).parent / "data" / service
     newest = max(path for path in versions.iterdir() if path.is_dir())  # YYYY-MM-DD names
     packed = newest / "service-2.json.gz"
-    raw = gzip.decompress(packed.read_bytes()) if packed.exists() else None
-    model = json.loads(raw if raw is not None else (newest / "service-2.json").read_bytes())
-    shapes: dict[str, Any] = model["shapes"]
+    if packed.exists():
+        raw = gzip.decompress(packed.read_bytes())
+    else:
+        raw = (newest / "service-2.json").read_bytes()
+    shapes: dict[str, Any] = json.loads(raw)["shapes"]
     return shapes
 
 
