@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aws_cdk as cdk
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -643,20 +644,15 @@ def test_a_null_written_in_cdk_json_reaches_the_settings(tmp_path: Path) -> None
     assert result.stdout.strip() == "None"
 
 
-def _without_nulls_context(raw: Any) -> Any:
-    """The context as the app reads it back from CDK: every null dropped (jsii)."""
-    if isinstance(raw, dict):
-        return {k: _without_nulls_context(v) for k, v in raw.items() if v is not None}
-    return raw
-
-
 def test_the_clis_nulls_are_used_only_for_the_same_environments(tmp_path: Path) -> None:
     """In-process, the same rule as above with each source the CLI may use: CDK_CONTEXT_JSON,
     the overflow file it writes for a large context (which wins), and a copy that belongs to
     another app (ignored: its environments differ)."""
     raw = cdk_json_context()
     raw["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
-    context = {**_without_nulls_context(raw), "env": "staging"}
+    # The context as app.py reads it back from CDK, nulls dropped by jsii itself.
+    context = {**cdk.App(context=raw).node.get_all_context(), "env": "staging"}
+    assert "cleanup_reserved_concurrency" not in context["environments"]["staging"]["studio"]
     from_env = Settings.from_context(context, environ={"CDK_CONTEXT_JSON": json.dumps(raw)})
     assert from_env.studio.cleanup_reserved_concurrency is None
     overflow = tmp_path / "context.json"
