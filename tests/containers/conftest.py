@@ -7,10 +7,12 @@ subprocesses to pin the command-line contract.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +63,22 @@ class Store:
         return dict(self.client().get_model_version(MODEL_NAME, version).tags)
 
 
+@functools.cache
+def _migrated_empty_database() -> bytes:
+    """The bytes of an MLflow SQLite database with every schema migration applied and nothing
+    logged, made once per process. Opening a new SQLite store runs MLflow's alembic migrations
+    from the first (mlflow/store/db/utils.py `_initialize_tables`), about 1 s each time; an
+    up-to-date copy is opened as it is (the schema is checked, not migrated again)."""
+    with tempfile.TemporaryDirectory(prefix="mlflow-template-") as tmp:
+        database = Path(tmp) / "mlflow.db"
+        MlflowClient(f"sqlite:///{database}").search_experiments()  # creates and migrates it
+        return database.read_bytes()
+
+
 def new_store(root: Path) -> Store:
     root.mkdir(parents=True, exist_ok=True)
     store = Store(root)
+    (root / "mlflow.db").write_bytes(_migrated_empty_database())
     # Created up front so artifacts land in the temporary tree, not under the working directory.
     MlflowClient(store.tracking_uri).create_experiment(
         EXPERIMENT, artifact_location=(root / "artifacts").as_uri()

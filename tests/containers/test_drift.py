@@ -247,6 +247,8 @@ def test_a_model_version_without_a_profile_is_scored_with_no_psi(
             name="model",
             registered_model_name="legacy",
             skops_trusted_types=["sklearn.tree._tree.Tree"],
+            # Given, not inferred: inference loads the model in a subprocess (~4 s).
+            pip_requirements=["scikit-learn"],
         )
     client.set_registered_model_alias("legacy", "production", info.registered_model_version)
 
