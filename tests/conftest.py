@@ -138,6 +138,13 @@ def group_of(key: AppKey) -> str:
     return "app-" + "-".join([env, form, *(f"{k}={v}" for k, v in overrides)])
 
 
+def with_app(key: AppKey) -> pytest.MarkDecorator:
+    """Run a test in the worker of app ``key``'s group: for a test that synthesizes that app
+    itself (through a helper, not a parameter or fixture that :func:`_app_of` reads), which
+    would otherwise run ungrouped and synthesize the app a second time in the other worker."""
+    return pytest.mark.xdist_group(group_of(key))
+
+
 def _app_of(item: pytest.Item) -> AppKey | None:
     """The synthesized app a test needs first, as far as its parameters and fixtures say."""
     from tests.matrix import Variant, default_mode  # noqa: PLC0415 (matrix imports this module)
@@ -171,8 +178,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # this order, so these tests must stay ungrouped (or in groups of one) to run last.
     items.sort(key=lambda item: item.get_closest_marker("after_groups") is not None)
     for item in items:
+        if item.get_closest_marker("after_groups") or item.get_closest_marker("xdist_group"):
+            continue
         key = _app_of(item)
-        if key is not None and not item.get_closest_marker("xdist_group"):
+        if key is not None:
             item.add_marker(pytest.mark.xdist_group(group_of(key)))
 
 

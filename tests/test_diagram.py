@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from tests.conftest import synthesized
+from functools import cache
+
+import pytest
+
+from tests.conftest import app_key, synthesized_stacks
 from tests.matrix import default_mode
 from tests.synth import ENVIRONMENTS
 from tools.diagram import ARCHITECTURE_MD, render
-from tools.synthesis import stacks_of
+
+# Last (tests/conftest.py): each environment's stacks as its own group stored them.
+pytestmark = pytest.mark.after_groups
 
 
+@cache
 def current() -> str:
     return render(
-        {env: (default_mode(env), stacks_of(synthesized(env).assembly)) for env in ENVIRONMENTS}
+        {env: (default_mode(env), synthesized_stacks(app_key(env))) for env in ENVIRONMENTS}
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.aws_calls import endpoint_service, services_called
+from tests.conftest import with_app
 from tests.matrix import Variant, variant_params
 from tests.reachability import Platform, flatten
 
@@ -191,6 +192,7 @@ def test_a_missing_endpoint_of_studio_is_caught() -> None:
         assert failures[0].startswith("Studio apps (mlops-staging-studio) calls ")
 
 
+@with_app(STAGING_ENDPOINTS.key)
 def test_an_endpoint_nobody_calls_is_reported() -> None:
     templates = _templates(STAGING_ENDPOINTS)
     network = templates["mlops-staging-network"]["Resources"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import synthesized
+from tests.conftest import app_key, synthesized_stacks
 from tests.matrix import VARIANTS, Variant, default_mode, variant_params
 from tests.replacement import (
     Deployment,
@@ -129,13 +129,15 @@ MODE_SWITCHES = [("prod", "fargate", "serverless"), ("staging", "managed", "ec2"
 
 def _deployment(env: str, mode: str, references: str = "strong") -> Deployment:
     overrides = {} if mode == default_mode(env) else {"tracking.mode": mode}
-    if references == "strong":  # as cdk.json has it: the session's cached app
-        return Deployment.of(synthesized(env, form="deployed", **overrides).assembly.stacks)
+    if references == "strong":  # as cdk.json has it: the variant's app, as its group stored it
+        stacks = synthesized_stacks(app_key(env, "deployed", **overrides))
+        return Deployment({stack.name: stack.template for stack in stacks})
     overrides[REFERENCES] = references
     app = synthesize(env, overrides, form="deployed", checks=False)
     return Deployment.of(app.assembly.stacks)
 
 
+@pytest.mark.after_groups  # both modes' deployed apps are variants with groups of their own
 @pytest.mark.parametrize("env, old, new", MODE_SWITCHES)
 def test_a_plain_deploy_cannot_switch_the_tracking_mode(env: str, old: str, new: str) -> None:
     refused = refused_exports(_deployment(env, old), _deployment(env, new))
@@ -144,6 +146,7 @@ def test_a_plain_deploy_cannot_switch_the_tracking_mode(env: str, old: str, new:
     assert producers == {f"mlops-{env}-tracking"}, refused
 
 
+@pytest.mark.after_groups
 @pytest.mark.parametrize("env, old, new", MODE_SWITCHES)
 def test_the_documented_mode_switch_deploys_step_by_step(env: str, old: str, new: str) -> None:
     steps = [

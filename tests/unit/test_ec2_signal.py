@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import with_app
 from tests.matrix import VARIANTS, Variant, variant_params
 
 EC2 = tuple(v for v in VARIANTS if v.mode == "ec2")
@@ -67,10 +68,14 @@ def test_the_user_data_signals_its_exit_code_from_a_trap(variant: Variant) -> No
     assert re.search(r"curl -fsS [^\n]*/health", lines[-1]), lines[-1]
 
 
+STAGING_EC2 = Variant("staging", "ec2")
+
+
+@with_app(STAGING_EC2.key)
 @pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
 def test_the_trap_signals_the_exit_code_for_real(fails: bool, tmp_path: Path) -> None:
     """Run the script's preamble in bash, with stub dnf and cfn-signal, then fail or succeed."""
-    (variant,) = [v for v in EC2 if (v.env, v.form, v.extra) == ("staging", "agnostic", ())]
+    (variant,) = [v for v in EC2 if v == STAGING_EC2]
     lines = _user_data(variant).splitlines()
     preamble = lines[: lines.index("set -euxo pipefail") + 1]
     signals = tmp_path / "signals"

@@ -9,6 +9,7 @@ import pytest
 from mlops_cdk.constructs.private_network import INTERFACE_ENDPOINTS
 from mlops_cdk.settings import InterfaceEndpoint, Settings
 from mlops_cdk.settings.endpoints import needed_endpoints
+from tests.conftest import synthesized
 from tests.synth import SynthesizedApp, cdk_json_context, synthesize
 
 
@@ -17,9 +18,9 @@ def test_dev_has_no_network_by_default(dev: SynthesizedApp) -> None:
     assert dev.platform.network is None
 
 
-def test_staging_and_prod_have_a_network(staging: SynthesizedApp, prod: SynthesizedApp) -> None:
-    assert staging.has_stack("network")
-    assert prod.has_stack("network")
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_staging_and_prod_have_a_network(env: str) -> None:
+    assert synthesized(env).has_stack("network")
 
 
 def test_endpoint_egress_has_no_nat_and_no_public_subnet(prod: SynthesizedApp) -> None:

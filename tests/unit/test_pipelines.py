@@ -13,7 +13,7 @@ from botocore.validate import ParamValidator
 
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
 from mlops_cdk.stacks.pipelines import PipelinesStack
-from tests.conftest import synthesized
+from tests.conftest import app_key, synthesized, with_app
 from tests.synth import ENVIRONMENTS, SynthesizedApp
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
@@ -608,7 +608,10 @@ MODE_APPS = {
 }
 
 
-@pytest.mark.parametrize("mode", MODE_APPS)
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param(mode, marks=with_app(app_key(env, **o))) for mode, (env, o) in MODE_APPS.items()],
+)
 def test_jobs_get_the_mlflow_credentials_secret_only_from_a_self_hosted_server(mode: str) -> None:
     # Both images read it with the one shared module (containers/shared/mlops_runtime).
     from mlops_runtime.mlflow_auth import SECRET_ARN_ENV  # noqa: PLC0415

@@ -15,7 +15,7 @@ from moto.server import ThreadedMotoServer
 
 from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
 from mlops_cdk.settings import ConfigError, Settings
-from tests.conftest import synthesized
+from tests.conftest import app_key, synthesized, with_app
 from tests.synth import ENVIRONMENTS, SynthesizedApp, cdk_json_context
 
 
@@ -159,15 +159,18 @@ def _mlflow_settings(app: SynthesizedApp) -> str:
     return json.dumps(parameter["Value"])
 
 
-def test_notebooks_authenticate_to_a_self_hosted_mlflow(
-    prod: SynthesizedApp, staging: SynthesizedApp
-) -> None:
+def test_notebooks_authenticate_to_a_self_hosted_mlflow(prod: SynthesizedApp) -> None:
     assert prod.settings.tracking.mode == "fargate"  # basic auth with the client user
     settings = _mlflow_settings(prod)
     assert '\\"secret_arn\\":\\"' in settings and "ClientSecret" in settings
     reads = [s for s in _statements(prod, "DomainExecutionRole") if "secretsmanager" in str(s)]
     assert any("ClientSecret" in json.dumps(s["Resource"]) for s in reads)
-    # SageMaker-managed MLflow signs requests with the role: no secret to read.
+
+
+def test_notebooks_sign_requests_to_sagemaker_mlflow_with_no_secret(
+    staging: SynthesizedApp,
+) -> None:
+    assert staging.settings.tracking.mode == "serverless"  # SageMaker's MLflow: the role signs
     assert '\\"secret_arn\\":\\"\\"' in _mlflow_settings(staging)
 
 
@@ -419,6 +422,7 @@ def test_home_efs_follows_the_removal_policy(
     assert "ec2:DeleteSecurityGroup" not in json.dumps(_statements(retained, "CleanupRole"))
 
 
+@with_app(app_key("staging"))  # beside test_home_efs_follows_the_removal_policy: one retained app
 def test_domain_and_profiles_go_with_the_stack(retained: SynthesizedApp) -> None:
     resources = retained.template_json("studio")["Resources"]
     for resource in resources.values():

@@ -11,7 +11,8 @@ from aws_cdk import assertions
 from aws_cdk import aws_iam as iam
 
 from mlops_cdk.settings import SELF_HOSTED_MLFLOW_VERSION, ConfigError, Settings
-from tests.conftest import synthesized
+from tests.conftest import synthesized, with_app
+from tests.matrix import Variant
 from tests.synth import ROOT, SynthesizedApp, cdk_json_context
 from tests.test_tracking_modes import app_for
 
@@ -25,7 +26,12 @@ def resources(app: SynthesizedApp, type_: str) -> dict[str, Any]:
 # --- which stacks each mode needs ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["serverless", "managed"])
+def _in_dev(*modes: str) -> list[Any]:
+    """Each mode as a parameter run in the worker of dev's app in that mode."""
+    return [pytest.param(mode, marks=with_app(Variant("dev", mode).key)) for mode in modes]
+
+
+@pytest.mark.parametrize("mode", _in_dev("serverless", "managed"))
 def test_sagemaker_modes_need_no_network_in_dev(mode: str) -> None:
     app = app_for("dev", mode)
     assert not app.has_stack("network")
@@ -39,22 +45,25 @@ def test_self_hosted_modes_build_the_network_in_dev(env: str, mode: str) -> None
     assert app.platform.tracking.backend.connections is not None
 
 
-def test_every_mode_outputs_the_interface() -> None:
-    for mode in ("serverless", "managed", "fargate"):
-        outputs = app_for("dev", mode).template_json("tracking")["Outputs"]
-        for name in (
-            "TrackingUri",
-            "ServerName",
-            "MlflowVersion",
-            "ArtifactStoreUri",
-            "ServerRoleArn",
-            "ServerRoleName",
-        ):
-            assert name in outputs, (mode, name)
-        assert ("ServerArn" in outputs) == (mode in ("serverless", "managed"))
+@pytest.mark.parametrize("mode", _in_dev("serverless", "managed", "fargate"))
+def test_every_mode_outputs_the_interface(mode: str) -> None:
+    outputs = app_for("dev", mode).template_json("tracking")["Outputs"]
+    for name in (
+        "TrackingUri",
+        "ServerName",
+        "MlflowVersion",
+        "ArtifactStoreUri",
+        "ServerRoleArn",
+        "ServerRoleName",
+    ):
+        assert name in outputs, (mode, name)
+    assert ("ServerArn" in outputs) == (mode in ("serverless", "managed"))
 
 
 # --- managed ---------------------------------------------------------------------------------
+
+
+IN_MANAGED_STAGING = with_app(Variant("staging", "managed").key)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,7 @@ def managed() -> SynthesizedApp:
     return app_for("staging", "managed")
 
 
+@IN_MANAGED_STAGING
 def test_managed_server_has_the_configured_size_version_and_window(managed: SynthesizedApp) -> None:
     managed.template("tracking").has_resource_properties(
         "AWS::SageMaker::MlflowTrackingServer",
@@ -79,6 +89,7 @@ def test_managed_server_has_the_configured_size_version_and_window(managed: Synt
     )
 
 
+@IN_MANAGED_STAGING
 def test_managed_role_is_trusted_by_sagemaker_only(managed: SynthesizedApp) -> None:
     (role,) = resources(managed, "AWS::IAM::Role").values()
     statement = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
@@ -92,6 +103,7 @@ def test_managed_role_is_trusted_by_sagemaker_only(managed: SynthesizedApp) -> N
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
+@IN_MANAGED_STAGING
 def test_managed_role_writes_only_the_mlflow_prefix(managed: SynthesizedApp) -> None:
     (policy,) = resources(managed, "AWS::IAM::Policy").values()
     text = json.dumps(policy)
@@ -100,6 +112,7 @@ def test_managed_role_writes_only_the_mlflow_prefix(managed: SynthesizedApp) -> 
     assert '"Resource": "*"' not in text
 
 
+@with_app(Variant("dev", "managed").key)
 def test_managed_options_follow_settings() -> None:
     app = app_for("dev", "managed")  # defaults: registration on
     assert "sagemaker:CreateModelPackageGroup" in json.dumps(app.template_json("tracking"))
@@ -143,10 +156,9 @@ def test_fargate_load_balancer_is_internal_in_private_subnets(prod: SynthesizedA
         assert "0.0.0.0/0" not in json.dumps(group["Properties"].get("SecurityGroupIngress", []))
 
 
-def test_fargate_database_pauses_outside_prod_and_is_protected_in_prod(
-    prod: SynthesizedApp,
-) -> None:
-    dev = app_for("dev", "fargate")
+@pytest.mark.parametrize("mode", _in_dev("fargate"))
+def test_fargate_database_pauses_outside_prod(mode: str) -> None:
+    dev = app_for("dev", mode)
     dev.template("tracking").has_resource(
         "AWS::RDS::DBCluster",
         {
@@ -161,6 +173,10 @@ def test_fargate_database_pauses_outside_prod_and_is_protected_in_prod(
             ),
         },
     )
+    assert len(resources(dev, "AWS::RDS::DBInstance")) == 1
+
+
+def test_fargate_database_is_protected_in_prod(prod: SynthesizedApp) -> None:
     prod.template("tracking").has_resource(
         "AWS::RDS::DBCluster",
         {
@@ -172,7 +188,6 @@ def test_fargate_database_pauses_outside_prod_and_is_protected_in_prod(
         },
     )
     assert len(resources(prod, "AWS::RDS::DBInstance")) == 2  # writer + reader in another zone
-    assert len(resources(dev, "AWS::RDS::DBInstance")) == 1
 
 
 def test_fargate_credentials_are_ecs_secrets_never_plain_environment(prod: SynthesizedApp) -> None:
