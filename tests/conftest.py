@@ -220,13 +220,16 @@ def _tests_run_in_their_groups(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One cache directory per test session, shared by the xdist workers."""
+    """One cache directory per test session, shared by the xdist workers, and pytest's own
+    cache directory for the results kept between sessions (tests/session_cache.py)."""
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         session_cache.use(workerinput["mlops_session_cache"])
     else:
         session_cache.use(tempfile.mkdtemp(prefix="mlops-tests-"))
         config.stash[_OWNS_CACHE] = True
+    cache: pytest.Cache | None = getattr(config, "cache", None)  # None: -p no:cacheprovider
+    session_cache.keep_in(cache.mkdir("mlops-results") if cache is not None else None)
 
 
 _OWNS_CACHE = pytest.StashKey[bool]()

@@ -1,10 +1,12 @@
-"""cfn-lint over synthesized templates, each distinct template linted once per test session.
+"""cfn-lint over synthesized templates, each distinct template linted once.
 
 Many variants share templates (storage and network do not change with the tracking mode, and
 test_cfn_lint's environments are test_tracking_modes' default-mode variants), so results are
-kept per template text in the session cache (tests/session_cache.py), keyed with cfn-lint's
-version and .cfnlintrc. One cfn-lint ``Runner`` per process loads the rules once (loading them
-costs about as much as linting a template); it gives the same matches as ``cfnlint.api.lint``.
+kept per template text (tests/session_cache.py ``remembered``: for the session and, in pytest's
+cache directory, for later sessions), keyed with cfn-lint's version, .cfnlintrc and this
+module's own text (how cfn-lint is called). One cfn-lint ``Runner`` per process loads the rules
+once (loading them costs about as much as linting a template); it gives the same matches as
+``cfnlint.api.lint``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tests import session_cache
 from tests.synth import ROOT
 
 SETTINGS = ROOT / ".cfnlintrc"
+_HOW = Path(__file__).read_text()  # a change to how cfn-lint is run invalidates kept results
 
 
 @cache
@@ -46,7 +49,7 @@ def problems(stacks: list[cx_api.CloudFormationStackArtifact]) -> list[str]:
     found: list[str] = []
     for stack in stacks:
         text = Path(stack.template_full_path).read_text()
-        key = "\0".join([cfn_lint_version, SETTINGS.read_text(), text])
-        matches = session_cache.computed("cfn-lint", key, partial(lint_template, text))
+        key = "\0".join([cfn_lint_version, SETTINGS.read_text(), _HOW, text])
+        matches = session_cache.remembered("cfn-lint", key, partial(lint_template, text))
         found += [f"{stack.stack_name}: {match}" for match in matches]
     return found

@@ -4,6 +4,12 @@ tests/conftest.py creates it when the session starts, hands it to each worker an
 at the end. :func:`computed` stores JSON results under a key, so work that depends only on
 its input (linting one distinct template) runs once per session, whichever worker needs it
 first; the others wait for it (a file lock) and read the result.
+
+:func:`remembered` also keeps a result for later sessions, in pytest's own cache directory
+(``.pytest_cache/d/``, emptied by ``pytest --cache-clear`` and ``make clean``; nowhere under
+``-p no:cacheprovider``): for a pure function of its key, a linter's findings on one template
+with the linter's version and settings in the key, so a run after a change lints only the
+templates the change touched.
 """
 
 from __future__ import annotations
@@ -17,12 +23,28 @@ from pathlib import Path
 from typing import Any
 
 _directory: Path | None = None
+_kept: Path | None = None
 
 
 def use(directory: str) -> None:
     global _directory  # noqa: PLW0603 -- set once per process by tests/conftest.py
     _directory = Path(directory)
     _directory.mkdir(parents=True, exist_ok=True)
+
+
+def keep_in(directory: Path | None) -> None:
+    """Where :func:`remembered` keeps results between sessions (None: only for this one)."""
+    global _kept  # noqa: PLW0603 -- set once per process by tests/conftest.py
+    _kept = directory
+
+
+def kept_directory(namespace: str) -> Path | None:
+    """A folder kept between sessions for ``namespace``'s results, if there is a place."""
+    if _kept is None:
+        return None
+    folder = _kept / namespace
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def directory() -> Path:
@@ -43,15 +65,33 @@ def computed(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
         return value
 
 
+def remembered(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
+    """:func:`computed`, and kept for later sessions (see the module's doc): ``key`` must name
+    everything the result depends on."""
+    kept = kept_directory(namespace)
+    if kept is not None:
+        entry = _entry(kept.parent, namespace, key)
+        if entry.exists():
+            return json.loads(entry.read_text())
+    value = computed(namespace, key, compute)
+    if kept is not None:
+        write_atomically(entry, value)
+    return value
+
+
+def write_atomically(path: Path, value: Any) -> None:
+    """``value`` as JSON at ``path``: a reader in another process sees all of it or nothing."""
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(value))
+    partial.replace(path)
+
+
 def put(namespace: str, key: str, value: Any) -> None:
     """Store ``value`` under ``key`` for the other processes (replacing what is there);
     nothing outside a test session (a tool that imports the tests' helpers)."""
     if _directory is None:
         return
-    result = _entry(_directory, namespace, key)
-    partial = result.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(value))
-    partial.replace(result)  # atomic: a reader sees all of it or nothing
+    write_atomically(_entry(_directory, namespace, key), value)
 
 
 def get(namespace: str, key: str) -> Any | None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests import session_cache
 from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of
-from tools.checkov_report import DOC, ENVIRONMENTS, Finding, Report, render, scan
+from tools.checkov_report import DOC, ENVIRONMENTS, Finding, KeptResults, Report, render, scan
 
 # Issue 16's target: at most 5 acknowledged findings per environment, counted as checkov counts
 # them, one per (check, resource), for the environment as cdk.json configures it and as
@@ -34,7 +34,10 @@ pytestmark = pytest.mark.after_groups
 
 
 def _scanned() -> dict[str, object]:
-    found = scan(templates_of(VARIANTS))
+    # checkov's results on a template are kept between sessions (tests/session_cache.py): after
+    # a change, only the templates it changed are scanned.
+    kept = session_cache.kept_directory("checkov")
+    found = scan(templates_of(VARIANTS), kept=KeptResults(kept) if kept is not None else None)
     return {
         "failed": [astuple(f) for f in found.failed],
         "skipped": [astuple(f) for f in found.skipped],

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +108,88 @@ def _checkov_command(directory: Path) -> list[str]:
     ]
 
 
-def run_checkov(directory: Path, processes: int = 1) -> dict[str, Any]:
-    """checkov's JSON result over every template in ``directory``, the templates split among
-    ``processes`` checkov processes run at once (checkov itself runs on one core)."""
+# The kinds of result a report reads (passed checks are counted by checkov, never read here).
+KINDS = ("failed_checks", "skipped_checks")
+
+
+@cache
+def checkov_version() -> str:
+    """The version installed in checkov's virtual environment (read without starting it)."""
+    site = [str(p) for p in (CHECKOV.parent.parent / "lib").glob("python*/site-packages")]
+    for distribution in metadata.distributions(path=site):
+        if distribution.metadata["Name"] == "checkov":
+            return distribution.version
+    raise FileNotFoundError(f"no checkov in {CHECKOV.parent.parent}: run `make install`")
+
+
+@dataclass(frozen=True)
+class KeptResults:
+    """checkov's results on each template, kept in ``directory`` between runs.
+
+    A template's results depend only on its text, checkov's version and how checkov is run,
+    which together are the key; any change to one of them is a miss, and checkov runs.
+    """
+
+    directory: Path
+
+    def _entry(self, text: str) -> Path:
+        how = json.dumps([checkov_version(), _checkov_command(Path()), CHECKOV_ENV, KINDS])
+        key = "\0".join([how, text])
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def get(self, text: str) -> dict[str, list[dict[str, Any]]] | None:
+        """The results kept for a template of this text, else None."""
+        entry = self._entry(text)
+        return json.loads(entry.read_text()) if entry.exists() else None
+
+    def put(self, text: str, results: Mapping[str, list[dict[str, Any]]]) -> None:
+        entry = self._entry(text)
+        partial = entry.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(results))
+        partial.replace(entry)  # atomic: another process reads all of it or nothing
+
+
+def run_checkov(
+    directory: Path, processes: int = 1, kept: KeptResults | None = None
+) -> dict[str, Any]:
+    """checkov's results (:data:`KINDS`) over every template in ``directory``, the templates
+    split among ``processes`` checkov processes run at once (checkov itself runs on one core).
+    With ``kept``, a template whose results are kept is not scanned again, and the results of
+    each template scanned are kept."""
     if not CHECKOV.exists():
         raise FileNotFoundError(f"{CHECKOV} is missing: run `make install` (target checkov)")
-    templates = sorted(directory.glob("*.json"))
+    merged: dict[str, Any] = {"results": {kind: [] for kind in KINDS}}
+    to_scan: dict[Path, str] = {}  # template -> its text
+    for template in sorted(directory.glob("*.json")):
+        text = template.read_text()
+        known = kept.get(text) if kept is not None else None
+        if known is None:
+            to_scan[template] = text
+            continue
+        for kind in KINDS:  # as a scan of this file would name it
+            merged["results"][kind] += [
+                {**c, "file_path": f"/{template.name}"} for c in known[kind]
+            ]
+    if not to_scan:
+        return merged
+    scanned = _scan_in_processes(directory, list(to_scan), processes)
+    for kind in KINDS:
+        merged["results"][kind] += scanned[kind]
+    if kept is not None:
+        for template, text in to_scan.items():
+            kept.put(
+                text,
+                {
+                    kind: [c for c in scanned[kind] if Path(c["file_path"]).stem == template.stem]
+                    for kind in KINDS
+                },
+            )
+    return merged
+
+
+def _scan_in_processes(
+    directory: Path, templates: list[Path], processes: int
+) -> dict[str, list[dict[str, Any]]]:
     shares = [directory / f"share-{i}" for i in range(max(1, min(processes, len(templates))))]
     for share in shares:
         share.mkdir()
@@ -126,15 +205,15 @@ def run_checkov(directory: Path, processes: int = 1) -> dict[str, Any]:
         )
         for share in shares
     ]
-    merged: dict[str, Any] = {"results": defaultdict(list)}
+    found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for process in running:
         stdout, stderr = process.communicate()
         if process.returncode not in (0, 1):  # 1: some check failed
             raise RuntimeError(f"checkov exited {process.returncode}: {stderr.strip()[-2000:]}")
-        for kind, checks in json.loads(stdout).get("results", {}).items():
-            if isinstance(checks, list):
-                merged["results"][kind] += checks
-    return merged
+        results = json.loads(stdout).get("results", {})
+        for kind in KINDS:
+            found[kind] += results.get(kind, [])
+    return found
 
 
 def parse(result: Mapping[str, Any], sharing: Mapping[str, list[tuple[str, str]]]) -> Report:
@@ -165,11 +244,16 @@ def parse(result: Mapping[str, Any], sharing: Mapping[str, list[tuple[str, str]]
     )
 
 
-def scan(templates: Iterable[tuple[str, str, Mapping[str, Any]]], processes: int = 2) -> Report:
-    """Write the distinct templates to a temporary directory and run checkov over them."""
+def scan(
+    templates: Iterable[tuple[str, str, Mapping[str, Any]]],
+    processes: int = 2,
+    kept: KeptResults | None = None,
+) -> Report:
+    """Write the distinct templates to a temporary directory and run checkov over them (over
+    those whose results ``kept`` does not hold)."""
     with tempfile.TemporaryDirectory(prefix="checkov-") as tmp:
         sharing = write_templates(templates, Path(tmp))
-        return parse(run_checkov(Path(tmp), processes), sharing)
+        return parse(run_checkov(Path(tmp), processes, kept), sharing)
 
 
 def render(report: Report, variants: Iterable[str], defaults: Mapping[str, str]) -> str:
