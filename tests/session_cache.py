@@ -17,10 +17,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tools.json_files import write_json_atomically
 
 _directory: Path | None = None
 _kept: Path | None = None
@@ -75,15 +76,8 @@ def remembered(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
             return json.loads(entry.read_text())
     value = computed(namespace, key, compute)
     if kept is not None:
-        write_atomically(entry, value)
+        write_json_atomically(entry, value)
     return value
-
-
-def write_atomically(path: Path, value: Any) -> None:
-    """``value`` as JSON at ``path``: a reader in another process sees all of it or nothing."""
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    partial.write_text(json.dumps(value))
-    partial.replace(path)
 
 
 def put(namespace: str, key: str, value: Any) -> None:
@@ -91,7 +85,7 @@ def put(namespace: str, key: str, value: Any) -> None:
     nothing outside a test session (a tool that imports the tests' helpers)."""
     if _directory is None:
         return
-    write_atomically(_entry(_directory, namespace, key), value)
+    write_json_atomically(_entry(_directory, namespace, key), value)
 
 
 def get(namespace: str, key: str) -> Any | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import generated_doc
+from tools.json_files import write_json_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".local" / "checkov-venv" / "bin" / "checkov"
@@ -143,10 +143,7 @@ class KeptResults:
         return json.loads(entry.read_text()) if entry.exists() else None
 
     def put(self, text: str, results: Mapping[str, list[dict[str, Any]]]) -> None:
-        entry = self._entry(text)
-        partial = entry.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps(results))
-        partial.replace(entry)  # atomic: another process reads all of it or nothing
+        write_json_atomically(self._entry(text), results)
 
 
 def run_checkov(
