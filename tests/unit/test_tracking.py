@@ -156,9 +156,9 @@ def test_fargate_load_balancer_is_internal_in_private_subnets(prod: SynthesizedA
         assert "0.0.0.0/0" not in json.dumps(group["Properties"].get("SecurityGroupIngress", []))
 
 
-@pytest.mark.parametrize("mode", _in_dev("fargate"))
-def test_fargate_database_pauses_outside_prod(mode: str) -> None:
-    dev = app_for("dev", mode)
+@with_app(Variant("dev", "fargate").key)
+def test_fargate_database_pauses_outside_prod() -> None:
+    dev = app_for("dev", "fargate")
     dev.template("tracking").has_resource(
         "AWS::RDS::DBCluster",
         {
