@@ -10,6 +10,7 @@ still throttled at the invocation's deadline is left to the next poll.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
@@ -53,6 +54,7 @@ class FakeContext:
         return self.remaining_ms
 
 
+@functools.cache  # one per service: each test stubs it anew (a client takes ~25 ms to build)
 def _client(service: str) -> Any:
     return boto3.client(
         service,
@@ -474,13 +476,20 @@ def aws(
     """Stubbed clients; the Lambda client records the parameters of each Invoke."""
     lambda_client = _client("lambda")
     invoked: list[dict[str, Any]] = []
+    event = "provide-client-params.lambda.Invoke"
+    unique_id = "record-invoke"
     lambda_client.meta.events.register(
-        "provide-client-params.lambda.Invoke", lambda params, **_: invoked.append(dict(params))
+        event, lambda params, **_: invoked.append(dict(params)), unique_id=unique_id
     )
-    with Stubber(lambda_client) as lambda_stub:
-        clients = studio_cleanup.Clients(sagemaker=sagemaker[0], ec2=ec2[0], lambda_=lambda_client)
-        yield clients, lambda_stub, invoked
-        lambda_stub.assert_no_pending_responses()
+    try:
+        with Stubber(lambda_client) as lambda_stub:
+            clients = studio_cleanup.Clients(
+                sagemaker=sagemaker[0], ec2=ec2[0], lambda_=lambda_client
+            )
+            yield clients, lambda_stub, invoked
+            lambda_stub.assert_no_pending_responses()
+    finally:  # the client is shared by the module's tests
+        lambda_client.meta.events.unregister(event, unique_id=unique_id)
 
 
 Aws = tuple[studio_cleanup.Clients, Stubber, list[dict[str, Any]]]
