@@ -202,9 +202,11 @@ def _scan_in_processes(
         )
         for share in shares
     ]
+    # Every process finishes before any failure is raised: none is left scanning a directory
+    # that the caller is about to delete.
+    outputs = [(process, *process.communicate()) for process in running]
     found: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
-    for process in running:
-        stdout, stderr = process.communicate()
+    for process, stdout, stderr in outputs:
         if process.returncode not in (0, 1):  # 1: some check failed
             raise RuntimeError(f"checkov exited {process.returncode}: {stderr.strip()[-2000:]}")
         results = json.loads(stdout).get("results", {})

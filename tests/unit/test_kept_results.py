@@ -106,3 +106,22 @@ def test_run_checkov_scans_only_the_templates_it_has_no_results_for(
     again = run_checkov(_templates(tmp_path / "again", **{"w--new": "new text"}), kept=kept)
     assert scanned == [["v--new.json"]]
     assert again["results"]["failed_checks"] == [{**FINDING, "file_path": "/w--new.json"}]
+
+
+def test_a_failing_checkov_process_is_reported_after_the_others_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller deletes the scanned directory once run_checkov raises: no checkov process
+    may still be reading it then."""
+    finished = tmp_path / "second-share-finished"
+
+    def command(share: Path) -> list[str]:
+        if share.name == "share-0":
+            return ["/bin/sh", "-c", "echo 'checkov broke' >&2; exit 2"]
+        return ["/bin/sh", "-c", f"sleep 0.3; touch {finished}; echo '{{}}'"]
+
+    monkeypatch.setattr(checkov_report, "_checkov_command", command)
+    directory = _templates(tmp_path / "scan", **{"a--x": "{}", "b--y": "{}"})
+    with pytest.raises(RuntimeError, match="checkov exited 2: checkov broke"):
+        run_checkov(directory, processes=2)
+    assert finished.exists()
