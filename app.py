@@ -12,21 +12,33 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-import aws_cdk as cdk
-
-from mlops_cdk.app_setup import set_up
-from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError
+from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError, Settings
+from mlops_cdk.settings.loader import cli_context
 
 
 def main() -> None:
-    app = cdk.App()
-    context = app.node.get_all_context()
+    # The settings are checked first, from the context the CDK CLI hands the app (what CDK's
+    # App reads too), before aws_cdk is imported: that import starts jsii's Node process and
+    # loads aws-cdk-lib (about half a second), and a bad setting needs neither.
+    try:
+        context = cli_context(os.environ)
+    except (OSError, ValueError) as err:
+        sys.exit(f"config error: cannot read the context the CDK CLI passed: {err}")
     if "env" not in context:
         print(f"no -c env=NAME given; using {DEFAULT_ENVIRONMENT}", file=sys.stderr)
     try:
-        set_up(app, os.environ)
+        Settings.from_context(context, os.environ)
     except ConfigError as err:
         sys.exit(f"config error: {err}")
+
+    import aws_cdk as cdk  # noqa: PLC0415
+
+    from mlops_cdk.app_setup import set_up  # noqa: PLC0415
+
+    app = cdk.App()
+    # set_up reads the settings again, from the app, as the tools and the tests do (the same
+    # settings: tests/test_config_errors.py test_settings_from_the_clis_context_are_the_apps).
+    set_up(app, os.environ)
     app.synth()
     # Everything built is garbage from here on, and the process ends: spare the interpreter's
     # shutdown a collection over the whole construct tree (about 0.3 s of a staging synth;

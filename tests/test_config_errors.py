@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from mlops_cdk.settings import ConfigError, Settings
-from tests.synth import ROOT, cdk_json_context
+from mlops_cdk.settings.loader import cli_context
+from tests.synth import ENVIRONMENTS, ROOT, cdk_json_context
 
 
 def run_app(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
@@ -89,6 +90,52 @@ def test_bad_setting_prints_one_line_and_writes_nothing(
     assert lines[0].startswith(expected)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "cdk.out").exists() or not any((tmp_path / "cdk.out").iterdir())
+
+
+def test_a_bad_setting_stops_app_py_before_node_starts(tmp_path: Path) -> None:
+    """app.py checks the settings before it imports aws_cdk, whose import starts jsii's Node
+    process and loads aws-cdk-lib (about half a second): a typo is answered at once."""
+    context = {**cdk_json_context(), "env": "dev", "network.max_azs": "two"}
+    script = (
+        "import runpy, sys\n"
+        "try:\n"
+        "    runpy.run_path('app.py', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    print(stop.code)\n"
+        "print('aws_cdk loaded' if 'aws_cdk' in sys.modules else 'aws_cdk not loaded')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "CDK_CONTEXT_JSON": json.dumps(context),
+            "CDK_OUTDIR": str(tmp_path / "cdk.out"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    assert lines[0].startswith(
+        "config error: network.max_azs='two': input should be a valid integer"
+    )
+    assert lines[1] == "aws_cdk not loaded"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_settings_from_the_clis_context_are_the_apps(env: str) -> None:
+    """What app.py checks before jsii starts (the context as the CLI hands it) is what set_up
+    then reads from CDK's App, nulls included."""
+    raw = cdk_json_context()
+    raw["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
+    raw["env"] = env
+    environ = {"CDK_CONTEXT_JSON": json.dumps(raw)}
+    from_app = Settings.from_context(cdk.App(context=raw).node.get_all_context(), environ)
+    assert Settings.from_context(cli_context(environ), environ) == from_app
 
 
 def test_missing_env_defaults_to_dev_and_says_so_once(tmp_path: Path) -> None:

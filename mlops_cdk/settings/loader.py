@@ -78,6 +78,18 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
+def cli_context(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The context the CDK CLI hands the app (cdk.json, cdk.context.json, ``-c``), read from
+    the same sources as CDK's App and with its nulls; {} when the CLI gave none. Raises
+    OSError or ValueError (JSONDecodeError) if a source cannot be read."""
+    raw: dict[str, Any] = {}
+    if environ.get(CONTEXT_JSON_ENV):
+        raw.update(json.loads(environ[CONTEXT_JSON_ENV]))
+    if environ.get(CONTEXT_FILE_ENV):
+        raw.update(json.loads(Path(environ[CONTEXT_FILE_ENV]).read_text(encoding="utf-8")))
+    return raw
+
+
 def _with_nulls(environments: Any, environ: Mapping[str, str]) -> Any:
     """cdk.json's ``environments`` with the nulls written in it.
 
@@ -86,12 +98,8 @@ def _with_nulls(environments: Any, environ: Mapping[str, str]) -> Any:
     default. The CLI's own copy of the context still has them: use it when it holds the same
     environments but for the nulls (it is the app's context), else the context as given.
     """
-    raw: dict[str, Any] = {}
     try:
-        if environ.get(CONTEXT_JSON_ENV):
-            raw.update(json.loads(environ[CONTEXT_JSON_ENV]))
-        if environ.get(CONTEXT_FILE_ENV):
-            raw.update(json.loads(Path(environ[CONTEXT_FILE_ENV]).read_text(encoding="utf-8")))
+        raw = cli_context(environ)
     except (OSError, ValueError):
         return environments  # CDK's App read the same sources and would have failed first
     candidate = raw.get("environments")

@@ -6,14 +6,16 @@ import datetime as dt
 import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from aws_cdk import Environment, RemovalPolicy
-from aws_cdk import aws_logs as logs
 from pydantic import AfterValidator, Field, computed_field, model_validator
 
 from mlops_cdk.settings import endpoints
 from mlops_cdk.settings.common import LogRetentionDays, Section, ec2_instance_types, retention_days
+
+if TYPE_CHECKING:
+    from aws_cdk import Environment, RemovalPolicy
+    from aws_cdk import aws_logs as logs
 from mlops_cdk.settings.cron import fire_times, weekdays
 from mlops_cdk.settings.loader import settings_from_context
 from mlops_cdk.settings.network import (
@@ -293,8 +295,13 @@ class Settings(Section):
     def stack_name(self, unit: str) -> str:
         return f"{self.name_prefix}-{unit}"
 
+    # The CDK values below are imported when first asked for, by the stacks: the settings
+    # themselves load and validate without aws_cdk, whose import starts jsii's Node process
+    # (app.py checks them first, so a bad setting is answered at once).
     @property
     def removal(self) -> RemovalPolicy:
+        from aws_cdk import RemovalPolicy  # noqa: PLC0415
+
         return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
 
     @property
@@ -305,6 +312,8 @@ class Settings(Section):
     def aws_env(self) -> Environment | None:
         if self.account is None and self.region is None:
             return None  # environment-agnostic: deployable to whatever the CLI resolves
+        from aws_cdk import Environment  # noqa: PLC0415
+
         return Environment(account=self.account, region=self.region)
 
     @property
