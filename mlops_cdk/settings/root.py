@@ -12,10 +12,6 @@ from pydantic import AfterValidator, Field, computed_field, model_validator
 
 from mlops_cdk.settings import endpoints
 from mlops_cdk.settings.common import LogRetentionDays, Section, ec2_instance_types, retention_days
-
-if TYPE_CHECKING:
-    from aws_cdk import Environment, RemovalPolicy
-    from aws_cdk import aws_logs as logs
 from mlops_cdk.settings.cron import fire_times, weekdays
 from mlops_cdk.settings.loader import settings_from_context
 from mlops_cdk.settings.network import (
@@ -28,6 +24,10 @@ from mlops_cdk.settings.pipelines import PipelinesSettings, ScheduleSettings
 from mlops_cdk.settings.storage import StorageSettings
 from mlops_cdk.settings.studio import StudioSettings
 from mlops_cdk.settings.tracking import SELF_HOSTED_MODES, TrackingSettings
+
+if TYPE_CHECKING:
+    from aws_cdk import Environment, RemovalPolicy
+    from aws_cdk import aws_logs as logs
 
 
 def _check_tags(value: dict[str, str]) -> dict[str, str]:
