@@ -23,17 +23,20 @@ from mlops_cdk.settings.loader import cli_context
 from tests.synth import ENVIRONMENTS, ROOT, cdk_json_context
 
 
-def run_app(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
-    """Run app.py as the CDK CLI does: context in CDK_CONTEXT_JSON, output dir in CDK_OUTDIR."""
-    context = {**cdk_json_context(), **overrides}
+def run_as_the_cli(
+    args: list[str], context: dict[str, Any], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """``python args`` from the repository root as the CDK CLI starts app.py: the context in
+    CDK_CONTEXT_JSON, the output directory in CDK_OUTDIR, nothing else of this environment."""
     env = {
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
         "CDK_CONTEXT_JSON": json.dumps(context),
         "CDK_OUTDIR": str(tmp_path / "cdk.out"),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
     }
     return subprocess.run(
-        [sys.executable, str(ROOT / "app.py")],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -41,6 +44,11 @@ def run_app(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str
         timeout=300,
         check=False,
     )
+
+
+def run_app(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
+    """Run app.py as the CDK CLI does, with cdk.json's context and ``overrides`` (``-c``)."""
+    return run_as_the_cli([str(ROOT / "app.py")], {**cdk_json_context(), **overrides}, tmp_path)
 
 
 CASES = {
@@ -104,20 +112,7 @@ def test_a_bad_setting_stops_app_py_before_node_starts(tmp_path: Path) -> None:
         "    print(stop.code)\n"
         "print('aws_cdk loaded' if 'aws_cdk' in sys.modules else 'aws_cdk not loaded')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "CDK_CONTEXT_JSON": json.dumps(context),
-            "CDK_OUTDIR": str(tmp_path / "cdk.out"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_as_the_cli(["-c", script], context, tmp_path)
     lines = result.stdout.splitlines()
     assert len(lines) == 2, result.stdout + result.stderr
     assert lines[0].startswith(
@@ -673,20 +668,7 @@ def test_a_null_written_in_cdk_json_reaches_the_settings(tmp_path: Path) -> None
         "settings = Settings.from_context(app.node.get_all_context(), os.environ)\n"
         "print(settings.studio.cleanup_reserved_concurrency)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            "PATH": os.environ["PATH"],
-            "HOME": os.environ.get("HOME", "/tmp"),
-            "CDK_CONTEXT_JSON": json.dumps(context),  # as the CDK CLI passes cdk.json's context
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_as_the_cli(["-c", script], context, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None"
 
