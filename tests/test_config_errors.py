@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import runpy
 import subprocess
 import sys
 from collections.abc import Callable
@@ -119,6 +120,15 @@ def test_a_bad_setting_stops_app_py_before_node_starts(tmp_path: Path) -> None:
         "config error: network.max_azs='two': input should be a valid integer"
     )
     assert lines[1] == "aws_cdk not loaded"
+
+
+def test_an_unreadable_cli_context_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDK_CONTEXT_JSON", '{"env": "dev",')
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    message = str(stop.value.code)
+    assert message.startswith("config error: cannot read the context the CDK CLI passed: ")
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
