@@ -69,13 +69,11 @@ def computed(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
 def remembered(namespace: str, key: str, compute: Callable[[], Any]) -> Any:
     """:func:`computed`, and kept for later sessions (see the module's doc): ``key`` must name
     everything the result depends on."""
-    kept = kept_directory(namespace)
-    if kept is not None:
-        entry = _entry(kept.parent, namespace, key)
-        if entry.exists():
-            return json.loads(entry.read_text())
+    entry = _entry(_kept, namespace, key) if _kept is not None else None
+    if entry is not None and entry.exists():
+        return json.loads(entry.read_text())
     value = computed(namespace, key, compute)
-    if kept is not None:
+    if entry is not None:
         write_json_atomically(entry, value)
     return value
 
@@ -99,5 +97,5 @@ def get(namespace: str, key: str) -> Any | None:
 def _entry(root: Path, namespace: str, key: str) -> Path:
     """The JSON file that holds ``key``'s value in ``namespace`` (named by the key's digest)."""
     folder = root / namespace
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
