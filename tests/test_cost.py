@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
-from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks
+from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks, with_app
 from tests.matrix import Variant, default_mode
 from tests.synth import ENVIRONMENTS
 from tools.cost import MODES, Estimate, estimate, load_prices, render
@@ -23,10 +23,10 @@ def stacks(env: str, mode: str | None = None) -> list[StackTemplate]:
     return synthesized_stacks(app_key(env) if mode is None else Variant(env, mode).key)
 
 
-@pytest.mark.parametrize("env", ["staging"])  # in staging's xdist group: no second synthesis
-def test_stacks_read_back_from_the_session_cache_are_the_apps(env: str) -> None:
-    app = synthesized(env)  # stores its stacks for the other workers
-    assert stored_stacks(app_key(env)) == stacks_of(app.assembly)
+@with_app(app_key("staging"))  # in staging's xdist group: no second synthesis
+def test_stacks_read_back_from_the_session_cache_are_the_apps() -> None:
+    app = synthesized("staging")  # stores its stacks for the other workers
+    assert stored_stacks(app_key("staging")) == stacks_of(app.assembly)
 
 
 def cost(env: str, mode: str | None = None) -> Estimate:

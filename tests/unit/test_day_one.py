@@ -31,7 +31,7 @@ from mlops_cdk.constructs.pipeline_definition import (
 )
 from mlops_cdk.constructs.preflight import CONTRACT, PREFLIGHT_STEP, READY_STEP
 from mlops_cdk.stacks.pipelines import PipelinesStack
-from tests.conftest import synthesized
+from tests.conftest import synthesized, with_app
 from tests.matrix import Variant, default_mode, variant_params
 from tests.synth import SynthesizedApp
 from tests.unit.test_pipelines import FULL_OPTIONS, _statements
@@ -266,12 +266,12 @@ def _execution_event(arn: str, status: str, detail_type: str, **detail: str) -> 
     }
 
 
-# A variant parameter: the test joins that app's xdist group (tests/conftest.py).
-@pytest.mark.parametrize(
-    "variant", variant_params((Variant("staging", default_mode("staging"), "deployed"),))
-)
-def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does(variant: Variant) -> None:
-    app = variant.app()
+STAGING_DEPLOYED = Variant("staging", default_mode("staging"), "deployed")
+
+
+@with_app(STAGING_DEPLOYED.key)
+def test_a_skipped_run_raises_no_alarm_and_a_failed_one_does() -> None:
+    app = STAGING_DEPLOYED.app()
     template = app.template_json("pipelines")
     refs = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT}
     refs |= {
