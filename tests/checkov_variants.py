@@ -10,6 +10,7 @@ from typing import Any
 from tests.matrix import VARIANTS as MATRIX
 from tests.matrix import Variant, default_mode
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION
+from tools.synthesis import templates_by_name
 
 CERTIFICATE_ARN = (
     f"arn:aws:acm:{DEPLOY_REGION}:{DEPLOY_ACCOUNT}:certificate/0123abcd-4567-89ef-0123-456789abcdef"
@@ -52,6 +53,6 @@ def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mappin
         templates = synthesized_templates(scanned.variant.key)
         if templates is None:  # not synthesized in this session yet (or no session: the tool)
             app = scanned.variant.app()
-            templates = {stack.stack_name: stack.template for stack in app.assembly.stacks}
+            templates = templates_by_name(app.assembly)
         for stack_name, template in templates.items():
             yield scanned.id, stack_name, template

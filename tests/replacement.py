@@ -31,6 +31,8 @@ from typing import Any
 
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
+from tools.synthesis import template_of
+
 Address = tuple[str, str]
 """A resource: (stack name, logical id)."""
 
@@ -133,7 +135,7 @@ class Deployment:
     @classmethod
     def of(cls, stacks: Any) -> Deployment:
         """From a cloud assembly's stacks (``app.assembly.stacks``)."""
-        return cls({stack.stack_name: stack.template for stack in stacks})
+        return cls({stack.stack_name: template_of(stack) for stack in stacks})
 
     @cached_property
     def exports(self) -> dict[str, tuple[str, Any]]:

@@ -16,6 +16,7 @@ from aws_cdk import assertions, cx_api
 from mlops_cdk.app_setup import set_up
 from mlops_cdk.platform import Platform
 from mlops_cdk.settings import Settings
+from tools.synthesis import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -60,7 +61,7 @@ class SynthesizedApp:
         return self._templates[self.settings.stack_name(unit)]
 
     def template_json(self, unit: str) -> dict[str, Any]:
-        return self.assembly.get_stack_by_name(self.settings.stack_name(unit)).template  # type: ignore[no-any-return]
+        return template_of(self.assembly.get_stack_by_name(self.settings.stack_name(unit)))
 
     def has_stack(self, unit: str) -> bool:
         return self.settings.stack_name(unit) in self.stack_names

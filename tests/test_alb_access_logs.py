@@ -28,6 +28,7 @@ from mlops_cdk.constructs.load_balancer_logs import NO_REGION, log_access
 from tests.iam.simulator import Request, simulate
 from tests.matrix import VARIANTS, Variant, variant_params
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
+from tools.synthesis import template_of
 
 PREFIX = "mlflow-load-balancer"
 ACCOUNT = DEPLOY_ACCOUNT
@@ -110,7 +111,7 @@ _NO_VALUE = object()
 def _exports(app: SynthesizedApp) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for stack in app.platform.stacks:
-        template = app.assembly.get_stack_by_name(stack.stack_name).template
+        template = template_of(app.assembly.get_stack_by_name(stack.stack_name))
         for output in template.get("Outputs", {}).values():
             if "Export" in output:
                 found[output["Export"]["Name"]] = output["Value"]

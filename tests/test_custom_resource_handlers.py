@@ -26,6 +26,7 @@ from mlops_cdk.settings import ConfigError, Settings
 from tests.conftest import synthesized
 from tests.matrix import Variant, variant_params
 from tests.synth import cdk_json_context
+from tools.synthesis import template_of
 
 CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
 # CDK's singleton providers (core CustomResourceProvider) are constructs named
@@ -82,7 +83,7 @@ def allows(statements: list[Mapping[str, Any]], action: str, resource: Any) -> b
 def defects(variant_app: Any, reserved: int | None) -> list[str]:
     found = []
     for stack in variant_app.assembly.stacks:
-        template = stack.template
+        template = template_of(stack)
         resources = template["Resources"]
         for logical_id, function in handlers(template).items():
             where = f"{stack.stack_name}/{logical_id}"
@@ -125,7 +126,7 @@ def test_no_reservation_when_the_setting_is_null() -> None:
     reserved = [
         f"{stack.stack_name}/{logical_id}"
         for stack in app.assembly.stacks
-        for logical_id, function in handlers(stack.template).items()
+        for logical_id, function in handlers(template_of(stack)).items()
         if CDK_PROVIDER_HANDLER.match(logical_id)
         and "ReservedConcurrentExecutions" in function["Properties"]
     ]

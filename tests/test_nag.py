@@ -17,6 +17,7 @@ from tests.conftest import synthesized_acknowledgements
 from tests.matrix import VARIANTS, Variant
 from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp, synthesize
 from tools.nag_report import NAG_MD, AppAcknowledgements, render
+from tools.synthesis import template_of, templates_by_name
 
 
 def test_environment_has_no_unacknowledged_findings(any_env: SynthesizedApp) -> None:
@@ -80,13 +81,11 @@ def test_a_construct_in_a_bare_stack_records_its_acknowledgements_and_needs_no_p
     assert "AwsSolutions-IAM5[Action::s3:GetObject*]" in rules
     # The resource wildcards wait for the deferred plugin, which only nag.register adds.
     assert not any(rule.startswith("AwsSolutions-IAM5[Resource::") for rule in rules)
-    assert assembly.get_stack_by_name("Bare").template["Resources"]
+    assert template_of(assembly.get_stack_by_name("Bare"))["Resources"]
 
 
 def test_the_checks_change_no_template(staging: SynthesizedApp) -> None:
     """What lets a test synthesize a second variant without the cdk-nag pack and CDK's
     validation (checks=False): they only check, so the templates are the same."""
     without = synthesize("staging", checks=False)
-    assert [s.template for s in without.assembly.stacks] == [
-        s.template for s in staging.assembly.stacks
-    ]
+    assert templates_by_name(without.assembly) == templates_by_name(staging.assembly)

@@ -14,11 +14,12 @@ from tests.aws_calls import endpoint_service, services_called
 from tests.conftest import with_app
 from tests.matrix import Variant, variant_params
 from tests.reachability import Platform, flatten
+from tools.synthesis import templates_by_name
 
 
 def _platform(variant: Variant) -> Platform:
     app = variant.app()
-    return Platform.of({stack.stack_name: stack.template for stack in app.assembly.stacks})
+    return Platform.of(templates_by_name(app.assembly))
 
 
 @pytest.mark.parametrize("variant", variant_params())
@@ -83,9 +84,7 @@ def test_the_pairs_cover_what_the_platform_runs(variant: Variant) -> None:
 
 
 def _templates(variant: Variant) -> dict[str, dict[str, Any]]:
-    return copy.deepcopy(
-        {stack.stack_name: stack.template for stack in variant.app().assembly.stacks}
-    )
+    return templates_by_name(variant.app().assembly)  # a new copy on each call
 
 
 def _drop(templates: dict[str, dict[str, Any]], type_: str, description: str) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from aws_cdk import Stack
 
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
+from tools.synthesis import template_of
 
 ACCOUNT = DEPLOY_ACCOUNT
 REGION = DEPLOY_REGION
@@ -178,7 +179,7 @@ class Resolver:
             raise ValueError("policies need the deployed form (a concrete account and region)")
         self.app = app
         self.templates: dict[str, dict[str, Any]] = {
-            s.stack_name: app.assembly.get_stack_by_name(s.stack_name).template
+            s.stack_name: template_of(app.assembly.get_stack_by_name(s.stack_name))
             for s in app.platform.stacks
         }
         self.exports: dict[str, tuple[str, Any]] = {}

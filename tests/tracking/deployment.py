@@ -24,6 +24,7 @@ from typing import Any
 
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
 from tests.tracking.cfn import Resolver
+from tools.synthesis import template_of
 
 # What AWS names an internal ALB whose logical ID starts with "Fargate" in stack mlops-<env>-
 # tracking: "internal-" + up to 32 characters of generated name + "-" + a number. Mixed case.
@@ -70,7 +71,7 @@ def _imports(app: SynthesizedApp) -> dict[str, str]:
     """Every export of the app whose value is a plain ``Ref``: its physical ID."""
     imports: dict[str, str] = {}
     for stack in app.assembly.stacks:
-        for output in stack.template.get("Outputs", {}).values():
+        for output in template_of(stack).get("Outputs", {}).values():
             export, value = output.get("Export"), output.get("Value")
             if export and isinstance(value, dict) and set(value) == {"Ref"}:
                 imports[export["Name"]] = _physical_id(stack.stack_name, value["Ref"])

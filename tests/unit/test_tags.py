@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.synth import SynthesizedApp
+from tools.synthesis import template_of
 
 
 def test_every_taggable_resource_is_tagged(any_env: SynthesizedApp) -> None:
@@ -13,7 +14,7 @@ def test_every_taggable_resource_is_tagged(any_env: SynthesizedApp) -> None:
     }
     tagged = 0
     for stack in any_env.assembly.stacks:
-        for logical_id, resource in stack.template["Resources"].items():
+        for logical_id, resource in template_of(stack)["Resources"].items():
             tags = resource.get("Properties", {}).get("Tags")
             if tags is None:
                 continue
