@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 
 from tests.containers.conftest import (
     HOPELESS,
+    SMALL_FOREST,
     TRAINING_CODE,
     Store,
     TrainingRun,
@@ -272,7 +273,7 @@ def test_first_version_is_logged_registered_and_promoted(
     assert {"macro_f1", "f1_setosa", "recall_versicolor", "precision_virginica"} <= set(
         mlflow_run.data.metrics
     )
-    assert mlflow_run.data.params["n_estimators"] == "100"
+    assert mlflow_run.data.params["n_estimators"] == SMALL_FOREST["n_estimators"]
     assert artifacts == {"plots/confusion_matrix.png", "plots/feature_importance.png"}
     # The model also goes to /opt/ml/model (SageMaker's model.tar.gz), with its signature.
     mlmodel = (run.base / "model" / "mlflow-model" / "MLmodel").read_text()
@@ -330,7 +331,7 @@ def test_gate_refuses_when_the_champion_cannot_be_scored(
     broken = client.create_model_version("broken-model", (tmp_path / "gone").as_uri())
     client.set_registered_model_alias("broken-model", "production", broken.version)
 
-    run = train(store, tmp_path / "opt-ml", {}, MODEL_NAME="broken-model")
+    run = train(store, tmp_path / "opt-ml", SMALL_FOREST, MODEL_NAME="broken-model")
 
     tags = dict(client.get_model_version("broken-model", run.evaluation["version"]).tags)
     production = client.get_model_version_by_alias("broken-model", "production").version
@@ -360,7 +361,7 @@ def _train_on(store: Store, base: Path, csv_text: str, **hyperparameters: str) -
     channel = base / "input" / "data" / "train"
     channel.mkdir(parents=True, exist_ok=True)
     (channel / "iris.csv").write_text(csv_text)
-    return train(store, base, hyperparameters)
+    return train(store, base, {**SMALL_FOREST, **hyperparameters})
 
 
 @pytest.mark.slow

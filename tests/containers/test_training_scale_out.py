@@ -32,14 +32,13 @@ from iris_training.tuning_contract import (
 from tests.containers.conftest import (
     HOPELESS,
     MODEL_NAME,
+    SMALL_FOREST,
     TRAINING_CODE,
     Store,
     new_store,
     run_module,
     sagemaker_tree,
 )
-
-FAST = {"n_estimators": "10"}  # enough trees to pass the default gate on Iris, quick to log
 
 
 def _resource_config(base: Path, content: object) -> Path:
@@ -99,7 +98,7 @@ def test_the_leader_trains_logs_and_registers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = new_store(tmp_path / "store")
-    base = sagemaker_tree(tmp_path / "opt-ml", FAST)
+    base = sagemaker_tree(tmp_path / "opt-ml", SMALL_FOREST)
     _resource_config(base, {"current_host": "algo-1", "hosts": ["algo-2", "algo-1", "algo-3"]})
 
     assert train_main(["train"], _env(store, base, TRAINING_JOB_NAME="job-multi")) == 0
@@ -216,8 +215,8 @@ def test_tuning_jobs_register_nothing_and_register_best_gates_the_best(
     store = new_store(tmp_path / "store")
     client = store.client()
     jobs = {
-        "tune-001": {**FAST, "max_depth": "2"},
-        "tune-002": {**FAST, "criterion": "entropy", "random_state": "7"},
+        "tune-001": {**SMALL_FOREST, "max_depth": "2"},
+        "tune-002": {**SMALL_FOREST, "criterion": "entropy", "random_state": "7"},
         "tune-003": HOPELESS,
     }
 
@@ -285,7 +284,7 @@ def test_register_best_needs_exactly_one_run_of_the_job(
 ) -> None:
     store = new_store(tmp_path / "store")
     for attempt in ("a", "b"):  # two runs claim the same job
-        _tuning_job(store, tmp_path / attempt, "tune-dup", FAST, capsys)
+        _tuning_job(store, tmp_path / attempt, "tune-dup", SMALL_FOREST, capsys)
 
     none_code, none_written = _register_best(store, tmp_path / "r1", "tune-none")
     none_err = capsys.readouterr().err
@@ -312,7 +311,7 @@ def test_register_best_refuses_other_data_than_the_run_trained_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = new_store(tmp_path / "store")
-    _tuning_job(store, tmp_path, "tune-data", FAST, capsys)
+    _tuning_job(store, tmp_path, "tune-data", SMALL_FOREST, capsys)
     other = tmp_path / "other-data"
     other.mkdir()
     iris = bundled_iris()
