@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.containers.conftest import sagemaker_tree
+from tests.containers.conftest import SMALL_FOREST, sagemaker_tree
 from tests.synth import ROOT
 from tests.tracking.databases import LOOPBACK, free_port
 
@@ -99,7 +99,7 @@ def test_training_and_inference_work_against_the_managed_servers_version(
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
     for run in ("first", "challenger"):
-        base = sagemaker_tree(tmp_path / run, {})
+        base = sagemaker_tree(tmp_path / run, SMALL_FOREST)
         assert train_main(["train"], {**env, "SAGEMAKER_BASE_DIR": str(base)}) == 0, run
     champion = MlflowClient(server).get_model_version_by_alias("iris-model", "production")
     assert champion.version in ("1", "2")
