@@ -8,6 +8,11 @@ Service", encrypt-log-data-kms.html: principal ``logs.<region>.amazonaws.com``, 
 ``kms:EncryptionContext:aws:logs:arn`` condition). The condition names every log group of the
 account and region rather than each one: the log groups live in stacks that depend on the
 key's stack, so the key policy cannot name them without a reference cycle.
+
+The aspect sits on an empty construct of its own and, visited once at synthesis, walks the
+scope. Added to the scope itself, Node would call it back in Python for every construct of the
+app (229 in staging, a jsii round trip each), about a quarter of a synthesis (0.53 s -> 0.38 s
+in-process); the templates are the same either way.
 """
 
 from __future__ import annotations
@@ -17,19 +22,22 @@ from aws_cdk import ArnFormat, Aspects, IAspect, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 
 @jsii.implements(IAspect)
 class EncryptLogGroups:
-    """Sets ``KmsKeyId`` on every ``AWS::Logs::LogGroup`` that has none."""
+    """Sets ``KmsKeyId`` on every ``AWS::Logs::LogGroup`` under ``scope`` that has none, when
+    visited: at synthesis, once every construct exists."""
 
-    def __init__(self, key: kms.IKey) -> None:
+    def __init__(self, scope: IConstruct, key: kms.IKey) -> None:
+        self._scope = scope
         self._key = key
 
     def visit(self, node: IConstruct) -> None:
-        if isinstance(node, logs.CfnLogGroup) and node.kms_key_id is None:
-            node.kms_key_id = self._key.key_arn
+        for construct in self._scope.node.find_all():
+            if isinstance(construct, logs.CfnLogGroup) and construct.kms_key_id is None:
+                construct.kms_key_id = self._key.key_arn
 
 
 def allow_cloudwatch_logs(key: kms.IKey) -> None:
@@ -58,7 +66,7 @@ def allow_cloudwatch_logs(key: kms.IKey) -> None:
     )
 
 
-def encrypt_log_groups(scope: IConstruct, key: kms.IKey) -> None:
+def encrypt_log_groups(scope: Construct, key: kms.IKey) -> None:
     """Encrypt every log group under ``scope`` with ``key``, which the logs service may use."""
     allow_cloudwatch_logs(key)
-    Aspects.of(scope).add(EncryptLogGroups(key))
+    Aspects.of(Construct(scope, "EncryptLogGroups")).add(EncryptLogGroups(scope, key))
