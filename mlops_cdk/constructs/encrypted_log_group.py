@@ -11,8 +11,8 @@ key's stack, so the key policy cannot name them without a reference cycle.
 
 The aspect sits on an empty construct of its own and, visited once at synthesis, walks the
 scope. Added to the scope itself, Node would call it back in Python for every construct of the
-app (229 in staging, a jsii round trip each), about a quarter of a synthesis (0.53 s -> 0.38 s
-in-process); the templates are the same either way.
+app (229 in staging, a jsii round trip each): nine in-process syntheses took 5.97 s that way
+against 5.15 s this way (means of 5 runs). The templates are the same either way.
 """
 
 from __future__ import annotations
