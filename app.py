@@ -34,6 +34,7 @@ def main() -> None:
     import aws_cdk as cdk  # noqa: PLC0415
 
     from mlops_cdk.app_setup import set_up  # noqa: PLC0415
+    from mlops_cdk.kernel_exit import leave_node_to_exit  # noqa: PLC0415
 
     app = cdk.App()
     # set_up reads the settings again, from the app, as the tools and the tests do (the same
@@ -44,6 +45,8 @@ def main() -> None:
     # shutdown a collection over the whole construct tree (about 0.3 s of a staging synth;
     # benchmarks/synth.py). gc.freeze moves every tracked object out of the collector's view.
     gc.freeze()
+    # The assembly is written: do not wait for Node's slow exit (mlops_cdk/kernel_exit.py).
+    leave_node_to_exit()
 
 
 if __name__ == "__main__":

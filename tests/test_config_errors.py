@@ -25,11 +25,13 @@ from tests.synth import ENVIRONMENTS, ROOT, cdk_json_context
 
 
 def run_as_the_cli(
-    args: list[str], context: dict[str, Any], tmp_path: Path
+    args: list[str], context: dict[str, Any], tmp_path: Path, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
     """``python args`` from the repository root as the CDK CLI starts app.py: the context in
-    CDK_CONTEXT_JSON, the output directory in CDK_OUTDIR, nothing else of this environment."""
+    CDK_CONTEXT_JSON, the output directory in CDK_OUTDIR, ``extra_env``, nothing else of this
+    environment."""
     env = {
+        **extra_env,
         "PATH": os.environ["PATH"],
         "HOME": os.environ.get("HOME", "/tmp"),
         "CDK_CONTEXT_JSON": json.dumps(context),

@@ -1,0 +1,69 @@
+"""app.py ends without waiting for jsii's Node process, which then ends on its own and leaves
+nothing behind (mlops_cdk/kernel_exit.py)."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import jsii
+import pytest
+
+from mlops_cdk import kernel_exit
+from tests.synth import cdk_json_context
+from tests.test_config_errors import run_as_the_cli
+
+# Run app.py as the CLI does, then report what jsii's Node process was left to do.
+APP_THEN_REPORT = """
+import runpy
+import jsii
+
+runpy.run_path("app.py", run_name="__main__")
+stdin = jsii.kernel.provider._process._process.stdin
+print("told to exit" if stdin.closed else "still open")
+"""
+
+# Long enough for a slow machine; Node normally ends within a second of app.py.
+NODE_EXIT_TIMEOUT_SECONDS = 60
+
+
+def test_app_py_leaves_node_to_exit_and_node_leaves_nothing_behind(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"  # jsii's runtime files and the kernel's jsii-kernel-* work dir
+    temp.mkdir()
+    context = {**cdk_json_context(), "env": "dev"}
+    result = run_as_the_cli(["-c", APP_THEN_REPORT], context, tmp_path, TMPDIR=str(temp))
+    assert result.returncode == 0, result.stderr
+
+    # app.py told Node to exit itself, instead of leaving it to jsii's stop at exit, which
+    # would then wait for it.
+    assert result.stdout.splitlines() == ["told to exit"]
+
+    # The assembly was complete when app.py returned: the manifest (written last) lists dev's
+    # stacks, and every template it names is there.
+    manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
+    stacks = {
+        name: artifact["properties"]["templateFile"]
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert sorted(stacks) == ["mlops-dev-pipelines", "mlops-dev-storage", "mlops-dev-tracking"]
+    for template in stacks.values():
+        assert json.loads((tmp_path / "cdk.out" / template).read_text())["Resources"]
+
+    # Node ends on its own and runs its exit handlers: nothing is left in its temp dir.
+    deadline = time.monotonic() + NODE_EXIT_TIMEOUT_SECONDS
+    while any(temp.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(temp.iterdir()), sorted(path.name for path in temp.iterdir())
+
+
+def test_an_unknown_jsii_layout_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A jsii that keeps its Node process elsewhere: jsii's own stop still runs at exit."""
+    unregistered: list[object] = []
+    monkeypatch.setattr(jsii, "kernel", SimpleNamespace(provider=SimpleNamespace()))
+    monkeypatch.setattr(atexit, "unregister", unregistered.append)
+    assert kernel_exit.leave_node_to_exit() is False
+    assert unregistered == []
