@@ -31,7 +31,7 @@ def leave_node_to_exit() -> bool:
 
     True if done. False if this jsii keeps its Node process elsewhere than jsii 1.x does: then
     nothing changes and jsii's own stop still waits for Node at exit (a test checks that the
-    pinned jsii takes the fast way: tests/test_kernel_exit.py).
+    pinned jsii takes the fast way: tests/test_app_py.py).
     """
     node = getattr(getattr(jsii.kernel, "provider", None), "_process", None)
     process = getattr(node, "_process", None)

@@ -145,14 +145,6 @@ def test_settings_from_the_clis_context_are_the_apps(env: str) -> None:
     assert Settings.from_context(cli_context(environ), environ) == from_app
 
 
-def test_missing_env_defaults_to_dev_and_says_so_once(tmp_path: Path) -> None:
-    result = run_app(tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr.strip().splitlines() == ["no -c env=NAME given; using dev"]
-    manifest = json.loads((tmp_path / "cdk.out" / "manifest.json").read_text())
-    assert "mlops-dev-storage" in manifest["artifacts"]
-
-
 # --- issue 13: settings that CDK, CloudFormation or every scheduled run would reject ----------
 # In-process (Settings.from_context, what app.py calls) for speed; the subprocess cases above
 # and below prove the same errors reach the user as one line.
