@@ -1,17 +1,13 @@
-// Evaluates a batch of IAM requests with @cloud-copilot/iam-simulate (one process per batch).
-// stdin: JSON array of {principal, action, resource, accountId, context, identityPolicies,
-// resourcePolicy}; stdout: JSON array of {result, errors, identityAllows, resourceAllows, denies}
-// in the same order. "result" is Allowed, ExplicitlyDenied or ImplicitlyDenied (or Error).
+// Evaluates batches of IAM requests with @cloud-copilot/iam-simulate, one process for many
+// batches (a fresh process per batch spent most of its time starting and warming up).
+// stdin: one batch per line, a JSON array of {principal, action, resource, accountId,
+// context, identityPolicies, resourcePolicy}; stdout: one line per batch, a JSON array of
+// {result, identity, resource, errors} in the same order. "result" is Allowed,
+// ExplicitlyDenied or ImplicitlyDenied (or Error). The process ends when stdin closes.
+import { createInterface } from 'node:readline'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
-const chunks = []
-for await (const chunk of process.stdin) chunks.push(chunk)
-const requests = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-
-const sids = (statements) => (statements || []).map((s) => s.statementId ?? s.explain?.identifier ?? '?')
-
-const results = []
-for (const r of requests) {
+async function evaluate(r) {
   const simulation = {
     request: {
       principal: r.principal,
@@ -27,19 +23,25 @@ for (const r of requests) {
   try {
     const response = await runSimulation(simulation, {})
     if (response.resultType === 'error') {
-      results.push({ result: 'Error', errors: response.errors })
-    } else if (response.resultType === 'single') {
+      return { result: 'Error', errors: response.errors }
+    }
+    if (response.resultType === 'single') {
       const analysis = response.result.analysis || {}
-      results.push({
+      return {
         result: response.overallResult,
         identity: analysis.identityAnalysis?.result,
         resource: analysis.resourceAnalysis?.result,
-      })
-    } else {
-      results.push({ result: response.overallResult })
+      }
     }
+    return { result: response.overallResult }
   } catch (err) {
-    results.push({ result: 'Error', errors: String(err && err.stack ? err.stack : err) })
+    return { result: 'Error', errors: String(err && err.stack ? err.stack : err) }
   }
 }
-process.stdout.write(JSON.stringify(results))
+
+for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+  if (!line.trim()) continue
+  const results = []
+  for (const request of JSON.parse(line)) results.push(await evaluate(request))
+  process.stdout.write(JSON.stringify(results) + '\n')
+}

@@ -4,7 +4,7 @@ For each deployed-form variant (every env x tracking mode, and the egress varian
 expected calls (tests/iam/expected.py) are evaluated with ``@cloud-copilot/iam-simulate``
 against the role's identity policies and the policy of the resource (key, bucket, topic,
 queue, secret; a role's trust policy for sts:AssumeRole), all resolved from the synthesized
-templates (tests/iam/policies.py). One Node process per variant.
+templates (tests/iam/policies.py). One batch per variant, through one Node process.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
-"""The simulator evaluates actions, identity and resource policies as IAM does (one batch)."""
+"""The simulator evaluates actions, identity and resource policies as IAM does, batch after
+batch in one Node process, and says so when that process fails or hangs."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from tests.iam.simulator import Request, simulate
+import pytest
+
+from tests.iam import simulator
+from tests.iam.simulator import SCRIPT, Request, Simulator, simulate
 
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/job"
@@ -70,3 +76,48 @@ def test_decisions_come_back_in_order_from_one_batch() -> None:
     )
     assert [d.allowed for d in decisions] == [False, True, True, False, False, True]
     assert "identity policies: ImplicitlyDenied" in decisions[0].reason
+
+
+def _one(principal: str, action: str, resource: str, allowed_actions: list[str]) -> str:
+    request = Request(principal, action, resource, ACCOUNT, _allow(allowed_actions, resource))
+    return json.dumps([request.as_json()])
+
+
+def test_batches_run_one_after_another_in_one_process() -> None:
+    with_script = Simulator(SCRIPT)
+    try:
+        first = with_script.run(_one(ROLE, "sagemaker:CallMlflowAppApi", APP, ["sagemaker:*"]))
+        pid = with_script.pid
+        second = with_script.run(_one(ROLE, "sagemaker:DeleteMlflowApp", APP, ["sagemaker:Call*"]))
+        assert with_script.pid == pid is not None
+    finally:
+        with_script.stop()
+    assert [r["result"] for r in json.loads(first)] == ["Allowed"]
+    assert [r["result"] for r in json.loads(second)] == ["ImplicitlyDenied"]
+    assert with_script.pid is None
+
+
+def test_a_simulator_that_dies_is_one_error_with_its_stderr_then_starts_again(
+    tmp_path: Path,
+) -> None:
+    dies = tmp_path / "dies.mjs"
+    dies.write_text(
+        "process.stdin.once('data', () => { console.error('no policy engine'); process.exit(3) })\n"
+    )
+    failing = Simulator(dies)
+    for _ in range(2):  # the second batch starts a new process, which fails the same way
+        with pytest.raises(RuntimeError, match=r"^dies\.mjs failed: no policy engine$"):
+            failing.run("[]")
+        assert failing.pid is None
+
+
+def test_a_simulator_that_never_answers_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silent = tmp_path / "silent.mjs"
+    silent.write_text("process.stdin.resume(); console.error('reading forever')\n")
+    monkeypatch.setattr(simulator, "ANSWER_TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(
+        RuntimeError, match=r"^silent\.mjs gave no answer in 0\.5 s: reading forever$"
+    ):
+        Simulator(silent).run("[]")
