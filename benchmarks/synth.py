@@ -47,8 +47,11 @@ def _adopt_orphans() -> None:
     app.py does not wait for jsii's Node process to exit (mlops_cdk/kernel_exit.py): Node ends
     a moment after the CLI returns, and without this its CPU time would be nobody's.
     """
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if sys.platform != "linux":
+        print("not Linux: processes left running after the CLI are not counted and may overlap")
+    elif ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        error = os.strerror(ctypes.get_errno())
+        print(f"prctl(PR_SET_CHILD_SUBREAPER) failed ({error}): that CPU is not counted")
 
 
 def _reap_orphans() -> None:
