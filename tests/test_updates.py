@@ -36,7 +36,6 @@ from tests.replacement import (
     replacements,
 )
 from tests.synth import SynthesizedApp, cdk_json_context, synthesize
-from tools.synthesis import template_of
 
 # Added tags, and an attempt to change one the app fixes (it must win: Project,
 # Environment and ManagedBy are the app's own).
@@ -64,7 +63,7 @@ def reference_problems(app: SynthesizedApp) -> list[str]:
     deployment = Deployment.of(app.assembly.stacks)
     problems: list[str] = []
     for stack in app.assembly.stacks:
-        template = template_of(stack)
+        template = deployment.templates[stack.stack_name]
         weak = list(_intrinsics(template, "Fn::GetStackOutput"))
         if weak:
             problems.append(f"{stack.stack_name}: weak reference Fn::GetStackOutput {weak[0]}")
