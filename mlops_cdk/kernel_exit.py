@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import subprocess
+from collections.abc import Callable
 
 import jsii
 
@@ -25,19 +26,30 @@ import jsii
 _EXIT_MESSAGE = b'{"exit":0}\n'
 
 
-def leave_node_to_exit() -> bool:
-    """Tell jsii's Node process to exit and do not wait for it; call only after
-    ``app.synth()``, as the last thing the process does with jsii.
-
-    True if done. False if this jsii keeps its Node process elsewhere than jsii 1.x does: then
-    nothing changes and jsii's own stop still waits for Node at exit (a test checks that the
-    pinned jsii takes the fast way: tests/test_app_py.py).
-    """
+def node_process() -> tuple[subprocess.Popen[bytes], Callable[[], None]] | None:
+    """jsii's Node process and the stop jsii registered for it at exit, where jsii 1.x keeps
+    them (``jsii.kernel.provider._process``, a private attribute); None anywhere else."""
     node = getattr(getattr(jsii.kernel, "provider", None), "_process", None)
     process = getattr(node, "_process", None)
     stop = getattr(node, "stop", None)
     if not isinstance(process, subprocess.Popen) or stop is None or process.stdin is None:
+        return None
+    return process, stop
+
+
+def leave_node_to_exit() -> bool:
+    """Tell jsii's Node process to exit and do not wait for it; call only after
+    ``app.synth()``, as the last thing the process does with jsii.
+
+    True if done. False if this jsii keeps its Node process elsewhere (:func:`node_process`):
+    then nothing changes and jsii's own stop still waits for Node at exit (a test checks that
+    the pinned jsii takes the fast way: tests/test_app_py.py).
+    """
+    found = node_process()
+    if found is None:
         return False
+    process, stop = found
+    assert process.stdin is not None  # node_process checked it
     atexit.unregister(stop)
     try:
         process.stdin.write(_EXIT_MESSAGE)
