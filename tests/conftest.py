@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from mlops_cdk import nag
-from tests import session_cache
+from tests import session_cache, shared_fixtures
 from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
 from tools.synthesis import StackTemplate, stacks_of
 
@@ -169,7 +169,8 @@ def _app_of(item: pytest.Item) -> AppKey | None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's hook turns the marks into groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist, keep each synthesized app's tests in one worker (``--dist loadgroup``)."""
+    """Under xdist, keep each synthesized app's tests in one worker (``--dist loadgroup``), and
+    the users of each wider-than-a-test fixture of ours (tests/shared_fixtures.py)."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     # Tests over many variants (the checkov scan, the IAM and nag summaries) last: by then the
@@ -183,6 +184,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         key = _app_of(item)
         if key is not None:
             item.add_marker(pytest.mark.xdist_group(group_of(key)))
+            continue
+        # A fixture wider than the test (an app.py run, a trained model) is built once per
+        # worker: its users share one (tests/shared_fixtures.py checks that none is spread).
+        wide = shared_fixtures.widest_fixture_of(item)
+        if wide is not None:
+            item.add_marker(pytest.mark.xdist_group(f"fixture-{wide}"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -207,6 +214,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             f"--dist loadgroup is not grouping: {len(lost)} tests lost their xdist_group "
             f"(e.g. {lost[0]}) under pytest {pytest.__version__}; see tests/conftest.py"
         )
+        return
+    spread = shared_fixtures.spread_fixtures(session.items)
+    if spread:
+        config.stash[_GROUPING_LOST] = shared_fixtures.describe(spread)
 
 
 _GROUPING_LOST = pytest.StashKey[str]()
