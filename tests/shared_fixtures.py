@@ -38,9 +38,20 @@ def _is_ours(fixturedef: Any) -> bool:
     return baseid == _TESTS or baseid.startswith(_TESTS + "/")
 
 
+def _instance_owner(item: pytest.Item, scope: str, defined_in: str) -> str:
+    """The node one instance of a fixture of ``scope`` belongs to, for ``item``: pytest builds a
+    module-scoped fixture once per module that uses it, even one defined in a conftest."""
+    module = item.nodeid.split("::")[0]
+    if scope == "module":
+        return module
+    if scope == "class" and getattr(item, "cls", None) is not None and item.parent is not None:
+        return item.parent.nodeid
+    return defined_in
+
+
 def _wide_fixtures(item: pytest.Item) -> Iterator[tuple[int, str]]:
-    """(scope rank, key) of each wide fixture ``item`` uses; the key names a parametrized
-    fixture's parameter too (each parameter is its own instance)."""
+    """(scope rank, key) of each wide fixture ``item`` uses. The key names one instance: the
+    module or class it is built for, and a parametrized fixture's parameter."""
     info = getattr(item, "_fixtureinfo", None)
     definitions: dict[str, Any] = getattr(info, "name2fixturedefs", {})
     params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
@@ -53,7 +64,7 @@ def _wide_fixtures(item: pytest.Item) -> Iterator[tuple[int, str]]:
             continue
         if not _is_ours(fixturedef):
             continue
-        key = f"{fixturedef.baseid}::{name}"
+        key = f"{_instance_owner(item, scope, fixturedef.baseid)}::{name}"
         if name in params:
             key += f"[{params[name]!r}]"
         yield _SCOPE_ORDER.index(scope), key
