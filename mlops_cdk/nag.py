@@ -156,9 +156,14 @@ def ack_grant(
 def acknowledgements(app: IConstruct) -> list[Acknowledgement]:
     """Every acknowledgement made in ``app`` so far, deferred ones included once resolved
     (after ``app.synth()`` with :func:`register`), in the order they were made."""
-    return [
-        Acknowledgement(scope.node.path, rule, reason) for scope, rule, reason in _record(app).made
-    ]
+    made = _record(app).made
+    # A path read is two round trips to Node, and one scope carries several findings (a
+    # grant's wildcards): read each scope's path once.
+    path_of: dict[int, str] = {}
+    for scope, _, _ in made:
+        if id(scope) not in path_of:
+            path_of[id(scope)] = scope.node.path
+    return [Acknowledgement(path_of[id(scope)], rule, reason) for scope, rule, reason in made]
 
 
 @jsii.implements(IPolicyValidationPlugin)
