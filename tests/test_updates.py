@@ -63,20 +63,20 @@ def reference_problems(app: SynthesizedApp) -> list[str]:
     deployment = Deployment.of(app.assembly.stacks)
     problems: list[str] = []
     for stack in app.assembly.stacks:
-        template = deployment.templates[stack.stack_name]
+        importer = stack.stack_name  # read once: each read of a jsii property crosses to Node
+        template = deployment.templates[importer]
         weak = list(_intrinsics(template, "Fn::GetStackOutput"))
         if weak:
-            problems.append(f"{stack.stack_name}: weak reference Fn::GetStackOutput {weak[0]}")
+            problems.append(f"{importer}: weak reference Fn::GetStackOutput {weak[0]}")
         depends_on = {d.id for d in stack.dependencies}
         for name in _intrinsics(template, "Fn::ImportValue"):
             if not isinstance(name, str) or name not in deployment.exports:
-                problems.append(f"{stack.stack_name}: imports {name!r}, which no stack exports")
+                problems.append(f"{importer}: imports {name!r}, which no stack exports")
                 continue
             producer = deployment.exports[name][0]
-            if producer == stack.stack_name or producer not in depends_on:
+            if producer == importer or producer not in depends_on:
                 problems.append(
-                    f"{stack.stack_name}: imports {name!r} from {producer}, "
-                    "which it does not depend on"
+                    f"{importer}: imports {name!r} from {producer}, which it does not depend on"
                 )
     return problems
 
