@@ -46,7 +46,10 @@ KEY_ARN = re.compile(r"arn:aws:kms:[a-z0-9-]+:\d{12}:key/([0-9a-f-]{36})")
 S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]+[a-z0-9])")
 
 
-@pytest.fixture(scope="module")
+# One emulator per deploy, not per module: each environment's test runs in its app's xdist
+# group, so the two run in different workers and would each start one anyway
+# (tests/shared_fixtures.py); serially, the second start costs a few seconds.
+@pytest.fixture
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
     with running_emulator(tmp_path_factory.mktemp("emulator")) as running:
         bootstrap(running)
