@@ -15,8 +15,9 @@ run last and ungrouped on purpose, and share their work through
 :func:`tests.session_cache.computed` instead.
 
 This reads two private pytest attributes, ``Item._fixtureinfo`` and ``FixtureDef._autouse``
-(pytest is pinned in requirements-dev.txt). If a pytest moves them, nothing gets grouped and
-:func:`spread_fixtures` reports every wide fixture used by two groups: a loud failure.
+(pytest is pinned in requirements-dev.txt). A pytest that moves them would group nothing, or
+group every test by an autouse fixture, without a word here: tests/unit/test_shared_fixtures.py
+checks both on a small suite, so an upgrade that breaks them fails there.
 """
 
 from __future__ import annotations
