@@ -187,9 +187,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         # A fixture wider than the test (an app.py run, a trained model) is built once per
         # worker: its users share one (tests/shared_fixtures.py checks that none is spread).
-        wide = shared_fixtures.widest_fixture_of(item)
-        if wide is not None:
-            item.add_marker(pytest.mark.xdist_group(f"fixture-{wide}"))
+        group = shared_fixtures.fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

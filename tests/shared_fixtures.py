@@ -4,8 +4,8 @@ A wide fixture is built once per *process*. With ``--dist loadgroup`` two worker
 when its tests are split between them: `app.py` run twice (6 s of CPU each), the containers'
 champion model trained twice. So (tests/conftest.py):
 
-- :func:`widest_fixture_of` names the fixture an otherwise ungrouped test is grouped by, so all
-  its users share one worker;
+- :func:`fixture_group` names the group an otherwise ungrouped test joins, that of the widest
+  such fixture it uses (:func:`widest_fixture_of`), so all its users share one worker;
 - :func:`spread_fixtures` is the whole-class check: a wide fixture whose users fall in more than
   one group (each of which may run in its own worker) fails the session before any test runs.
 
@@ -75,6 +75,12 @@ def widest_fixture_of(item: pytest.Item) -> str | None:
     """The key of the widest fixture ``item`` uses (ties: by name), or None if it uses none."""
     wide = sorted(_wide_fixtures(item))
     return wide[0][1] if wide else None
+
+
+def fixture_group(item: pytest.Item) -> str | None:
+    """The xdist group an otherwise ungrouped ``item`` joins: its widest fixture's, if any."""
+    wide = widest_fixture_of(item)
+    return None if wide is None else f"fixture-{wide}"
 
 
 def group_of_item(item: pytest.Item) -> str:

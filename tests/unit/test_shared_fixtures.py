@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.shared_fixtures import group_of_item, spread_fixtures, widest_fixture_of
+from tests.shared_fixtures import (
+    fixture_group,
+    group_of_item,
+    spread_fixtures,
+    widest_fixture_of,
+)
 
 pytest_plugins = ["pytester"]
 
@@ -88,9 +93,9 @@ def test_a_fixture_whose_users_fall_in_several_groups_is_reported(
 
     # Grouped as tests/conftest.py groups them, only the test held in another group remains.
     for item in items.values():
-        wide = widest_fixture_of(item)
-        if wide is not None and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(f"fixture-{wide}"))
+        group = fixture_group(item)
+        if group is not None and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
     assert group_of_item(items["test_one"]) == f"fixture-{SUITE_MODULE}::built"
     assert spread_fixtures(items.values()) == {
         f"{SUITE_MODULE}::built": [
