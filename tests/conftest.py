@@ -19,14 +19,20 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import astuple
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mlops_cdk import nag
 from tests import session_cache, shared_fixtures
-from tests.synth import ENVIRONMENTS, SynthesizedApp, synthesize
-from tools.synthesis import StackTemplate, stacks_of
+from tests.environments import ENVIRONMENTS
+
+# aws-cdk-lib (with its Node process) and what imports it load where a test first synthesizes,
+# not when this module is imported: pytest-xdist's controller imports it too, before it starts
+# the workers, and runs no test (tests/unit/test_conftest_imports.py).
+if TYPE_CHECKING:
+    from mlops_cdk import nag
+    from tests.synth import SynthesizedApp
+    from tools.synthesis import StackTemplate
 
 AppKey = tuple[str, str, tuple[tuple[str, str], ...]]
 _cache: dict[AppKey, SynthesizedApp] = {}
@@ -43,6 +49,10 @@ def synthesized(env: str, *, form: str = "agnostic", **overrides: str) -> Synthe
     Overrides are ``-c``-style dotted keys, e.g. ``synthesized("dev", **{"tracking.mode": "ec2"})``;
     ``form="deployed"`` synthesizes with a concrete account and region (tests/synth.py FORMS).
     """
+    from mlops_cdk import nag  # noqa: PLC0415 -- see the imports above
+    from tests.synth import synthesize  # noqa: PLC0415
+    from tools.synthesis import stacks_of  # noqa: PLC0415
+
     key = app_key(env, form, **overrides)
     if key not in _cache:
         app = _cache[key] = synthesize(env, overrides, form=form)
@@ -73,6 +83,8 @@ def synthesized_stacks(key: AppKey) -> list[StackTemplate]:
     """App ``key``'s stacks as ``tools.synthesis.stacks_of`` gives them, from this process's
     app or, when another worker synthesized it, from the session cache; synthesized only
     when neither has it. For a test over many variants that reads only their templates."""
+    from tools.synthesis import stacks_of  # noqa: PLC0415 -- see the imports above
+
     if key in _cache:
         return stacks_of(_cache[key].assembly)
     stored = stored_stacks(key)
@@ -84,6 +96,8 @@ def synthesized_stacks(key: AppKey) -> list[StackTemplate]:
 
 def stored_stacks(key: AppKey) -> list[StackTemplate] | None:
     """App ``key``'s stacks as the session cache holds them, if a process stored them."""
+    from tools.synthesis import StackTemplate  # noqa: PLC0415 -- see the imports above
+
     templates = synthesized_templates(key)
     order: dict[str, list[str]] | None = session_cache.get(DEPENDENCIES, repr(key))
     if templates is None or order is None:
@@ -97,6 +111,8 @@ ACKNOWLEDGEMENTS = "acknowledgements"  # the name prefix, and what the construct
 def synthesized_acknowledgements(key: AppKey) -> tuple[str, list[nag.Acknowledgement]] | None:
     """App ``key``'s name prefix and what its constructs acknowledged (mlops_cdk.nag), if a
     process of this session synthesized it."""
+    from mlops_cdk import nag  # noqa: PLC0415 -- see the imports above
+
     recorded = session_cache.get(ACKNOWLEDGEMENTS, repr(key))
     if recorded is None:
         return None

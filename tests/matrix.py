@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.conftest import AppKey, app_key, synthesized
-from tests.synth import ENVIRONMENTS, FORMS, MODES, SynthesizedApp, cdk_json_context
+from tests.environments import ENVIRONMENTS
+from tests.synth import FORMS, MODES, SynthesizedApp, cdk_json_context
 
 EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
 # Training by automatic model tuning, inference sharded over 3 instances + the commit step.

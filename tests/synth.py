@@ -19,7 +19,6 @@ from mlops_cdk.settings import Settings
 from tools.synthesis import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
-ENVIRONMENTS = ("dev", "staging", "prod")
 MODES = ("serverless", "managed", "fargate", "ec2")
 
 # "agnostic": no account or region, as `python app.py` without CDK_DEFAULT_* synthesizes.

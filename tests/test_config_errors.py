@@ -21,7 +21,8 @@ from pydantic import BaseModel
 
 from mlops_cdk.settings import ConfigError, Settings
 from mlops_cdk.settings.loader import cli_context
-from tests.synth import ENVIRONMENTS, ROOT, cdk_json_context
+from tests.environments import ENVIRONMENTS
+from tests.synth import ROOT, cdk_json_context
 
 
 def run_as_the_cli(

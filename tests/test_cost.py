@@ -9,8 +9,8 @@ import pytest
 
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks, with_app
+from tests.environments import ENVIRONMENTS
 from tests.matrix import Variant, default_mode
-from tests.synth import ENVIRONMENTS
 from tools.cost import MODES, Estimate, estimate, load_prices, render
 from tools.synthesis import StackTemplate, stacks_of
 

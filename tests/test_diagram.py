@@ -7,8 +7,8 @@ from functools import cache
 import pytest
 
 from tests.conftest import app_key, synthesized_stacks
+from tests.environments import ENVIRONMENTS
 from tests.matrix import default_mode
-from tests.synth import ENVIRONMENTS
 from tools.diagram import ARCHITECTURE_MD, render
 
 # Last (tests/conftest.py): each environment's stacks as its own group stored them.

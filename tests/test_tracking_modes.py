@@ -15,8 +15,9 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from tests import lint
+from tests.environments import ENVIRONMENTS
 from tests.matrix import Variant, default_mode, variant_params
-from tests.synth import ENVIRONMENTS, MODES, SynthesizedApp
+from tests.synth import MODES, SynthesizedApp
 from tests.test_snapshots import mask_asset_hashes
 
 

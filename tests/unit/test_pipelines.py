@@ -14,7 +14,8 @@ from botocore.validate import ParamValidator
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
 from mlops_cdk.stacks.pipelines import PipelinesStack
 from tests.conftest import app_key, synthesized, with_app
-from tests.synth import ENVIRONMENTS, SynthesizedApp
+from tests.environments import ENVIRONMENTS
+from tests.synth import SynthesizedApp
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 OPERATION = {

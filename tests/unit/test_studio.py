@@ -16,7 +16,8 @@ from moto.server import ThreadedMotoServer
 from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
 from mlops_cdk.settings import ConfigError, Settings
 from tests.conftest import app_key, synthesized, with_app
-from tests.synth import ENVIRONMENTS, SynthesizedApp, cdk_json_context
+from tests.environments import ENVIRONMENTS
+from tests.synth import SynthesizedApp, cdk_json_context
 
 
 def _one(app: SynthesizedApp, resource_type: str) -> dict[str, Any]:
