@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import skops.io  # noqa: F401 -- before MLflow: see containers/training/iris_training/__main__.py
 from iris_inference.drift import INFERENCE_EXPERIMENT
 from iris_training.cli import main as train_main
 from mlflow import MlflowClient
