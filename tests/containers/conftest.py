@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import skops.io  # noqa: F401 -- before MLflow: see containers/training/iris_training/__main__.py
+import skops.io  # noqa: F401 -- first: see the comment below the imports
 from iris_inference.drift import INFERENCE_EXPERIMENT
 from iris_training.cli import main as train_main
 from mlflow import MlflowClient
 
+# skops (the format MLflow keeps the models in) builds its trusted-type lists when imported,
+# looking each numpy and scipy ufunc up in sys.modules, in load order (skops/io/_utils.py
+# whichmodule). Imported here, during collection and before MLflow and the tests' other
+# imports, that walk is short: it cost a worker about 2.5 s when the first model was saved.
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_CODE = ROOT / "containers" / "training"
 INFERENCE_CODE = ROOT / "containers" / "inference"

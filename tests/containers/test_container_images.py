@@ -113,20 +113,6 @@ def test_every_import_is_provided_by_the_image_requirements(image: str) -> None:
     assert missing == set()
 
 
-@pytest.mark.parametrize("image", IMAGES)
-def test_the_entry_point_imports_skops_before_anything_else(image: str) -> None:
-    """skops walks sys.modules for every numpy and scipy ufunc when it is imported (its
-    trusted-type lists): first in the process, before MLflow and pandas, the walk is short
-    (``__main__.py`` says why). The package's ``__init__`` runs before ``__main__``."""
-    context, package = IMAGES[image]
-    init = ast.parse((context / package / "__init__.py").read_text())
-    assert not [n for n in ast.walk(init) if isinstance(n, ast.Import | ast.ImportFrom)]
-    main = ast.parse((context / package / "__main__.py").read_text())
-    first = next(n for n in main.body if isinstance(n, ast.Import | ast.ImportFrom))
-    assert isinstance(first, ast.Import), ast.unparse(first)
-    assert [alias.name for alias in first.names] == ["skops.io"], ast.unparse(first)
-
-
 # --- the README follows the code -------------------------------------------------------------------
 
 
