@@ -70,28 +70,26 @@ def ratios(runs: Sequence[Run]) -> tuple[float, float]:
     return wall, cpu
 
 
+def _run_git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+
 def _git(*args: str) -> str:
-    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    done = _run_git(*args)
     if done.returncode != 0:
         raise SystemExit(f"git {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
 def _commit(revision: str) -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = _run_git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
     if done.returncode != 0:
         raise SystemExit(f"--baseline {revision}: not a commit of this repository")
     return done.stdout.strip()
 
 
-def _refuse_other_dependencies(revision: str) -> None:
-    changed = _git("diff", "--name-only", revision, "--", *DEPENDENCY_FILES)
+def _refuse_other_dependencies(revision: str, commit: str) -> None:
+    changed = _git("diff", "--name-only", commit, "--", *DEPENDENCY_FILES)
     if changed:
         raise SystemExit(
             f"{revision} pins other dependencies ({changed.replace(chr(10), ', ')}); "
@@ -100,9 +98,8 @@ def _refuse_other_dependencies(revision: str) -> None:
 
 
 @contextmanager
-def baseline_checkout(revision: str) -> Iterator[Path]:
-    """``revision`` in a temporary worktree sharing this checkout's installs and kept results."""
-    commit = _commit(revision)
+def baseline_checkout(commit: str) -> Iterator[Path]:
+    """``commit`` in a temporary worktree sharing this checkout's installs and kept results."""
     folder = Path(tempfile.mkdtemp(prefix="suite-baseline-")) / "tree"
     _git("worktree", "add", "--detach", str(folder), commit)
     try:
@@ -148,11 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pairs < 1:
         parser.error("--pairs must be at least 1")
-    _commit(args.baseline)
-    _refuse_other_dependencies(args.baseline)
+    commit = _commit(args.baseline)
+    _refuse_other_dependencies(args.baseline, commit)
     pytest_args = [*PARALLEL, *(QUICK if args.quick else []), *args.pytest_args]
     print(f"pytest {' '.join(pytest_args)}; baseline {args.baseline}")
-    with baseline_checkout(args.baseline) as baseline:
+    with baseline_checkout(commit) as baseline:
         trees = {"baseline": baseline, "current": ROOT}
         print("warm-up (not counted):")
         for label in ("baseline", "current"):
