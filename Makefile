@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-ENVS := dev staging prod
+# The environments cdk.json configures (tools/cdk_json.py: their one home), read when used.
+ENVS = $(shell $(PYTHON) -m tools.cdk_json)
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 # checkov in its own virtual environment: its pins clash with the app's (tests/test_checkov.py).

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.matrix import VARIANTS as MATRIX
-from tests.matrix import Variant, default_mode
+from tests.matrix import Variant
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION
-from tools.synthesis import templates_by_name
+from tools.cdk_json import ENVIRONMENTS
+from tools.synthesis import default_mode, templates_by_name
 
 CERTIFICATE_ARN = (
     f"arn:aws:acm:{DEPLOY_REGION}:{DEPLOY_ACCOUNT}:certificate/0123abcd-4567-89ef-0123-456789abcdef"
@@ -42,7 +43,7 @@ VARIANTS: tuple[Scanned, ...] = (
 
 # Each environment as cdk.json configures it (its default tracking mode), synthesized as
 # `cdk deploy` does: with the account and region.
-DEFAULTS = {env: f"{env}-{default_mode(env)}-deployed" for env in ("dev", "staging", "prod")}
+DEFAULTS = {env: f"{env}-{default_mode(env)}-deployed" for env in ENVIRONMENTS}
 
 
 def templates_of(variants: Iterable[Scanned]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import session_cache, shared_fixtures
-from tests.environments import ENVIRONMENTS
+from tools.cdk_json import ENVIRONMENTS
 
 # aws-cdk-lib (with its Node process) and what imports it load where a test first synthesizes,
 # not when this module is imported: pytest-xdist's controller imports it too, before it starts
@@ -163,7 +163,8 @@ def with_app(key: AppKey) -> pytest.MarkDecorator:
 
 def _app_of(item: pytest.Item) -> AppKey | None:
     """The synthesized app a test needs first, as far as its parameters and fixtures say."""
-    from tests.matrix import Variant, default_mode  # noqa: PLC0415 (matrix imports this module)
+    from tests.matrix import Variant  # noqa: PLC0415 (matrix imports this module)
+    from tools.synthesis import default_mode  # noqa: PLC0415 (loads aws-cdk-lib)
 
     params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
     for value in params.values():

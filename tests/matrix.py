@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.conftest import AppKey, app_key, synthesized
-from tests.environments import ENVIRONMENTS
-from tests.synth import FORMS, MODES, SynthesizedApp, cdk_json_context
+from tests.synth import FORMS, MODES, SynthesizedApp
+from tools.cdk_json import ENVIRONMENTS
+from tools.synthesis import default_mode
 
 EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
 # Training by automatic model tuning, inference sharded over 3 instances + the commit step.
@@ -23,14 +24,6 @@ SCALED_OUT = (
     ("pipelines.training.strategy", "tuning"),
     ("pipelines.inference.instance_count", "3"),
 )
-
-
-def default_mode(env: str) -> str:
-    """The tracking mode cdk.json gives ``env``."""
-    mode: str = (
-        cdk_json_context()["environments"][env].get("tracking", {}).get("mode", "serverless")
-    )
-    return mode
 
 
 @dataclass(frozen=True)

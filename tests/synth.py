@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from aws_cdk import assertions, cx_api
 from mlops_cdk.app_setup import set_up
 from mlops_cdk.platform import Platform
 from mlops_cdk.settings import Settings
+from tools import cdk_json
 from tools.synthesis import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,11 +37,6 @@ def deployed_context() -> dict[str, Any]:
         "region": DEPLOY_REGION,
         f"availability-zones:account={DEPLOY_ACCOUNT}:region={DEPLOY_REGION}": DEPLOY_ZONES,
     }
-
-
-def cdk_json_context() -> dict[str, Any]:
-    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
-    return context
 
 
 @dataclass(frozen=True)
@@ -90,7 +85,7 @@ def synthesize(
     if form not in FORMS:
         raise ValueError(f"form={form!r} is not one of {', '.join(FORMS)}")
     context = {
-        **cdk_json_context(),
+        **cdk_json.context(),
         "env": env,
         **(deployed_context() if form == "deployed" else {}),
         **(overrides or {}),

@@ -27,7 +27,8 @@ from aws_cdk import aws_s3 as s3
 from mlops_cdk.constructs.load_balancer_logs import NO_REGION, log_access
 from tests.iam.simulator import Request, simulate
 from tests.matrix import VARIANTS, Variant, variant_params
-from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
+from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, FORMS, SynthesizedApp
+from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import template_of
 
 PREFIX = "mlflow-load-balancer"
@@ -296,7 +297,7 @@ def test_tracking_deploys_after_the_bucket_policy(variant: Variant) -> None:
 
 def test_every_fargate_variant_is_covered() -> None:
     assert {(v.env, v.form) for v in FARGATE} >= {
-        (env, form) for env in ("dev", "staging", "prod") for form in ("agnostic", "deployed")
+        (env, form) for env in ENVIRONMENTS for form in FORMS
     }
 
 

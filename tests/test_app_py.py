@@ -16,8 +16,8 @@ import jsii
 import pytest
 
 from mlops_cdk import kernel_exit
-from tests.synth import cdk_json_context
 from tests.test_config_errors import run_as_the_cli
+from tools import cdk_json
 
 # Run app.py as the CLI does, then report whether jsii's Node process was told to exit.
 APP_THEN_REPORT = """
@@ -47,7 +47,7 @@ def app_run(tmp_path_factory: pytest.TempPathFactory) -> AppRun:
     tmp_path = tmp_path_factory.mktemp("app-py")
     temp = tmp_path / "tmp"
     temp.mkdir()
-    result = run_as_the_cli(["-c", APP_THEN_REPORT], cdk_json_context(), tmp_path, TMPDIR=str(temp))
+    result = run_as_the_cli(["-c", APP_THEN_REPORT], cdk_json.context(), tmp_path, TMPDIR=str(temp))
     assert result.returncode == 0, result.stderr
     return AppRun(result, tmp_path / "cdk.out", temp)
 

@@ -13,7 +13,8 @@ import pytest
 
 from tests import session_cache
 from tests.checkov_variants import DEFAULTS, VARIANTS, templates_of
-from tools.checkov_report import DOC, ENVIRONMENTS, Finding, KeptResults, Report, render, scan
+from tools.cdk_json import ENVIRONMENTS
+from tools.checkov_report import DOC, Finding, KeptResults, Report, render, scan
 
 # Issue 16's target: at most 5 acknowledged findings per environment, counted as checkov counts
 # them, one per (check, resource), for the environment as cdk.json configures it and as

@@ -21,8 +21,9 @@ from pydantic import BaseModel
 
 from mlops_cdk.settings import ConfigError, Settings
 from mlops_cdk.settings.loader import cli_context
-from tests.environments import ENVIRONMENTS
-from tests.synth import ROOT, cdk_json_context
+from tests.synth import ROOT
+from tools import cdk_json
+from tools.cdk_json import ENVIRONMENTS
 
 
 def run_as_the_cli(
@@ -52,7 +53,7 @@ def run_as_the_cli(
 
 def run_app(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
     """Run app.py as the CDK CLI does, with cdk.json's context and ``overrides`` (``-c``)."""
-    return run_as_the_cli([str(ROOT / "app.py")], {**cdk_json_context(), **overrides}, tmp_path)
+    return run_as_the_cli([str(ROOT / "app.py")], {**cdk_json.context(), **overrides}, tmp_path)
 
 
 CASES = {
@@ -107,7 +108,7 @@ def test_bad_setting_prints_one_line_and_writes_nothing(
 def test_a_bad_setting_stops_app_py_before_node_starts(tmp_path: Path) -> None:
     """app.py checks the settings before it imports aws_cdk, whose import starts jsii's Node
     process and loads aws-cdk-lib (about half a second): a typo is answered at once."""
-    context = {**cdk_json_context(), "env": "dev", "network.max_azs": "two"}
+    context = {**cdk_json.context(), "env": "dev", "network.max_azs": "two"}
     script = (
         "import runpy, sys\n"
         "try:\n"
@@ -138,7 +139,7 @@ def test_an_unreadable_cli_context_is_one_line(monkeypatch: pytest.MonkeyPatch) 
 def test_settings_from_the_clis_context_are_the_apps(env: str) -> None:
     """What app.py checks before jsii starts (the context as the CLI hands it) is what set_up
     then reads from CDK's App, nulls included."""
-    raw = cdk_json_context()
+    raw = cdk_json.context()
     raw["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
     raw["env"] = env
     environ = {"CDK_CONTEXT_JSON": json.dumps(raw)}
@@ -152,7 +153,7 @@ def test_settings_from_the_clis_context_are_the_apps(env: str) -> None:
 
 
 def _settings(env: str = "dev", **overrides: str) -> Settings:
-    return Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    return Settings.from_context({**cdk_json.context(), "env": env, **overrides}, environ={})
 
 
 def _error(env: str = "dev", **overrides: str) -> str:
@@ -543,7 +544,7 @@ cli_values = st.one_of(
 
 @PROPERTIES
 @given(
-    env=st.sampled_from(["dev", "staging", "prod"]),
+    env=st.sampled_from(ENVIRONMENTS),
     overrides=st.dictionaries(st.sampled_from(LEAVES), cli_values, min_size=1, max_size=4),
 )
 def test_any_cli_values_give_settings_or_one_config_error_line(
@@ -649,7 +650,7 @@ def test_scale_to_zero_refuses_exactly_the_runs_outside_the_working_hours(
 
 def test_an_error_says_where_the_bad_value_was_set() -> None:
     assert _error("dev", **{"tracking.size": "Huge"}).endswith("(set in -c)")
-    context = cdk_json_context()
+    context = cdk_json.context()
     context["environments"]["dev"]["tracking"]["size"] = "Huge"
     with pytest.raises(ConfigError) as caught:
         Settings.from_context({**context, "env": "dev"}, environ={})
@@ -663,7 +664,7 @@ def test_a_null_written_in_cdk_json_reaches_the_settings(tmp_path: Path) -> None
     """jsii drops null values from the context app.py reads (app.node.get_all_context()), so
     ``"cleanup_reserved_concurrency": null`` in cdk.json, which the docs give for accounts
     whose Lambda concurrency quota cannot reserve, used to keep the default (1) silently."""
-    context = cdk_json_context()
+    context = cdk_json.context()
     context["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
     context["env"] = "staging"
     script = (
@@ -682,7 +683,7 @@ def test_the_clis_nulls_are_used_only_for_the_same_environments(tmp_path: Path) 
     """In-process, the same rule as above with each source the CLI may use: CDK_CONTEXT_JSON,
     the overflow file it writes for a large context (which wins), and a copy that belongs to
     another app (ignored: its environments differ)."""
-    raw = cdk_json_context()
+    raw = cdk_json.context()
     raw["environments"]["staging"]["studio"]["cleanup_reserved_concurrency"] = None
     # The context as app.py reads it back from CDK, nulls dropped by jsii itself.
     context = {**cdk.App(context=raw).node.get_all_context(), "env": "staging"}

@@ -9,10 +9,10 @@ import pytest
 
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks, with_app
-from tests.environments import ENVIRONMENTS
-from tests.matrix import Variant, default_mode
+from tests.matrix import Variant
+from tools.cdk_json import ENVIRONMENTS
 from tools.cost import MODES, Estimate, estimate, load_prices, render
-from tools.synthesis import StackTemplate, stacks_of
+from tools.synthesis import StackTemplate, default_mode, stacks_of
 
 PRICES = load_prices()
 HOURS = PRICES.hours

@@ -25,7 +25,7 @@ import pytest
 from mlops_cdk.settings import ConfigError, Settings
 from tests.conftest import synthesized
 from tests.matrix import Variant, variant_params
-from tests.synth import cdk_json_context
+from tools import cdk_json
 from tools.synthesis import template_of
 
 CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
@@ -150,7 +150,7 @@ def test_no_reservation_when_the_setting_is_null() -> None:
 def test_reserved_concurrency_out_of_range_is_one_clear_line(value: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_context(
-            {**cdk_json_context(), "env": "staging", "custom_resource_reserved_concurrency": value},
+            {**cdk_json.context(), "env": "staging", "custom_resource_reserved_concurrency": value},
             environ={},
         )
     assert expected in str(caught.value)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.matrix import VARIANTS, Variant, variant_params
+from tools.cdk_json import ENVIRONMENTS
 
 WITH_DATABASE = tuple(v for v in VARIANTS if v.mode in ("fargate", "ec2"))
 KEPT = ("Retain", "Snapshot")
@@ -110,7 +111,7 @@ def test_a_kept_database_keeps_its_secret_subnet_group_and_security_groups(
                 assert policy == "Delete", f"{needed_id} ({why}) outlives its database"
 
 
-@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 @pytest.mark.parametrize("mode", ["fargate", "ec2"])
 def test_only_prod_protects_and_keeps_its_database(env: str, mode: str) -> None:
     (variant,) = [

@@ -7,9 +7,9 @@ from functools import cache
 import pytest
 
 from tests.conftest import app_key, synthesized_stacks
-from tests.environments import ENVIRONMENTS
-from tests.matrix import default_mode
+from tools.cdk_json import ENVIRONMENTS
 from tools.diagram import ARCHITECTURE_MD, render
+from tools.synthesis import default_mode
 
 # Last (tests/conftest.py): each environment's stacks as its own group stored them.
 pytestmark = pytest.mark.after_groups

@@ -14,9 +14,9 @@ from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.mlflow_app import MlflowApp
 from mlops_cdk.settings import TrackingSettings
 from tests.conftest import synthesized_acknowledgements
-from tests.environments import ENVIRONMENTS
 from tests.matrix import VARIANTS, Variant
 from tests.synth import MODES, SynthesizedApp, synthesize
+from tools.cdk_json import ENVIRONMENTS
 from tools.nag_report import NAG_MD, AppAcknowledgements, render
 from tools.synthesis import template_of, templates_by_name
 

@@ -18,7 +18,8 @@ from mlops_cdk.settings import Settings
 from tests.conftest import synthesized
 from tests.matrix import VARIANTS, Variant, variant_params
 from tests.replacement import create_only
-from tests.synth import SynthesizedApp, cdk_json_context
+from tests.synth import SynthesizedApp
+from tools import cdk_json
 
 # The ServiceToken's function keeps the logical ID of the Provider framework's onEvent function
 # it replaces: CloudFormation refuses to change a deployed custom resource's ServiceToken
@@ -74,7 +75,7 @@ STUDIO_VARIANTS = tuple(v for v in VARIANTS if v.env != "dev")
 
 def test_dev_has_no_studio() -> None:
     """The variants left out above have no Studio stack (if dev gets one, include it)."""
-    assert not Settings.from_context({**cdk_json_context(), "env": "dev"}, {}).studio.enabled
+    assert not Settings.from_context({**cdk_json.context(), "env": "dev"}, {}).studio.enabled
 
 
 @pytest.mark.parametrize("variant", variant_params(STUDIO_VARIANTS))

@@ -15,10 +15,11 @@ from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
 from tests import lint
-from tests.environments import ENVIRONMENTS
-from tests.matrix import Variant, default_mode, variant_params
+from tests.matrix import Variant, variant_params
 from tests.synth import MODES, SynthesizedApp
 from tests.test_snapshots import mask_asset_hashes
+from tools.cdk_json import ENVIRONMENTS
+from tools.synthesis import default_mode
 
 
 def app_for(env: str, mode: str) -> SynthesizedApp:

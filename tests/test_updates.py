@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import app_key, synthesized_stacks
-from tests.matrix import VARIANTS, Variant, default_mode, variant_params
+from tests.matrix import VARIANTS, Variant, variant_params
 from tests.replacement import (
     Deployment,
     create_only,
@@ -35,7 +35,9 @@ from tests.replacement import (
     replaceable_exports,
     replacements,
 )
-from tests.synth import SynthesizedApp, cdk_json_context, synthesize
+from tests.synth import SynthesizedApp, synthesize
+from tools import cdk_json
+from tools.synthesis import default_mode
 
 # Added tags, and an attempt to change one the app fixes (it must win: Project,
 # Environment and ManagedBy are the app's own).
@@ -55,7 +57,7 @@ def _intrinsics(value: Any, name: str) -> Iterator[Any]:
 
 
 def test_cross_stack_references_are_strong_by_choice() -> None:
-    assert cdk_json_context()["@aws-cdk/core:defaultCrossStackReferences"] == "strong"
+    assert cdk_json.context()["@aws-cdk/core:defaultCrossStackReferences"] == "strong"
 
 
 def reference_problems(app: SynthesizedApp) -> list[str]:

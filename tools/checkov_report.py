@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from tools import generated_doc
+from tools.cdk_json import ENVIRONMENTS
 from tools.json_files import write_json_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = ROOT / ".local" / "checkov-venv" / "bin" / "checkov"
 DOC = ROOT / "docs" / "checkov.md"
-ENVIRONMENTS = ("dev", "staging", "prod")
 
 
 @dataclass(frozen=True, order=True)

@@ -33,11 +33,11 @@ from mlops_cdk.constructs.pipeline_definition import all_steps
 from mlops_cdk.settings import ConfigError
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tools import price_list
+from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import (
     ROOT,
     StackTemplate,
     default_mode,
-    environments,
     local_refs,
     synthesize,
 )
@@ -739,7 +739,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"prices refreshed from the AWS Price List API: {PRICE_TABLE}\n")
     prices = load_prices()
     try:
-        for env in args.env or environments():
+        for env in args.env or ENVIRONMENTS:
             estimates = estimate_env(env, args.mode or MODES, overrides)
             sys.stdout.write(render(env, estimates, default_mode(env), prices) + "\n")
     except ConfigError as err:

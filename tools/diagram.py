@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tools import generated_doc
+from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import (
     ROOT,
     StackTemplate,
     default_mode,
-    environments,
     local_refs,
     synthesize,
 )
@@ -230,7 +230,7 @@ def render(sections: Mapping[str, tuple[str, Sequence[StackTemplate]]]) -> str:
 
 
 def generate() -> str:
-    return render({env: (default_mode(env), synthesize(env)) for env in environments()})
+    return render({env: (default_mode(env), synthesize(env)) for env in ENVIRONMENTS})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

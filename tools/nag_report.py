@@ -13,7 +13,6 @@ rewrites docs/nag.md; tests/test_nag.py fails when it is stale.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ import aws_cdk as cdk
 
 from mlops_cdk import nag
 from mlops_cdk.app_setup import set_up
-from tools import generated_doc
-from tools.synthesis import CDK_JSON, ROOT, environments
+from tools import cdk_json, generated_doc
+from tools.cdk_json import ENVIRONMENTS
+from tools.synthesis import ROOT
 
 NAG_MD = ROOT / "docs" / "nag.md"
 MODES = ("serverless", "managed", "fargate", "ec2")
@@ -43,7 +43,7 @@ class AppAcknowledgements:
 def collect(env: str, mode: str) -> AppAcknowledgements:
     """Synthesize ``env`` in tracking ``mode`` as app.py does and return what it acknowledged."""
     context = {
-        **json.loads(CDK_JSON.read_text())["context"],
+        **cdk_json.context(),
         "env": env,
         "tracking.mode": mode,
     }
@@ -112,7 +112,7 @@ def render(apps: Iterable[AppAcknowledgements]) -> str:
 
 
 def generate() -> str:
-    return render(collect(env, mode) for env in environments() for mode in MODES)
+    return render(collect(env, mode) for env in ENVIRONMENTS for mode in MODES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

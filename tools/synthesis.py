@@ -11,6 +11,7 @@ import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,9 @@ from aws_cdk import cx_api
 
 from mlops_cdk.app_setup import set_up
 from mlops_cdk.settings import Settings
+from tools import cdk_json
 
 ROOT = Path(__file__).resolve().parent.parent
-CDK_JSON = ROOT / "cdk.json"
 
 
 @dataclass(frozen=True)
@@ -54,15 +55,11 @@ def local_refs(value: Any) -> set[str]:
     return found
 
 
-def environments() -> list[str]:
-    """The environment names configured in cdk.json, in file order."""
-    return list(json.loads(CDK_JSON.read_text())["context"]["environments"])
-
-
+@cache
 def default_mode(env: str) -> str:
-    """The tracking mode cdk.json configures for ``env`` (the default when it names none)."""
-    context = json.loads(CDK_JSON.read_text())["context"]
-    settings = Settings.from_context({**context, "env": env}, environ={})
+    """The tracking mode cdk.json configures for ``env`` (the settings' default when it names
+    none). Cached: the tests ask it for every test they collect."""
+    settings = Settings.from_context({**cdk_json.context(), "env": env}, environ={})
     return settings.tracking.mode
 
 
@@ -103,7 +100,7 @@ def synthesize(env: str, overrides: Mapping[str, Any] | None = None) -> list[Sta
     Explicit inputs only: cdk.json's context and no process environment, so the result is
     the same on every machine.
     """
-    context = {**json.loads(CDK_JSON.read_text())["context"], "env": env, **(overrides or {})}
+    context = {**cdk_json.context(), "env": env, **(overrides or {})}
     app = cdk.App(context=context, outdir=tempfile.mkdtemp(prefix=f"cdk-{env}-"))
     set_up(app, environ={})
     return stacks_of(app.synth())

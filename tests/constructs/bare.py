@@ -7,9 +7,7 @@ as the project's :class:`ObjectStore`, and settings models built with their defa
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -20,13 +18,11 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
 from mlops_cdk.constructs.data_stores import ObjectStore
+from tools import cdk_json
 
 # A concrete environment: ARNs and the region resolve to literals, so e.g. a pipeline
 # definition renders to plain JSON.
 ENV = cdk.Environment(account="111122223333", region="eu-west-1")
-
-
-CDK_JSON = Path(__file__).resolve().parents[2] / "cdk.json"
 
 
 @cache
@@ -37,8 +33,7 @@ def feature_flags() -> dict[str, Any]:
     ``@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`` a SecureBucket logging into the
     (owner-enforced) AccessLogBucket fails to build at all.
     """
-    context: dict[str, Any] = json.loads(CDK_JSON.read_text())["context"]
-    return {k: v for k, v in context.items() if k.startswith("@")}
+    return {k: v for k, v in cdk_json.context().items() if k.startswith("@")}
 
 
 def bare_app() -> cdk.App:

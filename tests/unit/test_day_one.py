@@ -32,9 +32,10 @@ from mlops_cdk.constructs.pipeline_definition import (
 from mlops_cdk.constructs.preflight import CONTRACT, PREFLIGHT_STEP, READY_STEP
 from mlops_cdk.stacks.pipelines import PipelinesStack
 from tests.conftest import synthesized, with_app
-from tests.matrix import Variant, default_mode, variant_params
+from tests.matrix import Variant, variant_params
 from tests.synth import SynthesizedApp
 from tests.unit.test_pipelines import FULL_OPTIONS, _statements
+from tools.synthesis import default_mode
 
 JOB_TYPES = JOB_STEP_TYPES  # a tuning step starts jobs too
 TOKEN = re.compile(r"\$\{Token\[[^\]]+\]\}")

@@ -10,7 +10,8 @@ from mlops_cdk.constructs.private_network import INTERFACE_ENDPOINTS
 from mlops_cdk.settings import InterfaceEndpoint, Settings
 from mlops_cdk.settings.endpoints import needed_endpoints
 from tests.conftest import synthesized
-from tests.synth import SynthesizedApp, cdk_json_context, synthesize
+from tests.synth import SynthesizedApp, synthesize
+from tools import cdk_json
 
 
 def test_dev_has_no_network_by_default(dev: SynthesizedApp) -> None:
@@ -48,7 +49,7 @@ def test_endpoint_egress_creates_the_needed_endpoints_in_every_zone_in_prod(
 
 
 def _endpoints(env: str, **overrides: str) -> dict[str, str]:
-    settings = Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    settings = Settings.from_context({**cdk_json.context(), "env": env, **overrides}, environ={})
     return {str(name): why for name, why in needed_endpoints(settings).items()}
 
 

@@ -14,8 +14,8 @@ from botocore.validate import ParamValidator
 from mlops_cdk.constructs.pipeline_definition import Parameter, PipelineDefinition, Step
 from mlops_cdk.stacks.pipelines import PipelinesStack
 from tests.conftest import app_key, synthesized, with_app
-from tests.environments import ENVIRONMENTS
 from tests.synth import SynthesizedApp
+from tools.cdk_json import ENVIRONMENTS
 
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 OPERATION = {

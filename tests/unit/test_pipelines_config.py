@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mlops_cdk.settings import ConfigError, Settings
-from tests.synth import cdk_json_context
+from tools import cdk_json
 
 
 def settings(env: str = "dev", **overrides: str) -> Settings:
-    return Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    return Settings.from_context({**cdk_json.context(), "env": env, **overrides}, environ={})
 
 
 def test_defaults_follow_the_spec() -> None:

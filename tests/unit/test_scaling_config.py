@@ -10,11 +10,11 @@ import pytest
 from mlops_cdk import contracts
 from mlops_cdk.contracts import TUNING
 from mlops_cdk.settings import ConfigError, IntegerRange, Settings
-from tests.synth import cdk_json_context
+from tools import cdk_json
 
 
 def settings(env: str = "dev", **overrides: str) -> Settings:
-    return Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    return Settings.from_context({**cdk_json.context(), "env": env, **overrides}, environ={})
 
 
 def test_defaults_train_plainly_and_score_on_one_instance() -> None:

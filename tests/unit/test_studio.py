@@ -16,8 +16,9 @@ from moto.server import ThreadedMotoServer
 from mlops_cdk.constructs.studio_domain import MLFLOW_ENV_SCRIPT
 from mlops_cdk.settings import ConfigError, Settings
 from tests.conftest import app_key, synthesized, with_app
-from tests.environments import ENVIRONMENTS
-from tests.synth import SynthesizedApp, cdk_json_context
+from tests.synth import SynthesizedApp
+from tools import cdk_json
+from tools.cdk_json import ENVIRONMENTS
 
 
 def _one(app: SynthesizedApp, resource_type: str) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def test_every_environment_synthesizes_with_and_without_studio(env: str, enabled
 
 
 def test_studio_is_off_in_dev_and_on_in_staging_and_prod() -> None:
-    environments = cdk_json_context()["environments"]
+    environments = cdk_json.context()["environments"]
     enabled = {
         env: Settings.from_context({"env": env, "environments": environments}, {}).studio.enabled
         for env in ENVIRONMENTS
@@ -476,7 +477,7 @@ def test_teardown_function_logs_with_retention(staging: SynthesizedApp) -> None:
 
 
 def _settings(env: str = "staging", **overrides: str) -> Settings:
-    return Settings.from_context({**cdk_json_context(), "env": env, **overrides}, environ={})
+    return Settings.from_context({**cdk_json.context(), "env": env, **overrides}, environ={})
 
 
 BAD_SETTINGS = {

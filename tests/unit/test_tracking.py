@@ -13,8 +13,9 @@ from aws_cdk import aws_iam as iam
 from mlops_cdk.settings import SELF_HOSTED_MLFLOW_VERSION, ConfigError, Settings
 from tests.conftest import synthesized, with_app
 from tests.matrix import Variant
-from tests.synth import ROOT, SynthesizedApp, cdk_json_context
+from tests.synth import ROOT, SynthesizedApp
 from tests.test_tracking_modes import app_for
+from tools import cdk_json
 
 Match = assertions.Match
 
@@ -378,7 +379,7 @@ ERRORS = {
 
 @pytest.mark.parametrize("overrides, expected", ERRORS.values(), ids=ERRORS.keys())
 def test_bad_tracking_setting_is_one_clear_line(overrides: dict[str, str], expected: str) -> None:
-    context = {**cdk_json_context(), "env": "dev", **overrides}
+    context = {**cdk_json.context(), "env": "dev", **overrides}
     with pytest.raises(ConfigError) as error:
         Settings.from_context(context, {})
     message = str(error.value)
@@ -387,7 +388,7 @@ def test_bad_tracking_setting_is_one_clear_line(overrides: dict[str, str], expec
 
 
 def test_ec2_mode_defaults_the_network_to_a_nat_instance() -> None:
-    context = {**cdk_json_context(), "env": "staging", "tracking.mode": "ec2"}
+    context = {**cdk_json.context(), "env": "staging", "tracking.mode": "ec2"}
     assert Settings.from_context(context, {}).network.egress == "nat_instance"
     context = {**context, "network.egress": "nat_gateway"}
     assert Settings.from_context(context, {}).network.egress == "nat_gateway"
