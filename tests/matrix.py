@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mlops_cdk.settings import TRACKING_MODES
 from tests.conftest import AppKey, app_key, synthesized
-from tests.synth import FORMS, MODES, SynthesizedApp
+from tests.synth import FORMS, SynthesizedApp
 from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import default_mode
 
-EGRESS_MODES = ("endpoints", "nat_gateway", "nat_instance")
 # Training by automatic model tuning, inference sharded over 3 instances + the commit step.
 SCALED_OUT = (
     ("pipelines.training.strategy", "tuning"),
@@ -58,7 +58,12 @@ class Variant:
 # Every env x mode in both forms, and each egress path where it is not already the default
 # (endpoints in prod and dev's networks, a NAT instance in staging's), deployed form only.
 VARIANTS: tuple[Variant, ...] = (
-    *(Variant(env, mode, form) for form in FORMS for env in ENVIRONMENTS for mode in MODES),
+    *(
+        Variant(env, mode, form)
+        for form in FORMS
+        for env in ENVIRONMENTS
+        for mode in TRACKING_MODES
+    ),
     Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
     Variant("staging", "fargate", "deployed", (("network.egress", "endpoints"),)),
     Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),

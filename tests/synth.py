@@ -19,7 +19,6 @@ from tools import cdk_json
 from tools.synthesis import template_of
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("serverless", "managed", "fargate", "ec2")
 
 # "agnostic": no account or region, as `python app.py` without CDK_DEFAULT_* synthesizes.
 # "deployed": a concrete account and region, as `cdk deploy` synthesizes (the CLI always

@@ -7,11 +7,12 @@ from collections import Counter
 
 import pytest
 
+from mlops_cdk.settings import TRACKING_MODES
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tests.conftest import app_key, stored_stacks, synthesized, synthesized_stacks, with_app
 from tests.matrix import Variant
 from tools.cdk_json import ENVIRONMENTS
-from tools.cost import MODES, Estimate, estimate, load_prices, render
+from tools.cost import Estimate, estimate, load_prices, render
 from tools.synthesis import StackTemplate, default_mode, stacks_of
 
 PRICES = load_prices()
@@ -113,7 +114,7 @@ def test_scheduled_runs_follow_enabled_schedules_and_job_instances() -> None:
 @pytest.mark.after_groups  # reads every variant's stacks, stored by the variant's own group
 def test_every_resource_is_priced_or_explicitly_free() -> None:
     for env in ENVIRONMENTS:
-        for mode in MODES:
+        for mode in TRACKING_MODES:
             assert cost(env, mode).not_priced == (), (env, mode)
 
 
@@ -157,7 +158,7 @@ def test_runs_per_month(expression: str, runs: float) -> None:
 
 @pytest.mark.after_groups
 def test_table_has_one_column_per_mode_and_marks_the_default() -> None:
-    estimates = {mode: cost("staging", mode) for mode in MODES}
+    estimates: dict[str, Estimate] = {mode: cost("staging", mode) for mode in TRACKING_MODES}
     text = render("staging", estimates, default_mode("staging"), PRICES)
     header = next(line for line in text.splitlines() if line.startswith("|"))
     assert [c.strip() for c in header.strip("|").split("|")][1:] == [

@@ -12,10 +12,10 @@ from aws_cdk import aws_s3 as s3
 from mlops_cdk import nag
 from mlops_cdk.constructs.data_stores import ObjectStore
 from mlops_cdk.constructs.mlflow_app import MlflowApp
-from mlops_cdk.settings import TrackingSettings
+from mlops_cdk.settings import TRACKING_MODES, TrackingSettings
 from tests.conftest import synthesized_acknowledgements
 from tests.matrix import VARIANTS, Variant
-from tests.synth import MODES, SynthesizedApp, synthesize
+from tests.synth import SynthesizedApp, synthesize
 from tools.cdk_json import ENVIRONMENTS
 from tools.nag_report import NAG_MD, AppAcknowledgements, render
 from tools.synthesis import template_of, templates_by_name
@@ -66,7 +66,7 @@ def test_nag_md_lists_every_acknowledgement_of_every_env_and_mode() -> None:
     # docs/nag.md is generated from the acknowledgements the constructs record (nag.ack...);
     # `make docs` rewrites it. Every env x mode, environment-agnostic (the matrix's apps).
     apps = [_acknowledged(v) for v in VARIANTS if v.form == "agnostic" and not v.extra]
-    assert len(apps) == len(ENVIRONMENTS) * len(MODES)
+    assert len(apps) == len(ENVIRONMENTS) * len(TRACKING_MODES)
     assert NAG_MD.read_text() == render(apps), "run `make docs` and commit docs/nag.md"
 
 

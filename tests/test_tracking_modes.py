@@ -14,9 +14,10 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from mlops_cdk.settings import TRACKING_MODES
 from tests import lint
 from tests.matrix import Variant, variant_params
-from tests.synth import MODES, SynthesizedApp
+from tests.synth import SynthesizedApp
 from tests.test_snapshots import mask_asset_hashes
 from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import default_mode
@@ -30,7 +31,7 @@ def app_for(env: str, mode: str) -> SynthesizedApp:
 NON_DEFAULT = [
     pytest.param(env, mode, id=f"{env}-{mode}")
     for env in ENVIRONMENTS
-    for mode in MODES
+    for mode in TRACKING_MODES
     if mode != default_mode(env)
 ]
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import yaml
 
 from mlops_cdk.constructs.pipeline_definition import all_steps
-from mlops_cdk.settings import ConfigError
+from mlops_cdk.settings import TRACKING_MODES, ConfigError
 from mlops_cdk.settings.cron import runs_per_month, scheduled_capacity_hours
 from tools import price_list
 from tools.cdk_json import ENVIRONMENTS
@@ -43,7 +43,6 @@ from tools.synthesis import (
 )
 
 PRICE_TABLE = ROOT / "pricing" / "us-east-1.yaml"
-MODES = ("serverless", "managed", "fargate", "ec2")
 
 Part = Literal["idle", "scheduled"]
 
@@ -707,7 +706,7 @@ def _all_lines(estimates: Iterable[Estimate], part: Part) -> list[Line]:
 
 
 def estimate_env(
-    env: str, modes: Sequence[str] = MODES, overrides: Mapping[str, str] | None = None
+    env: str, modes: Sequence[str] = TRACKING_MODES, overrides: Mapping[str, str] | None = None
 ) -> dict[str, Estimate]:
     prices = load_prices()
     return {
@@ -721,7 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tools.cost", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--env", action="append", help="environment (repeatable); default: all")
-    parser.add_argument("--mode", action="append", choices=MODES, help="tracking mode column(s)")
+    parser.add_argument(
+        "--mode", action="append", choices=TRACKING_MODES, help="tracking mode column(s)"
+    )
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="a -c style setting override, e.g. tracking.size=Medium")  # fmt: skip
     parser.add_argument("--refresh-prices", action="store_true",
@@ -740,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prices = load_prices()
     try:
         for env in args.env or ENVIRONMENTS:
-            estimates = estimate_env(env, args.mode or MODES, overrides)
+            estimates = estimate_env(env, args.mode or TRACKING_MODES, overrides)
             sys.stdout.write(render(env, estimates, default_mode(env), prices) + "\n")
     except ConfigError as err:
         sys.exit(f"config error: {err}")

@@ -21,12 +21,12 @@ import aws_cdk as cdk
 
 from mlops_cdk import nag
 from mlops_cdk.app_setup import set_up
+from mlops_cdk.settings import TRACKING_MODES
 from tools import cdk_json, generated_doc
 from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import ROOT
 
 NAG_MD = ROOT / "docs" / "nag.md"
-MODES = ("serverless", "managed", "fargate", "ec2")
 UNITS = ("storage", "network", "tracking", "studio", "pipelines")
 
 
@@ -54,14 +54,16 @@ def collect(env: str, mode: str) -> AppAcknowledgements:
 
 
 def _where(pairs: set[tuple[str, str]], envs: Sequence[str]) -> str:
-    by_env = {env: [mode for mode in MODES if (env, mode) in pairs] for env in envs}
+    by_env = {env: [mode for mode in TRACKING_MODES if (env, mode) in pairs] for env in envs}
     if all(modes == by_env[envs[0]] for modes in by_env.values()):
         modes = by_env[envs[0]]
         return (
-            "every env and mode" if len(modes) == len(MODES) else f"{', '.join(modes)}: every env"
+            "every env and mode"
+            if len(modes) == len(TRACKING_MODES)
+            else f"{', '.join(modes)}: every env"
         )
     return "; ".join(
-        f"{env}: {'all modes' if len(modes) == len(MODES) else ', '.join(modes)}"
+        f"{env}: {'all modes' if len(modes) == len(TRACKING_MODES) else ', '.join(modes)}"
         for env, modes in by_env.items()
         if modes
     )
@@ -112,7 +114,7 @@ def render(apps: Iterable[AppAcknowledgements]) -> str:
 
 
 def generate() -> str:
-    return render(collect(env, mode) for env in ENVIRONMENTS for mode in MODES)
+    return render(collect(env, mode) for env in ENVIRONMENTS for mode in TRACKING_MODES)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal, Self, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
 from mlops_cdk.settings.common import IntChoice, Section
 
 TrackingMode = Literal["serverless", "managed", "fargate", "ec2"]
+TRACKING_MODES: tuple[TrackingMode, ...] = get_args(TrackingMode)
 SELF_HOSTED_MODES: frozenset[str] = frozenset({"fargate", "ec2"})
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
