@@ -47,6 +47,7 @@ from typing import Any
 
 from mlops_cdk.constructs.pipeline_definition import all_steps
 from tests.aws_calls import S3, endpoint_service, role_actions, services_called
+from tools.synthesis import exports
 
 Template = Mapping[str, Any]
 Key = tuple[str, str]  # (stack name, logical id)
@@ -115,12 +116,7 @@ class AppNetwork:
 
     def __init__(self, templates: Mapping[str, Template]) -> None:
         self.templates = dict(templates)
-        self.exports: dict[str, tuple[str, Any]] = {}
-        for stack, template in self.templates.items():
-            for output in template.get("Outputs", {}).values():
-                name = output.get("Export", {}).get("Name")
-                if isinstance(name, str):
-                    self.exports[name] = (stack, output["Value"])
+        self.exports = exports(self.templates)
         self.groups: dict[Key, Group] = {
             key: Group(key) for key, _ in self.resources("AWS::EC2::SecurityGroup")
         }

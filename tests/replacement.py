@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from typing import Any
 
+from aws_cdk import cx_api
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-from tools.synthesis import template_of
+from tools.synthesis import exports, templates_by_name
 
 Address = tuple[str, str]
 """A resource: (stack name, logical id)."""
@@ -133,20 +134,14 @@ class Deployment:
     templates: Mapping[str, Mapping[str, Any]]
 
     @classmethod
-    def of(cls, stacks: Any) -> Deployment:
-        """From a cloud assembly's stacks (``app.assembly.stacks``)."""
-        return cls({stack.stack_name: template_of(stack) for stack in stacks})
+    def of(cls, assembly: cx_api.CloudAssembly) -> Deployment:
+        """From a cloud assembly (``app.assembly``)."""
+        return cls(templates_by_name(assembly))
 
     @cached_property
     def exports(self) -> dict[str, tuple[str, Any]]:
         """Export name -> (producer stack, the export's value expression)."""
-        found: dict[str, tuple[str, Any]] = {}
-        for stack, template in self.templates.items():
-            for output in template.get("Outputs", {}).values():
-                name = output.get("Export", {}).get("Name")
-                if isinstance(name, str):
-                    found[name] = (stack, output["Value"])
-        return found
+        return exports(self.templates)
 
     @cached_property
     def importers(self) -> dict[str, list[str]]:

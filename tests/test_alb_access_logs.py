@@ -29,7 +29,7 @@ from tests.iam.simulator import Request, simulate
 from tests.matrix import VARIANTS, Variant, variant_params
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, FORMS, SynthesizedApp
 from tools.cdk_json import ENVIRONMENTS
-from tools.synthesis import template_of
+from tools.synthesis import exports, templates_by_name
 
 PREFIX = "mlflow-load-balancer"
 ACCOUNT = DEPLOY_ACCOUNT
@@ -110,13 +110,8 @@ _NO_VALUE = object()
 
 
 def _exports(app: SynthesizedApp) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for stack in app.platform.stacks:
-        template = template_of(app.assembly.get_stack_by_name(stack.stack_name))
-        for output in template.get("Outputs", {}).values():
-            if "Export" in output:
-                found[output["Export"]["Name"]] = output["Value"]
-    return found
+    """Export name -> the output's value expression, over the app's stacks."""
+    return {name: value for name, (_, value) in exports(templates_by_name(app.assembly)).items()}
 
 
 def _access_log_bucket_id(app: SynthesizedApp) -> str:

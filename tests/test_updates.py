@@ -62,7 +62,7 @@ def test_cross_stack_references_are_strong_by_choice() -> None:
 
 def reference_problems(app: SynthesizedApp) -> list[str]:
     """Weak references, and imports that are not an export of a stack the importer needs."""
-    deployment = Deployment.of(app.assembly.stacks)
+    deployment = Deployment.of(app.assembly)
     problems: list[str] = []
     for stack in app.assembly.stacks:
         importer = stack.stack_name  # read once: each read of a jsii property crosses to Node
@@ -96,10 +96,10 @@ def test_the_reference_check_finds_weak_references() -> None:
 
 @pytest.mark.parametrize("variant", variant_params())
 def test_a_tag_change_replaces_nothing(variant: Variant) -> None:
-    before = Deployment.of(variant.app().assembly.stacks)
+    before = Deployment.of(variant.app().assembly)
     overrides = {**variant.overrides, "tags": json.dumps(CHANGED_TAGS)}
     retagged = synthesize(variant.env, overrides, form=variant.form, checks=False)
-    after = Deployment.of(retagged.assembly.stacks)
+    after = Deployment.of(retagged.assembly)
     # Same resources (a new logical id would be a delete and a create under the same name)
     added = {a for a, _ in after.resources()} ^ {a for a, _ in before.resources()}
     assert not added, f"a tag change adds or removes resources: {sorted(added)}"
@@ -112,7 +112,7 @@ def test_a_tag_change_replaces_nothing(variant: Variant) -> None:
 
 @pytest.mark.parametrize("variant", variant_params())
 def test_an_upstream_change_replaces_no_fixed_name_resource(variant: Variant) -> None:
-    deployment = Deployment.of(variant.app().assembly.stacks)
+    deployment = Deployment.of(variant.app().assembly)
     upstream = replaceable_exports(deployment)
     changes = replacements(deployment, deployment, upstream)
     fixed = [c.describe() for c in changes if c.fixed_name]
@@ -136,7 +136,7 @@ def _deployment(env: str, mode: str, references: str = "strong") -> Deployment:
         return Deployment({stack.name: stack.template for stack in stacks})
     overrides[REFERENCES] = references
     app = synthesize(env, overrides, form="deployed", checks=False)
-    return Deployment.of(app.assembly.stacks)
+    return Deployment.of(app.assembly)
 
 
 @pytest.mark.after_groups  # both modes' deployed apps are variants with groups of their own
@@ -245,7 +245,7 @@ def test_the_matrix_has_fixed_name_resources_to_check() -> None:
     staging = next(v for v in VARIANTS if v.id == "staging-managed-deployed")
     fixed = [
         address
-        for address, resource in Deployment.of(staging.app().assembly.stacks).resources()
+        for address, resource in Deployment.of(staging.app().assembly).resources()
         if any(
             p.endswith("Name") and p.removeprefix("/properties/") in resource.get("Properties", {})
             for p in name_properties(resource["Type"])

@@ -80,6 +80,18 @@ def templates_by_name(assembly: cx_api.CloudAssembly) -> dict[str, dict[str, Any
     return {stack.stack_name: template_of(stack) for stack in assembly.stacks}
 
 
+def exports(templates: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, Any]]:
+    """Export name -> (the stack exporting it, the output's value expression), over the
+    templates of one app ({stack name: template}, as :func:`templates_by_name` gives them)."""
+    found: dict[str, tuple[str, Any]] = {}
+    for stack, template in templates.items():
+        for output in template.get("Outputs", {}).values():
+            name = output.get("Export", {}).get("Name")
+            if isinstance(name, str):
+                found[name] = (stack, output["Value"])
+    return found
+
+
 def stacks_of(assembly: cx_api.CloudAssembly) -> list[StackTemplate]:
     """The stacks of a cloud assembly, in deployment order, with their manifest dependencies."""
     stack_ids = {s.id for s in assembly.stacks}

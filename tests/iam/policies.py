@@ -24,7 +24,7 @@ from typing import Any
 from aws_cdk import Stack
 
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
-from tools.synthesis import template_of
+from tools.synthesis import exports, templates_by_name
 
 ACCOUNT = DEPLOY_ACCOUNT
 REGION = DEPLOY_REGION
@@ -178,16 +178,8 @@ class Resolver:
         if app.platform.storage.account != ACCOUNT:
             raise ValueError("policies need the deployed form (a concrete account and region)")
         self.app = app
-        self.templates: dict[str, dict[str, Any]] = {
-            s.stack_name: template_of(app.assembly.get_stack_by_name(s.stack_name))
-            for s in app.platform.stacks
-        }
-        self.exports: dict[str, tuple[str, Any]] = {}
-        for stack, template in self.templates.items():
-            for output in template.get("Outputs", {}).values():
-                export = output.get("Export", {}).get("Name")
-                if export is not None:
-                    self.exports[export] = (stack, output["Value"])
+        self.templates = templates_by_name(app.assembly)
+        self.exports = exports(self.templates)
 
     # --- intrinsics -------------------------------------------------------------------
     def resolve(self, stack: str, value: Any) -> Any:

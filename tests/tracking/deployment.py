@@ -24,7 +24,7 @@ from typing import Any
 
 from tests.synth import DEPLOY_ACCOUNT, DEPLOY_REGION, SynthesizedApp
 from tests.tracking.cfn import Resolver
-from tools.synthesis import template_of
+from tools.synthesis import exports, templates_by_name
 
 # What AWS names an internal ALB whose logical ID starts with "Fargate" in stack mlops-<env>-
 # tracking: "internal-" + up to 32 characters of generated name + "-" + a number. Mixed case.
@@ -69,13 +69,11 @@ def _physical_id(stack: str, logical_id: str) -> str:
 
 def _imports(app: SynthesizedApp) -> dict[str, str]:
     """Every export of the app whose value is a plain ``Ref``: its physical ID."""
-    imports: dict[str, str] = {}
-    for stack in app.assembly.stacks:
-        for output in template_of(stack).get("Outputs", {}).values():
-            export, value = output.get("Export"), output.get("Value")
-            if export and isinstance(value, dict) and set(value) == {"Ref"}:
-                imports[export["Name"]] = _physical_id(stack.stack_name, value["Ref"])
-    return imports
+    return {
+        name: _physical_id(stack, value["Ref"])
+        for name, (stack, value) in exports(templates_by_name(app.assembly)).items()
+        if isinstance(value, dict) and set(value) == {"Ref"}
+    }
 
 
 def _template_text(value: Any) -> str:
