@@ -75,6 +75,7 @@ pytest: install  ## the test suite only, in parallel (PYTEST_WORKERS=0: serially
 	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 synth: install  ## synthesize every environment and print its stacks with their dependencies
+	@test -n "$(ENVS)" || { echo "make synth: no environments read from cdk.json (python3 -m tools.cdk_json)"; exit 1; }
 	@for env in $(ENVS); do \
 	  echo "== $$env"; \
 	  npx cdk synth --quiet -c env=$$env -o cdk.out/$$env >/dev/null || exit 1; \

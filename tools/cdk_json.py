@@ -22,7 +22,7 @@ def context() -> dict[str, Any]:
 
 
 # The environments cdk.json configures, in its order: what the tests, the tools and
-# `make synth` cover (tests/unit/test_environment_names.py keeps it their only list).
+# `make synth` cover (tests/unit/test_name_lists.py keeps it their only list).
 ENVIRONMENTS: tuple[str, ...] = tuple(context()["environments"])
 
 if __name__ == "__main__":
