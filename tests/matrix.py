@@ -10,12 +10,14 @@ most once per session (tests/conftest.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 import pytest
 
-from mlops_cdk.settings import TRACKING_MODES
+from mlops_cdk.settings import TRACKING_MODES, EgressMode, Settings
 from tests.conftest import AppKey, app_key, synthesized
 from tests.synth import FORMS, SynthesizedApp
+from tools import cdk_json
 from tools.cdk_json import ENVIRONMENTS
 from tools.synthesis import default_mode
 
@@ -55,8 +57,15 @@ class Variant:
         return synthesized(self.env, form=self.form, **self.overrides)
 
 
+def other_egress_modes(env: str) -> list[str]:
+    """Every egress mode of the settings (``EgressMode``) but the one cdk.json gives ``env``."""
+    own = Settings.from_context({**cdk_json.context(), "env": env}, environ={}).network.egress
+    return [mode for mode in get_args(EgressMode) if mode != own]
+
+
 # Every env x mode in both forms, and each egress path where it is not already the default
-# (endpoints in prod and dev's networks, a NAT instance in staging's), deployed form only.
+# (a NAT instance in staging's network), deployed form only: staging in fargate (the
+# network-heavy mode) over each other egress mode, and two more pairs.
 VARIANTS: tuple[Variant, ...] = (
     *(
         Variant(env, mode, form)
@@ -64,8 +73,10 @@ VARIANTS: tuple[Variant, ...] = (
         for env in ENVIRONMENTS
         for mode in TRACKING_MODES
     ),
-    Variant("staging", "fargate", "deployed", (("network.egress", "nat_gateway"),)),
-    Variant("staging", "fargate", "deployed", (("network.egress", "endpoints"),)),
+    *(
+        Variant("staging", "fargate", "deployed", (("network.egress", egress),))
+        for egress in other_egress_modes("staging")
+    ),
     Variant("staging", "ec2", "deployed", (("network.egress", "nat_gateway"),)),
     # Scaled out: the tuning step and sharded inference, in each env's default mode, both forms.
     *(Variant(env, default_mode(env), form, SCALED_OUT) for form in FORMS for env in ENVIRONMENTS),
