@@ -12,11 +12,26 @@ import sys
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
-from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError, Settings
-from mlops_cdk.settings.loader import cli_context
-
 
 def main() -> None:
+    # No automatic garbage collection while the app runs. Importing pydantic and aws-cdk-lib's
+    # Python modules creates hundreds of thousands of objects that live to the end, and at
+    # CPython's default thresholds the collector rescanned them about 420 times in a staging
+    # synthesis: 0.16-0.20 s of Python before Node can start its work, against 0.03 s in a
+    # bare one-bucket app. What it would reclaim is small: without it, peak RSS grows by
+    # 0.6-0.9 MB (of 123-150 MB in dev, staging and prod). Back on at the end, for a caller
+    # that runs this in its own process (a test, through runpy).
+    gc.disable()
+    try:
+        synthesize()
+    finally:
+        gc.enable()
+
+
+def synthesize() -> None:
+    from mlops_cdk.settings import DEFAULT_ENVIRONMENT, ConfigError, Settings  # noqa: PLC0415
+    from mlops_cdk.settings.loader import cli_context  # noqa: PLC0415
+
     # The settings are checked first, from the context the CDK CLI hands the app (what CDK's
     # App reads too), before aws_cdk is imported: that import starts jsii's Node process and
     # loads aws-cdk-lib (about half a second), and a bad setting needs neither.

@@ -19,15 +19,19 @@ from mlops_cdk import kernel_exit
 from tests.test_config_errors import run_as_the_cli
 from tools import cdk_json
 
-# Run app.py as the CLI does, then report whether jsii's Node process was told to exit.
+# Run app.py as the CLI does, then report whether jsii's Node process was told to exit, how
+# many garbage collections ran while app.py did, and whether the collector is on again.
 APP_THEN_REPORT = """
-import runpy
+import gc, runpy
 from mlops_cdk.kernel_exit import node_process
 
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
 runpy.run_path("app.py", run_name="__main__")
 found = node_process()
 print("no Node process found" if found is None else
       "told to exit" if found[0].stdin.closed else "still open")
+print(f"{len(collections)} collections; collector {'on' if gc.isenabled() else 'off'} after")
 """
 
 # Long enough for a slow machine; Node normally ends within a second of app.py.
@@ -69,10 +73,16 @@ def test_the_assembly_is_complete_when_app_py_returns(app_run: AppRun) -> None:
         assert json.loads((app_run.outdir / template).read_text())["Resources"]
 
 
+def test_app_py_runs_without_garbage_collection_and_turns_it_back_on(app_run: AppRun) -> None:
+    # Automatic collection is off while app.py runs (app.py main says why), and on again for
+    # whatever runs it in its own process.
+    assert app_run.result.stdout.splitlines()[1] == "0 collections; collector on after"
+
+
 def test_app_py_leaves_node_to_exit_and_node_leaves_nothing_behind(app_run: AppRun) -> None:
     # app.py told Node to exit itself, instead of leaving it to jsii's stop at exit, which
     # would then wait for it.
-    assert app_run.result.stdout.splitlines() == ["told to exit"]
+    assert app_run.result.stdout.splitlines()[0] == "told to exit"
     # Node ends on its own and runs its exit handlers: nothing is left in its temp dir.
     deadline = time.monotonic() + NODE_EXIT_TIMEOUT_SECONDS
     while any(app_run.temp.iterdir()) and time.monotonic() < deadline:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import runpy
@@ -130,6 +131,9 @@ def test_an_unreadable_cli_context_is_one_line(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CDK_CONTEXT_JSON", '{"env": "dev",')
     with pytest.raises(SystemExit) as stop:
         runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+    # app.py runs with automatic garbage collection off; stopping early, it turns it back on
+    # for this (the caller's) process.
+    assert gc.isenabled()
     message = str(stop.value.code)
     assert message.startswith("config error: cannot read the context the CDK CLI passed: ")
     assert "\n" not in message
