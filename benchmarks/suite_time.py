@@ -35,13 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_INSTALLS = (".venv", "node_modules", ".local")  # symlinked: never `make` in the worktree
 KEPT_RESULTS = Path(".pytest_cache") / "d"  # kept lint results (tests/session_cache.py)
-DEPENDENCY_FILES = (
-    "requirements.txt",
-    "requirements-dev.txt",
-    "package-lock.json",
-    "containers/training/requirements.txt",
-    "containers/inference/requirements.txt",
-)
+# Pinned outside requirements-dev.txt's includes: npm's lock (node_modules) and the MLflow
+# servers' locks (their venvs under .local, tests/tracking/test_managed_server_version.py).
+OTHER_PINS = ("package-lock.json", "tests/tracking/mlflow-server-*.txt")
 PARALLEL = ["-n", "auto", "--dist", "loadgroup"]  # as `make pytest`
 QUICK = ["-m", "not emulator and not real_database"]
 
@@ -88,8 +84,22 @@ def _commit(revision: str) -> str:
     return done.stdout.strip()
 
 
+def dependency_files() -> list[str]:
+    """What the shared installs are built from: requirements-dev.txt and every file it
+    includes with ``-r``, as `make install` installs them into .venv, and :data:`OTHER_PINS`."""
+    found: list[str] = []
+    pending = ["requirements-dev.txt"]
+    while pending:
+        name = pending.pop(0)
+        found.append(name)
+        for line in (ROOT / name).read_text().splitlines():
+            if line.startswith("-r "):
+                pending.append(line.removeprefix("-r ").strip())
+    return [*found, *OTHER_PINS]
+
+
 def _refuse_other_dependencies(revision: str, commit: str) -> None:
-    changed = _git("diff", "--name-only", commit, "--", *DEPENDENCY_FILES)
+    changed = _git("diff", "--name-only", commit, "--", *dependency_files())
     if changed:
         raise SystemExit(
             f"{revision} pins other dependencies ({changed.replace(chr(10), ', ')}); "
