@@ -99,12 +99,13 @@ def test_no_python_module_writes_out_a_list_that_has_a_home() -> None:
 
 
 def test_no_makefile_script_or_workflow_writes_one_out() -> None:
+    lists = name_lists()
     found = [
         f"{name}:{number} ({home})"
         for name in OTHER_FILES
         if (ROOT / name).is_file()
         for number, line in enumerate((ROOT / name).read_text().splitlines(), start=1)
-        for names, home in name_lists().items()
+        for names, home in lists.items()
         if names <= set(re.findall(r"[\w-]+", line))
     ]
     assert not found, (
